@@ -1,0 +1,70 @@
+"""The ``swinlstm`` command: one argparse tree whose subcommands live in their own modules.
+
+Each subcommand module ``swinlstm.cli.<name>`` defines ``add_parser(subparsers)`` (which sets
+``func`` on its parser) and keeps heavy imports inside the function that runs it, so
+``swinlstm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from swinlstm import __version__
+
+# subcommand name -> module (in the order --help lists them)
+SUBCOMMANDS = {
+    "train": "swinlstm.cli.train",
+    "test": "swinlstm.cli.test",
+    "predict": "swinlstm.cli.predict",
+    "export": "swinlstm.cli.export",
+    "demo": "swinlstm.cli.demo",
+    "data": "swinlstm.cli.data",
+    "bench": "swinlstm.cli.bench",
+    "reproduce": "swinlstm.cli.reproduce",
+}
+
+
+class UserError(Exception):
+    """A mistake in the user's input: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swinlstm",
+        description="Spatiotemporal prediction with SwinLSTM, ConvLSTM and LMC-Memory.",
+    )
+    parser.add_argument("--version", action="version", version=f"swinlstm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS.values():
+        if importlib.util.find_spec(module) is None:
+            continue
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def run(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; returns the exit code."""
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"swinlstm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

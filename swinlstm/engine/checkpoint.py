@@ -1,0 +1,168 @@
+"""Saving and loading models, whatever file a user hands us.
+
+Formats recognised by :func:`load_model`:
+
+* ``model.safetensors`` + ``model.json`` (``{"model": name, "config": {...}}``) written by
+  :func:`save_model`: loads without Lightning or pickle;
+* our Lightning ``.ckpt`` (``state_dict`` with ``model.`` keys, ``hyper_parameters`` holding
+  ``model_name`` and ``model_config``), read with ``weights_only=True``;
+* a directory holding either of those (``model.safetensors`` first, then ``best.ckpt``, ``last.ckpt``);
+* an authors' published file (SwinLSTM ``trained_model_state_dict``, LMC-Memory ``.pt``): a plain
+  state dict; the network is built from the ``name`` and ``config`` the caller passes (CLI flags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from swinlstm.models import build_model, load_official
+from swinlstm.models.official import read_state_dict
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+def atomic_write(path: str | os.PathLike, write_fn) -> None:
+    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write_fn(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def model_meta(model: nn.Module) -> dict[str, Any]:
+    """``{"model": name, "config": {...}}`` of a model made by ``build_model``."""
+    name = getattr(model, "model_name", None)
+    if name is None:
+        raise ValueError(
+            "the model was not made by swinlstm.models.build_model: no model_name to save"
+        )
+    return {"model": name, "config": _jsonable(getattr(model, "model_config", {}))}
+
+
+def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    meta = model_meta(model)
+    if extra:
+        meta.update(_jsonable(extra))
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(directory / MODEL_FILE, lambda p: save_file(sd, p))
+    atomic_write(directory / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+    return directory / MODEL_FILE
+
+
+def _load_ckpt(path: Path) -> tuple[dict, dict]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: cannot be read as a weights-only checkpoint ({first}); "
+            "files that need arbitrary unpickling are refused"
+        ) from None
+    return ckpt, ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+
+
+def _resolve(path: Path) -> Path:
+    if path.is_dir():
+        for name in (MODEL_FILE, "best.ckpt", "last.ckpt"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: holds no {MODEL_FILE}, best.ckpt or last.ckpt")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_model(
+    path: str | os.PathLike,
+    name: str | None = None,
+    config: dict | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model from any supported checkpoint; returns ``(model in eval mode, info)``.
+
+    ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` and,
+    for our checkpoints, the ``iteration`` reached. ``name``/``config`` are needed only for the
+    authors' files, which do not record their network's configuration.
+    """
+    path = _resolve(Path(path))
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        meta_path = path.with_name(CONFIG_FILE)
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{path}: needs {meta_path.name} beside it (model name and config)"
+            )
+        meta = json.loads(meta_path.read_text())
+        model = build_model(meta["model"], **meta["config"])
+        _load_exact(model, load_file(str(path)), path)
+        info = {"format": "safetensors", **meta}
+    else:
+        ckpt, hparams = _load_ckpt(path) if path.suffix == ".ckpt" else (None, {})
+        if ckpt is not None and isinstance(ckpt, dict) and "model_name" in hparams:
+            model = build_model(hparams["model_name"], **hparams.get("model_config", {}))
+            sd = {
+                k[len("model.") :]: v
+                for k, v in ckpt["state_dict"].items()
+                if k.startswith("model.")
+            }
+            _load_exact(model, sd, path)
+            info = {
+                "format": "ckpt",
+                "model": hparams["model_name"],
+                "config": hparams.get("model_config", {}),
+                "iteration": int(ckpt.get("iteration", ckpt.get("global_step", 0))),
+            }
+        else:
+            if name is None:
+                raise ValueError(
+                    f"{path} is a plain state dict (an authors' checkpoint?): pass --model and the "
+                    "model flags it was trained with"
+                )
+            model = build_model(name, **(config or {}))
+            load_official(model, read_state_dict(path) if ckpt is None else _state_of(ckpt, path))
+            info = {"format": "official", "model": name, "config": dict(config or {})}
+    model.eval()
+    return model, info
+
+
+def _state_of(ckpt: Any, path: Path) -> dict:
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
+        ckpt = ckpt["state_dict"]
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: holds no state dict")
+    return ckpt
+
+
+def _load_exact(model: nn.Module, sd: dict, path: Path) -> None:
+    from swinlstm.models.official import describe_mismatch
+
+    problem = describe_mismatch(model, sd)
+    if problem:
+        raise ValueError(f"{path} does not fit the model it names: {problem}")
+    model.load_state_dict(sd, strict=False)

@@ -1,0 +1,134 @@
+"""The one recurrence every predictor shares.
+
+A predictor is fed frames one at a time. Over an input clip of ``T_in`` frames it is fed
+frames ``0 .. T_in-2`` (each output predicts the next input frame), then the last input frame,
+then each of its own outputs, ``out_len`` steps in all. This is the authors' recurrence for
+SwinLSTM (``functions.py``) and, step for step, LMC-Memory's (``model.py``).
+
+Subclasses implement only what differs between models:
+
+* ``init_state(batch_size, device, dtype)`` -> the state before the first frame (zeros);
+* ``_step(frame, state, context, decode)`` -> ``(next_frame or None, state)``, one recurrent step;
+* optionally ``encode_context(frames, long_frames, phase)`` -> a per-clip context (the
+  LMC-Memory read-out) that every step sees. Models without memory return ``None``.
+
+``forecast_only = True`` marks models whose forward returns only the ``out_len`` forecast frames
+(LMC-Memory's training loss uses only those); otherwise forward returns all ``T_in - 1 + out_len``
+outputs, the SwinLSTM paper's loss target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+State = Any
+
+
+class RecurrentPredictor(nn.Module):
+    """Base class of every frame predictor: ``forward``, ``predict``, ``init_state``, ``step``.
+
+    Shapes: frames are ``(B, T, C, H, W)`` float tensors in [0, 1]; one frame is ``(B, C, H, W)``.
+    Subclasses set ``self.in_chans`` and ``self.img_size`` (``(H, W)``) in ``__init__``.
+    """
+
+    forecast_only: bool = False
+    in_chans: int
+    img_size: tuple[int, int]
+
+    # ----- what subclasses implement -------------------------------------------------------
+    def init_state(
+        self,
+        batch_size: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> State:
+        """The recurrent state before the first frame, for ``batch_size`` sequences."""
+        raise NotImplementedError
+
+    def _step(
+        self, frame: torch.Tensor, state: State, context: Any = None, decode: bool = True
+    ) -> tuple[torch.Tensor | None, State]:
+        """One step: ``frame`` (B, C, H, W) -> (next frame (B, C, H, W) or None, new state).
+
+        ``decode=False`` lets a model skip producing a frame nobody will use.
+        """
+        raise NotImplementedError
+
+    def encode_context(
+        self, frames: torch.Tensor, long_frames: torch.Tensor | None = None, phase: int = 2
+    ) -> Any:
+        """Per-clip context read once before the recurrence (memory models); None otherwise."""
+        return None
+
+    # ----- the shared recurrence ------------------------------------------------------------
+    def check_frames(self, frames: torch.Tensor, name: str = "frames") -> None:
+        """Raise ValueError unless ``frames`` is (B, T, C, H, W) with this model's C, H, W."""
+        if not isinstance(frames, torch.Tensor) or frames.dim() != 5:
+            shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames)
+            raise ValueError(f"{name} must be a (B, T, C, H, W) tensor, got shape {shape}")
+        _, t, c, h, w = frames.shape
+        if t < 1:
+            raise ValueError(f"{name} must hold at least 1 frame, got T={t}")
+        if c != self.in_chans:
+            raise ValueError(
+                f"{name} has {c} channels but the model expects in_chans={self.in_chans}"
+            )
+        if (h, w) != tuple(self.img_size):
+            raise ValueError(
+                f"{name} are {h}x{w} but the model was built for img_size={tuple(self.img_size)} (H, W)"
+            )
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        out_len: int,
+        long_frames: torch.Tensor | None = None,
+        phase: int = 2,
+    ) -> torch.Tensor:
+        """Run the recurrence over ``frames`` (B, T_in, C, H, W) and ``out_len`` forecast steps.
+
+        Returns (B, T_in - 1 + out_len, C, H, W): the predictions of frames 1 .. T_in - 1 + out_len
+        of the clip, or (B, out_len, C, H, W) when ``forecast_only``.
+        """
+        self.check_frames(frames)
+        if not isinstance(out_len, int) or out_len < 1:
+            raise ValueError(f"out_len must be an integer >= 1, got {out_len!r}")
+        t_in = frames.shape[1]
+        context = self.encode_context(frames, long_frames, phase)
+        state = self.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
+        outputs = []
+        for t in range(t_in - 1):
+            y, state = self._step(frames[:, t], state, context, decode=not self.forecast_only)
+            if y is not None:
+                outputs.append(y)
+        x = frames[:, -1]
+        for _ in range(out_len):
+            x, state = self._step(x, state, context, decode=True)
+            outputs.append(x)
+        return torch.stack(outputs, dim=1)
+
+    def predict(
+        self,
+        frames: torch.Tensor,
+        out_len: int,
+        long_frames: torch.Tensor | None = None,
+        phase: int = 2,
+    ) -> torch.Tensor:
+        """The forecast only: (B, T_in, C, H, W) -> (B, out_len, C, H, W)."""
+        return self.forward(frames, out_len, long_frames=long_frames, phase=phase)[:, -out_len:]
+
+    def step(
+        self, frame: torch.Tensor, state: State, context: Any = None
+    ) -> tuple[torch.Tensor, State]:
+        """Streaming: feed one frame (B, C, H, W), get the next frame and the new state.
+
+        Feeding a clip frame by frame, then each output back, equals ``forward``.
+        """
+        if frame.dim() != 4:
+            raise ValueError(f"step takes one frame (B, C, H, W), got shape {tuple(frame.shape)}")
+        self.check_frames(frame.unsqueeze(1), name="frame")
+        y, state = self._step(frame, state, context, decode=True)
+        return y, state

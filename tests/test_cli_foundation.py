@@ -1,0 +1,39 @@
+"""The package installs, the console script answers, and the model registry refuses bad names."""
+
+import subprocess
+import sys
+
+import pytest
+
+import swinlstm
+from swinlstm.cli.main import run
+from swinlstm.models import build_model, list_models
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(["--version"])
+    assert exc.value.code == 0
+    assert swinlstm.__version__ in capsys.readouterr().out
+
+
+def test_help_lists_subcommands(capsys):
+    assert run([]) == 0
+    assert "usage: swinlstm" in capsys.readouterr().out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "swinlstm.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Spatiotemporal prediction" in out.stdout
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'nope'.*swinlstm-d"):
+        build_model("nope")
+    assert {"swinlstm-b", "swinlstm-d", "convlstm", "lmc-convlstm"} <= set(list_models())
