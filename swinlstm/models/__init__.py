@@ -35,7 +35,7 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 def list_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
-    return sorted(_OWNERS)
+    return sorted(set(_OWNERS) | set(_BUILDERS))
 
 
 def build_model(name: str, **config) -> RecurrentPredictor:
@@ -45,7 +45,7 @@ def build_model(name: str, **config) -> RecurrentPredictor:
     which checkpoints save beside the weights.
     """
     key = name.lower().replace("_", "-")
-    if key not in _OWNERS:
+    if key not in _OWNERS and key not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     if key not in _BUILDERS:
         importlib.import_module(_OWNERS[key])
