@@ -1,0 +1,270 @@
+"""The Lightning module that trains any registered predictor.
+
+Two procedures, chosen by the model:
+
+* **SwinLSTM / ConvLSTM** (no memory): the SwinLSTM paper's loss, MSE over every frame the model
+  outputs (``T_in - 1 + out_len`` frames: each output predicts the next frame of the clip), one
+  optimiser step per iteration (Lightning's automatic optimisation).
+* **Memory models** (``memory_size > 0``): LMC-Memory's memory alignment. Each iteration takes two
+  optimiser steps (manual optimisation): phase 1 reads the memory from the long clip (memory slots
+  trained), phase 2 from the short clip only (slots frozen by the model), each on L1 + L2 loss.
+  For the first ``iterations_warmup`` iterations only the first 10 frames are predicted, and the
+  long clip is the first ``short_len + 10`` frames, as the authors' ``train.py``.
+
+``iteration`` counts completed iterations (not optimiser steps): it is saved as a top-level integer
+in every checkpoint, and the data module starts its order there when a run is resumed.
+Validation predicts ``out_len`` frames from the inputs (phase 2), clips to [0, 1] and accumulates
+per-frame metrics of ``swinlstm.metrics.compute`` weighted by batch size; the sums are reduced over
+processes, so the logged ``val/<metric>`` are means over the whole validation set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from swinlstm.models import build_model
+
+
+def is_memory_model(model: nn.Module) -> bool:
+    """True when ``model`` has an LMC memory (``memory_size > 0``): two-phase training."""
+    if isinstance(getattr(model, "memory", None), nn.Module):
+        return True
+    return int(getattr(model, "memory_size", 0) or 0) > 0
+
+
+def loss_target(inputs: torch.Tensor, targets: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """The frames ``output`` predicts: the last ``output.shape[1]`` frames of clip[1:].
+
+    ``inputs`` (B, T_in, C, H, W), ``targets`` (B, T_out, ...), ``output`` (B, T, ...) with
+    ``T = T_in - 1 + T_out`` (whole recurrence) or ``T_out`` (forecast-only models).
+    """
+    clip = torch.cat([inputs[:, 1:], targets], dim=1)
+    return clip[:, -output.shape[1] :]
+
+
+def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The SwinLSTM paper's loss: mean squared error over every output frame."""
+    return F.mse_loss(output, target)
+
+
+class PredictionModule(pl.LightningModule):
+    """Trains ``build_model(model_name, **model_config)``; all hyper-parameters are plain types.
+
+    Args:
+        model_name, model_config: what ``build_model`` takes (saved in ``hyper_parameters``, which
+            ``swinlstm.engine.checkpoint.load_model`` reads).
+        short_len, out_len: input and predicted frames.
+        lr: Adam learning rate; ``weight_decay``: Adam's L2 penalty.
+        iterations: training iterations (the schedule's length).
+        iterations_warmup: LMC-Memory warm-up iterations (memory models only).
+        schedule: ``none``, ``cosine`` (to ``lr * min_lr_ratio``) or ``onecycle``.
+        grad_clip: max gradient norm (0: no clipping).
+        valid_metrics: metric names for ``swinlstm.metrics.compute``.
+        protocol: metric protocol for ``swinlstm.metrics.compute``.
+        skip_warmup: fine-tuning from trained weights (the authors skip warm-up then).
+        seed: seeds the long-clip windows drawn here (when the data gives none).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        model_config: dict[str, Any],
+        short_len: int = 10,
+        out_len: int = 10,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        iterations: int = 1000,
+        iterations_warmup: int = 0,
+        schedule: str = "none",
+        min_lr_ratio: float = 0.01,
+        grad_clip: float = 0.0,
+        valid_metrics: tuple[str, ...] | list[str] = ("mse", "mae", "ssim", "psnr"),
+        protocol: str = "default",
+        skip_warmup: bool = False,
+        seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        if schedule not in ("none", "cosine", "onecycle"):
+            raise ValueError(f"--schedule must be none, cosine or onecycle, got {schedule!r}")
+        self.save_hyperparameters()
+        self.model = build_model(model_name, **model_config)
+        self.memory = is_memory_model(self.model)
+        self.automatic_optimization = not self.memory
+        self.iteration = 0
+        self._reset_train_loss()
+        self._reset_valid()
+
+    # ----- optimisation ---------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opt = torch.optim.Adam(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(1, int(hp.iterations))
+        if hp.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=total, eta_min=hp.lr * hp.min_lr_ratio
+            )
+        elif hp.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total + 1)
+        else:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
+        if self.hparams.grad_clip > 0:
+            self.clip_gradients(optimizer, self.hparams.grad_clip, "norm")
+
+    # ----- training ---------------------------------------------------------------------------
+    def _split(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if len(batch) == 3:
+            return batch[0], batch[1], batch[2]
+        return batch[0], batch[1], None
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        inputs, targets, long = self._split(batch)
+        if self.memory:
+            loss = self._memory_step(inputs, targets, long)
+        else:
+            output = self.model(inputs, targets.shape[1])
+            loss = mse_loss(output, loss_target(inputs, targets, output))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at iteration {self.iteration}: lower --lr, "
+                "set --grad_clip, or use --precision 32-true"
+            )
+        self._loss_sum += loss.detach().float()
+        self._loss_count += 1
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        return loss if self.automatic_optimization else None
+
+    def _memory_step(
+        self, inputs: torch.Tensor, targets: torch.Tensor, long: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Phase 1 (long clip, memory trained) then phase 2 (short clip only): two steps."""
+        from swinlstm.models.training import (
+            alignment_clips,
+            loss_targets,
+            memory_alignment_step,
+            warmup_out_len,
+        )
+
+        hp = self.hparams
+        warmup = 0 if hp.skip_warmup else hp.iterations_warmup
+        out_len = warmup_out_len(self.iteration, warmup, targets.shape[1])
+        if out_len < targets.shape[1] or long is None:
+            # warm-up: the clip's first short_len + 10 frames; no long clip from the data: a
+            # window drawn from a generator seeded by the iteration (reproducible on resume)
+            clip = torch.cat([inputs, targets], dim=1)
+            rng = np.random.default_rng(self.hparams.seed * 1000003 + self.iteration)
+            long = alignment_clips(
+                clip,
+                self.iteration,
+                inputs.shape[1],
+                clip.shape[1],
+                targets.shape[1],
+                warmup=warmup,
+                rng=rng,
+            ).long
+        targets = loss_targets(self.model, inputs, targets[:, :out_len])
+        opt = self.optimizers()
+
+        def backward(loss: torch.Tensor) -> None:
+            self.manual_backward(loss)
+            if hp.grad_clip > 0:
+                self.clip_gradients(opt, hp.grad_clip, "norm")
+
+        losses = memory_alignment_step(
+            self.model, opt, inputs, targets, long, out_len, backward=backward
+        )
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        return torch.tensor(losses["loss"], device=inputs.device)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.iteration += 1
+
+    def _reset_train_loss(self) -> None:
+        self._loss_sum = torch.zeros(())
+        self._loss_count = 0
+
+    def pop_train_loss(self) -> float:
+        """Mean training loss since the last call, averaged over processes (nan if none)."""
+        stats = torch.stack(
+            [self._loss_sum.detach().float().cpu(), torch.tensor(float(self._loss_count))]
+        ).to(self.device)
+        stats = self._reduce_sum(stats)
+        self._reset_train_loss()
+        return float(stats[0] / stats[1]) if stats[1] > 0 else math.nan
+
+    # ----- validation ---------------------------------------------------------------------------
+    def _reset_valid(self) -> None:
+        self._valid_sums: dict[str, torch.Tensor] = {}
+        self._valid_count = 0
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_valid()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        from swinlstm.metrics import compute
+
+        inputs, targets, _ = self._split(batch)
+        pred = self.model.predict(inputs, targets.shape[1]).clamp(0, 1)
+        values = compute(
+            pred.float(),
+            targets.float(),
+            metrics=tuple(self.hparams.valid_metrics),
+            protocol=self.hparams.protocol,
+        )
+        n = inputs.shape[0]
+        for name, per_frame in values.items():
+            per_frame = torch.as_tensor(per_frame, dtype=torch.float64).detach().cpu()
+            self._valid_sums[name] = self._valid_sums.get(name, 0) + per_frame * n
+        self._valid_count += n
+
+    def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+        return tensor
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._reset_valid()
+            return
+        names = list(self.hparams.valid_metrics)
+        count = self._reduce_sum(torch.tensor(float(self._valid_count), device=self.device))
+        self.valid_per_frame: dict[str, torch.Tensor] = {}
+        for name in names:
+            total = self._valid_sums.get(name)
+            if total is None:  # a metric the metrics module could not give (e.g. no weights)
+                continue
+            total = self._reduce_sum(total.to(self.device, torch.float32))
+            self.valid_per_frame[name] = (total / count.clamp_min(1)).cpu()
+        for name, per_frame in self.valid_per_frame.items():
+            self.log(f"val/{name}", float(per_frame.mean()), sync_dist=False)
+        self.valid_count = int(count.item())
+        self._reset_valid()
+
+    # ----- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["iteration"] = int(self.iteration)
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng_state"] = rng
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.iteration = int(checkpoint.get("iteration", 0))
+        rng = checkpoint.get("rng_state") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])

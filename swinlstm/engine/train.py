@@ -1,0 +1,479 @@
+"""``train(config) -> Path``: one training run on Lightning, used by the CLI and the demo.
+
+What a run writes into ``checkpoint_save_dir``:
+
+* ``last.ckpt`` (every validation and at the end) and ``best.ckpt`` (lowest validation MSE):
+  Lightning checkpoints with a top-level integer ``iteration`` and ``hyper_parameters`` holding
+  ``model_name`` / ``model_config`` as plain types, written to a temporary file then renamed;
+* ``model.safetensors`` + ``model.json``: the best weights (the last ones if there is no
+  validation set), loadable without Lightning or pickle (``swinlstm.engine.checkpoint.load_model``);
+* ``config.yaml`` (the resolved configuration), ``metrics.csv`` (train loss, learning rate and
+  validation metrics by iteration) and ``tensorboard/`` when tensorboard is installed.
+
+``checkpoint_load_file`` either resumes (a ``.ckpt`` written here: same iteration, optimiser,
+schedule, data order and random state) or fine-tunes (``model.safetensors``, a weights-only
+``.ckpt`` or an authors' published file: weights only, iteration 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from swinlstm.engine.checkpoint import CONFIG_FILE, MODEL_FILE, atomic_write, load_model, save_model
+from swinlstm.engine.datamodule import PredictionDataModule
+from swinlstm.engine.module import PredictionModule
+
+LAST, BEST = "last", "best"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the ``swinlstm train`` flags map one to one onto these fields."""
+
+    # data
+    dataset: str = "movingmnist"
+    train_data_dir: str | None = None
+    valid_data_dir: str | None = None
+    img_size: int | list[int] = 64
+    img_channel: int = 1
+    short_len: int = 10
+    out_len: int = 10
+    long_len: int = 0
+    data_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 16
+    workers: int = 2
+    seed: int = 1234
+    # model
+    model: str = "swinlstm-d"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    # optimisation
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    grad_clip: float = 0.0
+    iterations: int = 300000
+    iterations_warmup: int = 5000
+    # validation and outputs
+    print_freq: int = 1000
+    valid_batches: int | None = None
+    valid_batch_size: int | None = None
+    valid_metrics: list[str] = field(default_factory=lambda: ["mse", "mae", "ssim", "psnr"])
+    protocol: str = "default"
+    checkpoint_save_dir: str = "./checkpoints"
+    checkpoint_load_file: str | None = None
+    # hardware (Lightning's meanings)
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise ValueError naming the flag for settings no run can use."""
+        for name in ("short_len", "out_len", "batch_size", "iterations", "print_freq", "num_nodes"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
+            raise ValueError("--long_len, --iterations_warmup and --workers must be >= 0")
+        if self.long_len > self.short_len + self.out_len:
+            raise ValueError(
+                f"--long_len {self.long_len} is longer than the clip it is taken from: "
+                f"--short_len + --out_len = {self.short_len + self.out_len}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.valid_batches is not None and self.valid_batches < 0:
+            raise ValueError(f"--valid_batches must be >= 0, got {self.valid_batches}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from itself or a mapping of its fields (unknown keys: an error)."""
+    if isinstance(config, TrainConfig):
+        return config
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(config) - names)
+    if unknown:
+        raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+    return TrainConfig(**{k: v for k, v in config.items() if v is not None})
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, but through a temporary file and a rename (kill -9 safe)."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+class ProgressBar(Callback):
+    """One tqdm bar over iterations (loss, it/s, ETA) and one summary line per validation."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.bar = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        from tqdm.auto import tqdm
+
+        tty = sys.stdout.isatty()
+        self.bar = tqdm(
+            total=self.total,
+            initial=pl_module.iteration,
+            desc="train",
+            unit="it",
+            dynamic_ncols=True,
+            mininterval=0.5 if tty else 30.0,
+            file=sys.stdout,
+        )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            loss = trainer.callback_metrics.get("loss")
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{float(loss):.4g}", refresh=False)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class RunRecorder(Callback):
+    """After each validation: a metrics.csv row, a summary line, and the best weights as
+    ``model.safetensors``. At the end: ``last.ckpt`` and weights if no validation wrote them."""
+
+    def __init__(self, directory: Path, bar: ProgressBar, start_iteration: int) -> None:
+        self.directory = directory
+        self.bar = bar
+        self.best = math.inf
+        self.rows: list[dict[str, Any]] = []
+        self.columns: list[str] = ["iteration", "train_loss", "lr"]
+        self.csv_path = directory / "metrics.csv"
+        self._t0 = time.monotonic()
+        self._it0 = start_iteration
+        if self.csv_path.is_file():  # resumed: keep the rows up to the checkpoint's iteration
+            with open(self.csv_path, newline="") as f:
+                reader = csv.DictReader(f)
+                self.columns = list(reader.fieldnames or self.columns)
+                self.rows = [r for r in reader if int(float(r["iteration"])) <= start_iteration]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": float(self.best)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state.get("best", math.inf))
+
+    def _write_csv(self) -> None:
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.rows)
+
+        atomic_write(self.csv_path, write)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        train_loss = pl_module.pop_train_loss()  # collective: every rank calls it
+        if not trainer.is_global_zero:
+            return
+        values = {k: float(v.mean()) for k, v in getattr(pl_module, "valid_per_frame", {}).items()}
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        row = {"iteration": pl_module.iteration, "train_loss": train_loss, "lr": lr, **values}
+        for key in row:
+            if key not in self.columns:
+                self.columns.append(key)
+        self.rows.append(row)
+        self._write_csv()
+        mse = values.get("mse", math.nan)
+        improved = mse < self.best
+        if improved:
+            self.best = mse
+            save_model(
+                pl_module.model,
+                self.directory,
+                extra={"iteration": pl_module.iteration, "val_mse": mse},
+            )
+        rate = (pl_module.iteration - self._it0) / max(time.monotonic() - self._t0, 1e-9)
+        shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+        self.bar.write(
+            f"iter {pl_module.iteration}/{trainer.max_steps // _steps_per_iteration(pl_module)}"
+            f" | loss {train_loss:.4g} | val {shown} | best mse {self.best:.4g}"
+            f"{' (new)' if improved else ''} | {rate:.2f} it/s"
+        )
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        last = self.directory / f"{LAST}.ckpt"
+        if _saved_iteration(last) != pl_module.iteration:
+            trainer.save_checkpoint(last)
+        if trainer.is_global_zero and not (self.directory / MODEL_FILE).is_file():
+            save_model(pl_module.model, self.directory, extra={"iteration": pl_module.iteration})
+
+
+def _steps_per_iteration(module: PredictionModule) -> int:
+    return 2 if module.memory else 1
+
+
+def _saved_iteration(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True).get("iteration", -1))
+    except Exception:
+        return None
+
+
+def read_training_checkpoint(path: Path) -> dict | None:
+    """The checkpoint when ``path`` is a resumable Lightning ``.ckpt`` written by us, else None.
+
+    Raises ValueError (refusal) for files that would need arbitrary unpickling.
+    """
+    if path.suffix != ".ckpt":
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: cannot be read as a weights-only checkpoint ({first}); "
+            "files that need arbitrary unpickling are refused"
+        ) from None
+    if (
+        isinstance(ckpt, dict)
+        and "loops" in ckpt
+        and "model_name" in ckpt.get("hyper_parameters", {})
+    ):
+        return ckpt
+    return None
+
+
+def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) -> PredictionModule:
+    return PredictionModule(
+        model_name=name,
+        model_config=model_config,
+        short_len=cfg.short_len,
+        out_len=cfg.out_len,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        iterations=cfg.iterations,
+        iterations_warmup=cfg.iterations_warmup,
+        schedule=cfg.schedule,
+        grad_clip=cfg.grad_clip,
+        valid_metrics=list(cfg.valid_metrics),
+        protocol=cfg.protocol,
+        skip_warmup=skip_warmup,
+        seed=cfg.seed,
+    )
+
+
+def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
+    """The module to train and the checkpoint to resume from (None: a new run)."""
+    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
+    if source is not None and not source.exists():
+        raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
+    ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
+    if ckpt is not None:  # resume: the network is the checkpoint's
+        hp = ckpt["hyper_parameters"]
+        clash = {
+            k: v
+            for k, v in cfg.model_config.items()
+            if k in hp["model_config"] and hp["model_config"][k] != v
+        }
+        if cfg.model != hp["model_name"] or clash:
+            raise ValueError(
+                f"{source} was trained as {hp['model_name']} {hp['model_config']}; "
+                f"the flags ask for {cfg.model} {cfg.model_config}"
+            )
+        module = _module(
+            cfg, hp["model_name"], dict(hp["model_config"]), hp.get("skip_warmup", False)
+        )
+        return module, str(source)
+    module = _module(cfg, cfg.model, dict(cfg.model_config), skip_warmup=source is not None)
+    if source is not None:  # fine-tune: weights only
+        from swinlstm.models.official import describe_mismatch
+
+        loaded, info = load_model(source, name=cfg.model, config=cfg.model_config)
+        sd = loaded.state_dict()
+        problem = describe_mismatch(module.model, sd)
+        if problem:
+            raise ValueError(f"{source} ({info['format']}) does not fit the model: {problem}")
+        module.model.load_state_dict(sd)
+        print(f"fine-tuning from {source} ({info['format']} weights)", flush=True)
+    return module, None
+
+
+def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int) -> None:
+    """A clear error when the model's frame size / channels differ from the data's."""
+    size = cfg.img_size if isinstance(cfg.img_size, (list, tuple)) else [cfg.img_size] * 2
+    size = list(size) * 2 if len(size) == 1 else list(size)
+    model_size = list(getattr(module.model, "img_size", size))
+    if model_size != size or getattr(module.model, "in_chans", channels) != channels:
+        raise ValueError(
+            f"the model takes {model_size[0]}x{model_size[1]} frames with "
+            f"{getattr(module.model, 'in_chans', '?')} channels but the data gives "
+            f"{size[0]}x{size[1]} with {channels}: check --img_size / --img_channel"
+        )
+
+
+def _write_config(cfg: TrainConfig, module: PredictionModule, directory: Path) -> None:
+    import yaml
+
+    data = cfg.to_dict()
+    data["model"] = module.hparams.model_name
+    data["model_config"] = dict(module.hparams.model_config)
+    text = yaml.safe_dump(_plain(data), sort_keys=False)
+    atomic_write(directory / "config.yaml", lambda p: Path(p).write_text(text))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _logger(directory: Path) -> Any:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(save_dir=str(directory), name="tensorboard", version="")
+
+
+def train(
+    config: TrainConfig | dict[str, Any],
+    train_set: torch.utils.data.Dataset | None = None,
+    valid_set: torch.utils.data.Dataset | None = None,
+) -> Path:
+    """Train as ``config`` says; returns ``checkpoint_save_dir`` (holding the files listed above).
+
+    ``train_set`` / ``valid_set`` replace ``build_datasets`` (programs with their own data).
+    """
+    cfg = as_config(config)
+    cfg.validate()
+    directory = Path(cfg.checkpoint_save_dir)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module, resume_from = _prepare_model(cfg)
+    data = PredictionDataModule(
+        dataset=cfg.dataset,
+        data_options={
+            "train_dir": cfg.train_data_dir,
+            "valid_dir": cfg.valid_data_dir,
+            "short_len": cfg.short_len,
+            "out_len": cfg.out_len,
+            "long_len": cfg.long_len if module.memory else 0,
+            "img_size": cfg.img_size,
+            "img_channel": cfg.img_channel,
+            "seed": cfg.seed,
+            **cfg.data_options,
+        },
+        batch_size=cfg.batch_size,
+        iterations=cfg.iterations,
+        seed=cfg.seed,
+        workers=cfg.workers,
+        valid_batches=cfg.valid_batches,
+        valid_batch_size=cfg.valid_batch_size,
+        train_set=train_set,
+        valid_set=valid_set,
+    )
+    data.load()
+    _check_model_fits(module, cfg, int(data.train_set[0][0].shape[1]))
+    has_valid = data.valid_set is not None and cfg.valid_batches != 0
+
+    start = int(read_training_checkpoint(Path(resume_from))["iteration"]) if resume_from else 0
+    if start >= cfg.iterations:
+        raise ValueError(
+            f"{resume_from} is at iteration {start}: raise --iterations above it to train more"
+        )
+    steps = _steps_per_iteration(module)
+    bar = ProgressBar(cfg.iterations, enabled=cfg.progress)
+    recorder = RunRecorder(directory, bar, start)
+    if has_valid:
+        ckpt_cb = ModelCheckpoint(
+            dirpath=directory,
+            filename=BEST,
+            monitor="val/mse",
+            mode="min",
+            save_last=True,
+            save_top_k=1,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        )
+    else:
+        ckpt_cb = ModelCheckpoint(
+            dirpath=directory,
+            filename=BEST,
+            save_last=True,
+            save_top_k=1,
+            every_n_train_steps=cfg.print_freq * steps,
+            enable_version_counter=False,
+        )
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        max_steps=cfg.iterations * steps,
+        max_epochs=-1,
+        val_check_interval=cfg.print_freq if has_valid else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=None if has_valid else 0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        log_every_n_steps=max(1, min(50, cfg.print_freq)),
+        logger=_logger(directory),
+        callbacks=[bar, recorder, ckpt_cb],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(directory),
+    )
+    if trainer.is_global_zero:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_config(cfg, module, directory)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*`ModelCheckpoint\\(monitor=.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    if trainer.is_global_zero:
+        best = recorder.best
+        print(
+            f"trained {module.iteration} iterations; best validation mse {best:.4g}; "
+            f"files in {directory} ({MODEL_FILE}, {CONFIG_FILE}, {LAST}.ckpt"
+            f"{', ' + BEST + '.ckpt' if has_valid else ''}, config.yaml, metrics.csv)",
+            flush=True,
+        )
+    return directory
