@@ -37,6 +37,7 @@ from swinlstm.engine.datamodule import PredictionDataModule
 from swinlstm.engine.module import PredictionModule
 
 LAST, BEST = "last", "best"
+_MISSING = object()
 
 
 @dataclass
@@ -183,6 +184,9 @@ class RunRecorder(Callback):
                 self.columns = list(reader.fieldnames or self.columns)
                 self.rows = [r for r in reader if int(float(r["iteration"])) <= start_iteration]
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._t0, self._it0 = time.monotonic(), pl_module.iteration
+
     def state_dict(self) -> dict[str, Any]:
         return {"best": float(self.best)}
 
@@ -301,11 +305,8 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
     if ckpt is not None:  # resume: the network is the checkpoint's
         hp = ckpt["hyper_parameters"]
-        clash = {
-            k: v
-            for k, v in cfg.model_config.items()
-            if k in hp["model_config"] and hp["model_config"][k] != v
-        }
+        saved = hp["model_config"]
+        clash = {k: v for k, v in cfg.model_config.items() if saved.get(k, _MISSING) != v}
         if cfg.model != hp["model_name"] or clash:
             raise ValueError(
                 f"{source} was trained as {hp['model_name']} {hp['model_config']}; "
@@ -370,6 +371,15 @@ def _logger(directory: Path) -> Any:
     return TensorBoardLogger(save_dir=str(directory), name="tensorboard", version="")
 
 
+@dataclass
+class TrainResult:
+    """What :func:`run_training` leaves: the output folder, the trained module, the trainer."""
+
+    directory: Path
+    module: PredictionModule
+    trainer: pl.Trainer
+
+
 def train(
     config: TrainConfig | dict[str, Any],
     train_set: torch.utils.data.Dataset | None = None,
@@ -379,6 +389,16 @@ def train(
 
     ``train_set`` / ``valid_set`` replace ``build_datasets`` (programs with their own data).
     """
+    return run_training(config, train_set, valid_set).directory
+
+
+def run_training(
+    config: TrainConfig | dict[str, Any],
+    train_set: torch.utils.data.Dataset | None = None,
+    valid_set: torch.utils.data.Dataset | None = None,
+    callbacks: list[Callback] | None = None,
+) -> TrainResult:
+    """:func:`train`, with extra Lightning ``callbacks`` and the module and trainer returned."""
     cfg = as_config(config)
     cfg.validate()
     directory = Path(cfg.checkpoint_save_dir)
@@ -455,7 +475,7 @@ def train(
         use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, cfg.print_freq)),
         logger=_logger(directory),
-        callbacks=[bar, recorder, ckpt_cb],
+        callbacks=[bar, recorder, *(callbacks or []), ckpt_cb],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(directory),
     )
@@ -467,6 +487,7 @@ def train(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`ModelCheckpoint\\(monitor=.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # reduced by the module
         trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     if trainer.is_global_zero:
         best = recorder.best
@@ -476,4 +497,4 @@ def train(
             f"{', ' + BEST + '.ckpt' if has_valid else ''}, config.yaml, metrics.csv)",
             flush=True,
         )
-    return directory
+    return TrainResult(directory, module, trainer)

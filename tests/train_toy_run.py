@@ -1,0 +1,69 @@
+"""Run ``swinlstm.engine.train.train`` on the toy model and data (for subprocess tests).
+
+    python tests/train_toy_run.py OUT_DIR ITERATIONS PRINT_FREQ [RESUME_FILE|-] [DEVICES] [SLEEP]
+
+Prints ``RESULT rank=<r> iteration=<n> valid_count=<m>`` per process when done. ``SLEEP`` seconds
+are added to every training step, so a test can kill the run in the middle.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import lightning.pytorch as pl  # noqa: E402
+import train_helpers  # noqa: E402
+
+from swinlstm.engine.train import run_training  # noqa: E402
+
+
+class Slow(pl.Callback):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args) -> None:
+        time.sleep(self.seconds)
+
+
+def main() -> None:
+    out, iterations, print_freq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    resume = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+    devices = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    sleep = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+    config = {
+        "model": "toy",
+        "model_config": {"img_size": 16, "in_chans": 1},
+        "img_size": 16,
+        "short_len": 3,
+        "out_len": 2,
+        "batch_size": 2,
+        "iterations": iterations,
+        "print_freq": print_freq,
+        "checkpoint_save_dir": out,
+        "checkpoint_load_file": resume,
+        "workers": 0,
+        "accelerator": "cpu",
+        "devices": devices,
+        "strategy": "ddp" if devices > 1 else "auto",
+        "lr": 1e-2,
+        "progress": False,
+    }
+    extra = [Slow(sleep)] if sleep else []
+    module = run_training(
+        config,
+        train_set=train_helpers.ToyClips(12),
+        valid_set=train_helpers.ToyClips(7),
+        callbacks=extra,
+    ).module
+    print(
+        f"RESULT rank={module.global_rank} iteration={module.iteration} "
+        f"valid_count={getattr(module, 'valid_count', -1)}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
