@@ -178,3 +178,23 @@ def test_loss_target_matches_whole_recurrence_and_forecast_only():
     whole = loss_target(inputs, targets, torch.zeros(2, 6, 1, 3, 3))
     assert torch.equal(whole, torch.cat([inputs[:, 1:], targets], 1))
     assert torch.equal(loss_target(inputs, targets, torch.zeros(2, 3, 1, 3, 3)), targets)
+
+
+def test_warmup_cosine_factor():
+    from swinlstm.engine.module import WarmupCosine
+
+    f = WarmupCosine(total=10, warmup=2, floor=0.1)
+    assert f(0) == 0.5 and f(1) == 1.0
+    assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.1)
+    assert all(f(i) >= f(i + 1) for i in range(2, 12))
+
+
+def test_cosine_schedule_state_resumes(tmp_path):
+    result = run_training(
+        toy_config(tmp_path, schedule="cosine", schedule_warmup=1, min_lr=1e-4),
+        ToyClips(8),
+        ToyClips(2),
+    )
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 4
+    assert result.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)

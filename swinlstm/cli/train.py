@@ -38,6 +38,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.error = types.MethodType(_one_line_error, p)
     p.add_argument("--config", default=None, help="YAML preset (flag: value); flags override it")
     add_data_args(p, train=True)
+    p.add_argument(
+        "--data_options",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="the dataset's own options, e.g. num_digits=[1,2] train_samples=2000",
+    )
     add_model_args(p)
     g = p.add_argument_group("optimisation")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-4)")
@@ -45,7 +52,19 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--schedule", default=None, choices=("none", "cosine", "onecycle"), help="lr schedule"
     )
+    g.add_argument(
+        "--schedule_warmup", type=int, default=None, help="cosine: linear lr warm-up iterations"
+    )
+    g.add_argument("--min_lr", type=float, default=None, help="cosine: final lr (1e-6)")
     g.add_argument("--grad_clip", type=float, default=None, help="max gradient norm (0: off)")
+    g.add_argument(
+        "--scheduled_sampling",
+        type=str2bool,
+        default=None,
+        help="feed true frames with a decaying probability (ConvLSTM baseline; False)",
+    )
+    g.add_argument("--sampling_stop_iter", type=int, default=None, help="(50000)")
+    g.add_argument("--sampling_changing_rate", type=float, default=None, help="(2e-5)")
     g.add_argument("--iterations", type=int, default=None, help="training iterations (300000)")
     g.add_argument(
         "--iterations_warmup",
@@ -108,7 +127,29 @@ def with_config(args: argparse.Namespace) -> argparse.Namespace:
     defaults = preset.parse_args(["--config", args.config])
     merged = vars(defaults).copy()
     merged.update({k: v for k, v in vars(args).items() if v is not None})
+    if defaults.data_options is not None and args.data_options is not None:
+        merged["data_options"] = {
+            **data_options_of(defaults.data_options),
+            **data_options_of(args.data_options),
+        }
     return argparse.Namespace(**merged)
+
+
+def data_options_of(value: Any) -> dict[str, Any]:
+    """``--data_options k=v ...`` (values read as YAML) or a preset's mapping -> dict."""
+    import yaml
+
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for item in value:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key:
+            raise ValueError(f"--data_options takes KEY=VALUE items, got {item!r}")
+        out[key.strip()] = yaml.safe_load(text)
+    return out
 
 
 def _devices(value: Any) -> int | str:
@@ -143,12 +184,18 @@ def config_from_args(args: argparse.Namespace):
         "model": name,
         "model_config": model_config,
         "devices": _devices(args.devices),
+        "data_options": data_options_of(args.data_options),
     }
     for key in (
         "lr",
         "weight_decay",
         "schedule",
+        "schedule_warmup",
+        "min_lr",
         "grad_clip",
+        "scheduled_sampling",
+        "sampling_stop_iter",
+        "sampling_changing_rate",
         "iterations",
         "iterations_warmup",
         "print_freq",

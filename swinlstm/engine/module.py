@@ -54,6 +54,19 @@ def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output, target)
 
 
+class WarmupCosine:
+    """lr factor: linear from 0 over ``warmup`` iterations, then cosine from 1 to ``floor``."""
+
+    def __init__(self, total: int, warmup: int = 0, floor: float = 0.0) -> None:
+        self.total, self.warmup, self.floor = total, warmup, floor
+
+    def __call__(self, it: int) -> float:
+        if it < self.warmup:
+            return (it + 1) / self.warmup
+        progress = min(1.0, (it - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class PredictionModule(pl.LightningModule):
     """Trains ``build_model(model_name, **model_config)``; all hyper-parameters are plain types.
 
@@ -64,8 +77,12 @@ class PredictionModule(pl.LightningModule):
         lr: Adam learning rate; ``weight_decay``: Adam's L2 penalty.
         iterations: training iterations (the schedule's length).
         iterations_warmup: LMC-Memory warm-up iterations (memory models only).
-        schedule: ``none``, ``cosine`` (to ``lr * min_lr_ratio``) or ``onecycle``.
+        schedule: ``none``, ``cosine`` (linear warm-up over ``schedule_warmup`` iterations, then
+            cosine to ``min_lr``) or ``onecycle`` (``OneCycleLR`` peaking at ``lr``).
         grad_clip: max gradient norm (0: no clipping).
+        scheduled_sampling: feed true frames instead of the model's own during the forecast with
+            a probability decaying linearly by ``sampling_changing_rate`` per iteration, 0 from
+            ``sampling_stop_iter`` (PredRNN / OpenSTL's schedule for ConvLSTM).
         valid_metrics: metric names for ``swinlstm.metrics.compute``.
         protocol: metric protocol for ``swinlstm.metrics.compute``.
         skip_warmup: fine-tuning from trained weights (the authors skip warm-up then).
@@ -83,8 +100,12 @@ class PredictionModule(pl.LightningModule):
         iterations: int = 1000,
         iterations_warmup: int = 0,
         schedule: str = "none",
-        min_lr_ratio: float = 0.01,
+        schedule_warmup: int = 0,
+        min_lr: float = 1e-6,
         grad_clip: float = 0.0,
+        scheduled_sampling: bool = False,
+        sampling_stop_iter: int = 50000,
+        sampling_changing_rate: float = 2e-5,
         valid_metrics: tuple[str, ...] | list[str] = ("mse", "mae", "ssim", "psnr"),
         protocol: str = "default",
         skip_warmup: bool = False,
@@ -93,6 +114,8 @@ class PredictionModule(pl.LightningModule):
         super().__init__()
         if schedule not in ("none", "cosine", "onecycle"):
             raise ValueError(f"--schedule must be none, cosine or onecycle, got {schedule!r}")
+        if schedule == "cosine" and not 0 < min_lr <= lr:
+            raise ValueError(f"--min_lr must be in (0, --lr={lr}], got {min_lr}")
         self.save_hyperparameters()
         self.model = build_model(model_name, **model_config)
         self.memory = is_memory_model(self.model)
@@ -107,8 +130,8 @@ class PredictionModule(pl.LightningModule):
         opt = torch.optim.Adam(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(hp.iterations))
         if hp.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-                opt, T_max=total, eta_min=hp.lr * hp.min_lr_ratio
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, WarmupCosine(total, hp.schedule_warmup, hp.min_lr / hp.lr)
             )
         elif hp.schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total + 1)
@@ -133,7 +156,7 @@ class PredictionModule(pl.LightningModule):
         if self.memory:
             loss = self._memory_step(inputs, targets, long)
         else:
-            output = self.model(inputs, targets.shape[1])
+            output = self._forward_train(inputs, targets)
             loss = mse_loss(output, loss_target(inputs, targets, output))
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -144,6 +167,18 @@ class PredictionModule(pl.LightningModule):
         self._loss_count += 1
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss if self.automatic_optimization else None
+
+    def _forward_train(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        if not hp.scheduled_sampling:
+            return self.model(inputs, targets.shape[1])
+        from swinlstm.models.training import scheduled_sampling_forward, teacher_prob
+
+        prob = teacher_prob(self.iteration, hp.sampling_stop_iter, hp.sampling_changing_rate)
+        g = torch.Generator().manual_seed(hp.seed * 1000003 + self.iteration)
+        return scheduled_sampling_forward(
+            self.model, inputs, targets.shape[1], targets, prob, generator=g
+        )
 
     def _memory_step(
         self, inputs: torch.Tensor, targets: torch.Tensor, long: torch.Tensor | None

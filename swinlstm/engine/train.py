@@ -64,7 +64,12 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     schedule: str = "none"
+    schedule_warmup: int = 0
+    min_lr: float = 1e-6
     grad_clip: float = 0.0
+    scheduled_sampling: bool = False
+    sampling_stop_iter: int = 50000
+    sampling_changing_rate: float = 2e-5
     iterations: int = 300000
     iterations_warmup: int = 5000
     # validation and outputs
@@ -289,7 +294,12 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
         iterations=cfg.iterations,
         iterations_warmup=cfg.iterations_warmup,
         schedule=cfg.schedule,
+        schedule_warmup=cfg.schedule_warmup,
+        min_lr=cfg.min_lr,
         grad_clip=cfg.grad_clip,
+        scheduled_sampling=cfg.scheduled_sampling,
+        sampling_stop_iter=cfg.sampling_stop_iter,
+        sampling_changing_rate=cfg.sampling_changing_rate,
         valid_metrics=list(cfg.valid_metrics),
         protocol=cfg.protocol,
         skip_warmup=skip_warmup,
