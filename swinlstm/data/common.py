@@ -29,7 +29,7 @@ log = logging.getLogger("swinlstm.data")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".webm")
-_MAX_CV_CHANNELS = 512  # cv2.resize takes at most this many channels in one call
+_MAX_CV_CHANNELS = 128  # cv2.resize takes at most this many channels per call (OpenCV 5: 128)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,11 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     stacked = np.ascontiguousarray(frames.transpose(1, 2, 0, 3).reshape(h, w, t * c))
     chunks = [
-        cv2.resize(stacked[..., i : i + _MAX_CV_CHANNELS], (size[1], size[0]), interpolation=interp)
+        cv2.resize(
+            np.ascontiguousarray(stacked[..., i : i + _MAX_CV_CHANNELS]),
+            (size[1], size[0]),
+            interpolation=interp,
+        )
         for i in range(0, t * c, _MAX_CV_CHANNELS)
     ]
     chunks = [ch[..., None] if ch.ndim == 2 else ch for ch in chunks]

@@ -10,6 +10,7 @@ the same on every run, machine and batch composition.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ def read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows, cols)
 
 
+@functools.lru_cache(maxsize=2)
 def builtin_digits(digit_size: int = 28) -> np.ndarray:
     """scikit-learn's 1797 8x8 UCI digits as (N, digit_size, digit_size) uint8, MNIST-like: the
     glyph is upsampled to 20/28 of the box and centred, as MNIST digits are."""
@@ -74,6 +76,7 @@ def builtin_digits(digit_size: int = 28) -> np.ndarray:
     for i, img in enumerate(images):
         up = cv2.resize(img, (inner, inner), interpolation=cv2.INTER_CUBIC)
         out[i, pad : pad + inner, pad : pad + inner] = np.clip(np.rint(up), 0, 255)
+    out.setflags(write=False)  # cached: shared by every caller
     return out
 
 
