@@ -364,7 +364,7 @@ class ArrayWindows(ClipDataset):
 
     def load_clip(self, index: int) -> np.ndarray:
         seq, start = self.windows[index]
-        return np.asarray(self.array[seq, start : start + self.spec.total])
+        return np.array(self.array[seq, start : start + self.spec.total])  # copy out of a memmap
 
 
 class VideoWindows(ClipDataset):

@@ -47,15 +47,24 @@ class HumanClips(ClipDataset):
     def __init__(self, root: Path, items, spec, size, channels, with_long, step: int = 5):
         super().__init__(spec, size, channels, with_long)
         self.root, self.items, self.step = root, items, step
+        prefix, begin = items[0]
+        self.nested = not self._path(prefix, begin, nested=False).is_file()
+        if not self._path(prefix, begin, self.nested).is_file():
+            raise FileNotFoundError(
+                f"first frame of the list not found at "
+                f"{self._path(prefix, begin, nested=False)} (nor in a folder per video)"
+            )
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def _path(self, prefix: str, number: int, nested: bool) -> Path:
+        if nested:
+            return self.root / prefix.rstrip("_/") / f"{number:06d}.jpg"
+        return self.root / f"{prefix}{number:06d}.jpg"
+
     def frame_path(self, prefix: str, number: int) -> Path:
-        flat = self.root / f"{prefix}{number:06d}.jpg"
-        if flat.is_file():
-            return flat
-        return self.root / prefix.rstrip("_/") / f"{number:06d}.jpg"
+        return self._path(prefix, number, self.nested)
 
     def load_clip(self, index: int) -> object:
         prefix, begin = self.items[index]
@@ -90,10 +99,10 @@ def build(
                 f"Human3.6M: {list_file} does not exist (OpenSTL's {list_name})"
             )
         items = parse_list(list_file)
-        ds = HumanClips(list_file.parent, items, with_long=train, **common)
-        first = ds.frame_path(*items[0])
-        if not first.is_file():
-            raise FileNotFoundError(f"Human3.6M: first frame of {list_file} not found at {first}")
+        try:
+            ds = HumanClips(list_file.parent, items, with_long=train, **common)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{list_file}: {err}") from None
         return ds, str(list_file)
 
     train = test = None

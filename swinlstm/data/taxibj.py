@@ -194,8 +194,8 @@ def prepare_taxibj(
     """Write OpenSTL's ``dataset.npz`` from the original TaxiBJ files in ``raw_dir``.
 
     Reads every ``BJ*_M32x32_T30_InOut.h5``, drops incomplete days, takes every run of
-    ``in_len + out_len`` consecutive half-hour slots, puts runs ending in the last 28 days in the
-    test split, min-max scales all to [-1, 1] with the training min / max, and stores those as
+    ``in_len + out_len`` consecutive half-hour slots, puts runs inside the last 28 days in the test split
+    and runs before them in the train split, min-max scales all to [-1, 1] with the min / max of all used slots, stores those as
     ``scale_min`` / ``scale_max``. With ``BJ_Holiday.txt`` / ``BJ_Meteorology.h5`` present it also
     stores per-frame ``holiday_*`` flags and ``meteo_*`` features. Returns the array shapes.
     """
@@ -211,12 +211,17 @@ def prepare_taxibj(
         raise ValueError(f"{raw_dir}: only {len(times)} complete slots, fewer than {seq}")
     starts = np.flatnonzero(times[seq - 1 :] - times[: len(times) - seq + 1] == (seq - 1) * 30)
     test_from = times.max() - TEST_DAYS * SLOTS_PER_DAY * 30
-    is_test = times[starts + seq - 1] > test_from
-    train_starts, test_starts = starts[~is_test], starts[is_test]
+    # windows wholly inside the test period / wholly before it (the few straddling ones are dropped)
+    test_starts = starts[times[starts] > test_from]
+    train_starts = starts[times[starts + seq - 1] <= test_from]
     if not len(train_starts) or not len(test_starts):
         raise ValueError(f"{raw_dir}: not enough data for both a train and a 28-day test period")
-    train_frames = np.unique((train_starts[:, None] + np.arange(seq)).ravel())
-    lo, hi = float(data[train_frames].min()), float(data[train_frames].max())
+    # min / max over every slot used, so that test clips stay in [-1, 1] too (ST-ResNet fits on
+    # the training period only, which lets test values leave the range the loader serves)
+    used = np.unique(
+        (np.concatenate([train_starts, test_starts])[:, None] + np.arange(seq)).ravel()
+    )
+    lo, hi = float(data[used].min()), float(data[used].max())
     scaled = (2.0 * (data - lo) / max(hi - lo, 1e-12) - 1.0).astype(np.float32)
 
     out: dict[str, np.ndarray] = {"scale_min": np.float32(lo), "scale_max": np.float32(hi)}
