@@ -143,10 +143,18 @@ def to_tensor_clip(frames: np.ndarray, size: tuple[int, int], channels: int) -> 
     if frames.dtype != np.uint8 and frames.dtype != np.float32:
         frames = frames.astype(np.float32)
     frames = resize_frames(frames, size)
-    tensor = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-    if tensor.dtype == torch.uint8:
-        return tensor.to(torch.float32).mul_(1.0 / 255.0)
-    return tensor.clamp_(0.0, 1.0)
+    frames = frames.transpose(0, 3, 1, 2)
+    if frames.dtype == np.uint8:
+        return unit_float(frames)
+    return torch.from_numpy(np.ascontiguousarray(frames)).clamp_(0.0, 1.0)
+
+
+def unit_float(frames: np.ndarray) -> torch.Tensor:
+    """uint8 array -> float32 tensor in [0, 1] (numpy's cast is several times faster than torch's
+    uint8 -> float on one thread)."""
+    out = np.ascontiguousarray(frames).astype(np.float32)
+    out *= np.float32(1.0 / 255.0)
+    return torch.from_numpy(out)
 
 
 def split_clip(clip: torch.Tensor, spec: ClipSpec, long: bool) -> tuple[torch.Tensor, ...]:

@@ -31,6 +31,7 @@ from swinlstm.data.common import (
     parse_img_size,
     require_path,
     split_clip,
+    unit_float,
 )
 
 log = logging.getLogger("swinlstm.data")
@@ -107,22 +108,19 @@ def _hash_uniform(seed: int, index: np.ndarray, draws: int) -> np.ndarray:
 def trajectories(u: np.ndarray, steps: int, step_length: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions in [0, 1] of (B, D) digits for ``steps`` frames, from uniforms u (B, D, 3) =
     (x, y, angle): move, then clamp at a border and flip that velocity component (the authors'
-    rule). Returns y, x of shape (B, D, steps)."""
-    x, y = u[..., 0].copy(), u[..., 1].copy()
+    rule). Returns y, x of shape (B, D, steps). Only the time recursion is a Python loop."""
     theta = u[..., 2] * (2 * np.pi)
-    vx, vy = np.cos(theta) * step_length, np.sin(theta) * step_length
-    ys = np.empty((*x.shape, steps))
-    xs = np.empty((*x.shape, steps))
+    pos = np.stack([u[..., 1], u[..., 0]], axis=-1)  # (B, D, 2) = (y, x)
+    vel = np.stack([np.sin(theta), np.cos(theta)], axis=-1) * step_length
+    track = np.empty((steps, *pos.shape))
     for t in range(steps):
-        x += vx
-        y += vy
-        for pos, vel in ((x, vx), (y, vy)):
-            out = (pos <= 0.0) | (pos >= 1.0)
-            np.clip(pos, 0.0, 1.0, out=pos)
-            vel[out] *= -1.0
-        xs[..., t] = x
-        ys[..., t] = y
-    return ys, xs
+        pos += vel
+        hit = (pos <= 0.0) | (pos >= 1.0)
+        np.clip(pos, 0.0, 1.0, out=pos)
+        np.negative(vel, out=vel, where=hit)
+        track[t] = pos
+    track = np.moveaxis(track, 0, -1)  # (B, D, 2, steps)
+    return track[:, :, 0], track[:, :, 1]
 
 
 def generate(
@@ -136,15 +134,13 @@ def generate(
 ) -> np.ndarray:
     """Moving MNIST clips (len(indices), frames, H, W) uint8, deterministic per (seed, index).
 
-    Every digit is pasted with one gather: a zero-padded (2H, 2W) image holding the digit is
-    viewed as all its (H, W) windows, and frame t is the window at the digit's offset.
+    Each digit is pasted into every frame of every clip at once: the canvas is viewed as all its
+    digit-sized windows and the windows at the digits' offsets are max-ed with the digit.
     """
     h, w = canvas
     size = digits.shape[-1]
     if size > h or size > w:
-        raise ValueError(
-            f"canvas {h}x{w} is smaller than the {size}x{size} digits; use img_size >= {size}"
-        )
+        raise ValueError(f"canvas {h}x{w} is smaller than the {size}x{size} digits; use img_size >= {size}")
     counts = np.asarray(list(num_digits), np.int64)
     dmax = int(counts.max())
     b = len(indices)
@@ -155,14 +151,13 @@ def generate(
     top = (ys * (h - size)).astype(np.int64)  # truncation, as the authors' astype(int32)
     left = (xs * (w - size)).astype(np.int64)
 
-    big = np.zeros((b, dmax, 2 * h, 2 * w), np.uint8)
-    big[:, :, h : h + size, w : w + size] = digits[which]
-    big[np.arange(dmax)[None, :] >= n_per[:, None]] = 0  # samples with fewer digits
-    windows = np.lib.stride_tricks.sliding_window_view(big, (h, w), axis=(2, 3))
-    rows = np.arange(b)[:, None]
-    out = windows[rows, 0, h - top[:, 0], w - left[:, 0]]
-    for d in range(1, dmax):
-        np.maximum(out, windows[rows, d, h - top[:, d], w - left[:, d]], out=out)
+    out = np.zeros((b, frames, h, w), np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(out, (size, size), axis=(2, 3), writeable=True)
+    clip, time = np.arange(b)[:, None], np.arange(frames)[None, :]
+    for d in range(dmax):
+        digit = digits[which[:, d]] * (d < n_per)[:, None, None].astype(np.uint8)  # 0 if unused
+        at = (clip, time, top[:, d], left[:, d])
+        windows[at] = digit[:, None] if d == 0 else np.maximum(windows[at], digit[:, None])
     return out
 
 
@@ -225,8 +220,7 @@ class GeneratedMovingMNIST(ClipDataset):
         """Batched fetch used by DataLoader: one vectorised call per ``chunk`` clips."""
         items = []
         for lo in range(0, len(indices), self.chunk):
-            clips = torch.from_numpy(self._generate(indices[lo : lo + self.chunk]))
-            clips = clips.unsqueeze(2).to(torch.float32).mul_(1.0 / 255.0)
+            clips = unit_float(self._generate(indices[lo : lo + self.chunk])[:, :, None])
             if self.channels == 3:
                 clips = clips.expand(-1, -1, 3, -1, -1)
             items.extend(split_clip(c, self.spec, self.with_long) for c in clips)
