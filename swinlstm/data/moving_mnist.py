@@ -3,7 +3,7 @@
 Dynamics as the SwinLSTM authors' generator: each digit starts at a uniform position in the free
 range, moves in a uniform direction by ``step_length`` of the free range per frame, and at a border
 is clamped and its velocity component flipped; overlapping digits combine by pixel-wise max.
-The generator is vectorised over samples and digits (only the time recursion is a loop) and its
+The generator is vectorised over samples, digits and frames and its
 random numbers come from a counter-based hash of (seed, index, draw), so sample ``i`` of a seed is
 the same on every run, machine and batch composition.
 """
@@ -107,19 +107,30 @@ def _hash_uniform(seed: int, index: np.ndarray, draws: int) -> np.ndarray:
 
 def trajectories(u: np.ndarray, steps: int, step_length: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions in [0, 1] of (B, D) digits for ``steps`` frames, from uniforms u (B, D, 3) =
-    (x, y, angle): move, then clamp at a border and flip that velocity component (the authors'
-    rule). Returns y, x of shape (B, D, steps). Only the time recursion is a Python loop."""
+    (x, y, angle), following the authors' rule: move by the velocity, and at a border clamp the
+    position and flip that velocity component. Returns y, x of shape (B, D, steps).
+
+    Closed form, no loop over time: along one axis a digit moves freely until its first hit, after
+    which it shuttles between the walls, taking ``n = ceil(1 / |v|)`` frames per crossing and
+    starting each crossing exactly on a wall. It equals the frame-by-frame loop up to float
+    rounding (the loop sums the steps where this multiplies them); only when a distance is an
+    exact multiple of the step (e.g. an exactly axis-aligned direction, probability ~0 for random
+    angles) can the loop's rounding put a bounce one frame later.
+    """
     theta = u[..., 2] * (2 * np.pi)
-    pos = np.stack([u[..., 1], u[..., 0]], axis=-1)  # (B, D, 2) = (y, x)
-    vel = np.stack([np.sin(theta), np.cos(theta)], axis=-1) * step_length
-    track = np.empty((steps, *pos.shape))
-    for t in range(steps):
-        pos += vel
-        hit = (pos <= 0.0) | (pos >= 1.0)
-        np.clip(pos, 0.0, 1.0, out=pos)
-        np.negative(vel, out=vel, where=hit)
-        track[t] = pos
-    track = np.moveaxis(track, 0, -1)  # (B, D, 2, steps)
+    p0 = np.stack([u[..., 1], u[..., 0]], axis=-1)[..., None]  # (B, D, 2, 1) = (y, x)
+    v = (np.stack([np.sin(theta), np.cos(theta)], axis=-1) * step_length)[..., None]
+    k = np.arange(1, steps + 1, dtype=np.float64)  # frame t is after k = t + 1 moves
+    speed = np.maximum(np.abs(v), 1e-12)
+    # moves until the first hit (at 1 when moving up, at 0 when moving down); at least one
+    first = np.maximum(1.0, np.ceil(np.where(v > 0, 1.0 - p0, p0) / speed))
+    crossing = np.ceil(1.0 / speed)  # moves from one wall to the other
+    after = k - first  # moves since the first hit (>= 0 from then on)
+    laps, within = np.divmod(np.maximum(after, 0.0), crossing)
+    wall = (v > 0) ^ (laps % 2 == 1)  # True: the wall at 1 was hit last
+    bouncing = np.where(wall, 1.0 - within * speed, within * speed)
+    free = p0 + k * v
+    track = np.where(after < 0, free, bouncing)
     return track[:, :, 0], track[:, :, 1]
 
 
@@ -140,7 +151,9 @@ def generate(
     h, w = canvas
     size = digits.shape[-1]
     if size > h or size > w:
-        raise ValueError(f"canvas {h}x{w} is smaller than the {size}x{size} digits; use img_size >= {size}")
+        raise ValueError(
+            f"canvas {h}x{w} is smaller than the {size}x{size} digits; use img_size >= {size}"
+        )
     counts = np.asarray(list(num_digits), np.int64)
     dmax = int(counts.max())
     b = len(indices)
@@ -152,7 +165,9 @@ def generate(
     left = (xs * (w - size)).astype(np.int64)
 
     out = np.zeros((b, frames, h, w), np.uint8)
-    windows = np.lib.stride_tricks.sliding_window_view(out, (size, size), axis=(2, 3), writeable=True)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        out, (size, size), axis=(2, 3), writeable=True
+    )
     clip, time = np.arange(b)[:, None], np.arange(frames)[None, :]
     for d in range(dmax):
         digit = digits[which[:, d]] * (d < n_per)[:, None, None].astype(np.uint8)  # 0 if unused
