@@ -63,13 +63,14 @@ def _prepare_taxibj(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from swinlstm.cli.main import UserError
     from swinlstm.data.download import DownloadError, download
 
     try:
         paths = download(args.name, args.root)
     except DownloadError as err:
-        raise UserError(str(err)) from None
+        # ValueError, not UserError: under `python -m swinlstm.cli.main` the module runs as
+        # __main__ and its UserError is another class than swinlstm.cli.main.UserError
+        raise ValueError(str(err)) from None
     for path in paths:
         print(path)
     return 0
