@@ -99,3 +99,19 @@ def test_registry_errors():
         build_datasets("nope")
     with pytest.raises(ValueError, match="does not take option.*'bogus'"):
         build_datasets("custom", bogus=1)
+
+
+def test_info_keys_are_uniform(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((3, 6, 8, 8), np.uint8))
+    s = build_datasets("custom", train_dir=tmp_path / "a.npy", short_len=2, out_len=2, img_size=8)
+    assert {
+        "dataset",
+        "source",
+        "value_range",
+        "samples",
+        "short_len",
+        "out_len",
+        "long_len",
+    } <= set(s.info)
+    assert s.info["samples"] == {"train": 2 * 3, "valid": 1, "test": None}
+    assert s.test is None

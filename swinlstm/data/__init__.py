@@ -77,6 +77,7 @@ def build_datasets(
         **options,
     )
     splits.info.setdefault("dataset", key)
+    splits.info.setdefault("source", None)  # what the training split reads (None: no train split)
     splits.info.update(short_len=spec.short_len, out_len=spec.out_len, long_len=spec.long_len)
     splits.info["samples"] = {
         split: (None if ds is None else len(ds))

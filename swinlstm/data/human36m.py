@@ -107,7 +107,7 @@ def build(
 
     train = test = None
     if train_dir is not None:
-        train, info["train"] = split(train_dir, "train.txt", True)
+        train, info["source"] = split(train_dir, "train.txt", True)
     test_root = test_dir
     if test_root is None and train_dir is not None:
         test_root = Path(train_dir).parent if Path(train_dir).is_file() else train_dir

@@ -117,7 +117,7 @@ def build(
             train = ds
         else:
             test = ds
-        info[split] = str(file)
+        info["source" if split == "train" else "test"] = str(file)
         if "scale_min" in data:
             lo, hi = float(data["scale_min"]), float(data["scale_max"])
             info["scale"] = {"min": lo, "max": hi, "to_flow": f"x01 * {hi - lo:g} + {lo:g}"}
