@@ -2,19 +2,11 @@
 
 import pytest
 import torch
+from lmc_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from swinlstm.models import build_model
 from swinlstm.models.convlstm import ConvLSTMCell
 from swinlstm.models.training import scheduled_sampling_forward, teacher_prob
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on shared cores they lose a lot (oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_convlstm(**kw):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from lmc_golden import DATA, OUT_LEN, checksums, golden_state_dict
+from lmc_helpers import DATA, OUT_LEN, checksums, golden_state_dict, one_thread  # noqa: F401
 from torch import nn
 
 from swinlstm.models import build_model, load_official
@@ -24,15 +24,6 @@ from swinlstm.models.training import (
     memory_slots,
     warmup_out_len,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads; on shared cores they lose a lot (oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_lmc(**kw):
@@ -280,3 +271,27 @@ def test_memory_model_overfits_one_batch():
         if last < first / 10:
             break
     assert last < first / 10, (first, last)
+
+
+def test_checkpoint_round_trips(tmp_path):
+    from swinlstm.engine.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 1, 16, 16)
+    for model in (
+        tiny_lmc(final_sigmoid=True),
+        build_model("convlstm", img_size=16, patch_size=4, num_hidden=[4, 4], filter_size=3),
+    ):
+        save_model(model, tmp_path / model.model_name)
+        loaded, info = load_model(tmp_path / model.model_name)
+        assert info["model"] == model.model_name
+        with torch.no_grad():
+            assert torch.equal(loaded.predict(x, 2), model.eval().predict(x, 2))
+    # an authors' file (saved from nn.DataParallel) through the same entry point
+    model = tiny_lmc()
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "theirs.pt")
+    cfg = dict(model.model_config)
+    loaded, info = load_model(tmp_path / "theirs.pt", name="lmc-convlstm", config=cfg)
+    assert info["format"] == "official"
+    with torch.no_grad():
+        assert torch.equal(loaded.predict(x, 2), model.eval().predict(x, 2))

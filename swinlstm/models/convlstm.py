@@ -118,6 +118,26 @@ class MemoryPredictor(RecurrentPredictor):
     attention_func: ChannelAttention | None
     feature_size: tuple[int, int]
 
+    def _init_frames(self, img_size: int | Sequence[int], in_chans: int, memory_size: int) -> None:
+        """Validate and keep the frame geometry; validate ``memory_size`` (0: no memory)."""
+        self.img_size = to_pair(img_size)
+        check_positive("in_chans", in_chans)
+        self.in_chans = in_chans
+        if not isinstance(memory_size, int) or memory_size < 0:
+            raise ValueError(
+                f"memory_size must be an integer >= 0 (0: no memory), got {memory_size!r}"
+            )
+
+    def _init_memory(self, memory_size: int, chans: int, feature_stride: int, slot_dim: int) -> int:
+        """Build the memory and its channel attention for a ``chans``-channel feature map
+        (frame size / ``feature_stride``); returns the channels of the fused map."""
+        self.memory = self.attention_func = None
+        if memory_size == 0:
+            return chans
+        self.memory = LMCMemory(memory_size, self.in_chans, chans, feature_stride, slot_dim)
+        self.attention_func = ChannelAttention(chans, chans)
+        return 2 * chans
+
     def encode_context(
         self, frames: torch.Tensor, long_frames: torch.Tensor | None = None, phase: int = 2
     ) -> torch.Tensor | None:
@@ -151,8 +171,7 @@ class ConvLSTM(MemoryPredictor):
         slot_dim: int = 512,
     ) -> None:
         super().__init__()
-        self.img_size = to_pair(img_size)
-        check_positive("in_chans", in_chans)
+        self._init_frames(img_size, in_chans, memory_size)
         check_positive("patch_size", patch_size)
         if any(s % patch_size for s in self.img_size):
             raise ValueError(
@@ -161,9 +180,7 @@ class ConvLSTM(MemoryPredictor):
         num_hidden = [int(n) for n in num_hidden]
         if not num_hidden or min(num_hidden) < 1:
             raise ValueError(f"num_hidden must list positive layer widths, got {num_hidden}")
-        if memory_size < 0:
-            raise ValueError(f"memory_size must be >= 0 (0: no memory), got {memory_size}")
-        self.in_chans, self.patch_size = in_chans, patch_size
+        self.patch_size = patch_size
         self.feature_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         patch_chans = in_chans * patch_size**2
         widths = [patch_chans, *num_hidden]
@@ -171,12 +188,7 @@ class ConvLSTM(MemoryPredictor):
             ConvLSTMCell(widths[i], widths[i + 1], filter_size, bias=False, forget_bias=1.0)
             for i in range(len(num_hidden))
         )
-        top = num_hidden[-1]
-        self.memory = self.attention_func = None
-        if memory_size > 0:
-            self.memory = LMCMemory(memory_size, in_chans, top, patch_size, slot_dim)
-            self.attention_func = ChannelAttention(top, top)
-        fused = 2 * top if memory_size > 0 else top
+        fused = self._init_memory(memory_size, num_hidden[-1], patch_size, slot_dim)
         self.conv_last = nn.Conv2d(fused, patch_chans, kernel_size=1, bias=False)
 
     def init_state(self, batch_size, device=None, dtype=None) -> LSTMState:
@@ -238,14 +250,10 @@ class LMCConvLSTM(MemoryPredictor):
         slot_dim: int = 512,
     ) -> None:
         super().__init__()
-        self.img_size = to_pair(img_size)
-        check_positive("in_chans", in_chans)
+        self._init_frames(img_size, in_chans, memory_size)
         check_positive("num_layers", num_layers)
         if hidden < 2 or hidden % 2:
             raise ValueError(f"hidden must be an even integer >= 2, got {hidden}")
-        if memory_size < 0:
-            raise ValueError(f"memory_size must be >= 0 (0: no memory), got {memory_size}")
-        self.in_chans = in_chans
         half = (conv_out(self.img_size[0]), conv_out(self.img_size[1]))
         self.feature_size = (conv_out(half[0]), conv_out(half[1]))
         h2 = hidden // 2
@@ -255,7 +263,7 @@ class LMCConvLSTM(MemoryPredictor):
             nn.Conv2d(h2, hidden, 3, stride=2, padding=1), nn.ELU(),
             nn.Conv2d(hidden, hidden, 3, stride=1, padding=1), nn.ELU(),
         )  # fmt: skip
-        fused = 2 * hidden if memory_size > 0 else hidden
+        fused = 2 * hidden if memory_size else hidden  # the top hidden state [+ memory feature]
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(fused, hidden, 3, stride=1, padding=1), nn.ELU(),
             nn.ConvTranspose2d(hidden, h2, 3, stride=2, padding=1,
@@ -269,12 +277,7 @@ class LMCConvLSTM(MemoryPredictor):
         self.convlstm_list = nn.ModuleList(
             ConvLSTMCell(hidden, hidden, kernel_size=3) for _ in range(num_layers)
         )
-        self.memory = self.attention_func = None
-        if memory_size > 0:
-            self.memory = LMCMemory(
-                memory_size, in_chans, hidden, feature_stride=4, slot_dim=slot_dim
-            )
-            self.attention_func = ChannelAttention(hidden, hidden)
+        self._init_memory(memory_size, hidden, 4, slot_dim)  # last, as the authors (same init)
 
     def init_state(self, batch_size, device=None, dtype=None) -> LSTMState:
         return zero_state(self.convlstm_list, batch_size, self.feature_size, device, dtype)

@@ -204,23 +204,38 @@ def scheduled_sampling_forward(
         )
     if not 0.0 <= teacher_prob <= 1.0:
         raise ValueError(f"teacher_prob must be in [0, 1], got {teacher_prob}")
-    b, t_in = frames.shape[:2]
-    context = model.encode_context(frames, long_frames, phase)
-    state = model.init_state(b, device=frames.device, dtype=frames.dtype)
-    outputs = []
-    for t in range(t_in - 1):
-        y, state = model._step(frames[:, t], state, context, decode=not model.forecast_only)
-        if y is not None:
-            outputs.append(y)
-    x = frames[:, -1]
-    for k in range(out_len):
-        if k > 0:
-            use_true = torch.rand(b, generator=generator, device="cpu") < teacher_prob
-            mask = use_true.to(frames.device, frames.dtype).view(b, 1, 1, 1)
-            x = mask * teacher_frames[:, k - 1] + (1 - mask) * x
-        x, state = model._step(x, state, context, decode=True)
-        outputs.append(x)
-    return torch.stack(outputs, dim=1)
+    return RecurrentPredictor.forward(
+        _TeacherForced(model, frames.shape[1], teacher_frames, teacher_prob, generator),
+        frames,
+        out_len,
+        long_frames=long_frames,
+        phase=phase,
+    )
+
+
+class _TeacherForced:
+    """``model`` seen by the shared recurrence with its input mixed at forecast steps k >= 1.
+
+    Everything but ``_step`` is the model's own, so the recurrence is the one of
+    :class:`RecurrentPredictor` (a proxy, the model itself is not changed).
+    """
+
+    def __init__(self, model, t_in, teacher_frames, prob, generator) -> None:
+        self._model, self._t_in, self._teacher, self._prob = model, t_in, teacher_frames, prob
+        self._generator, self._calls = generator, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def _step(self, frame, state, context=None, decode=True):
+        k = self._calls - self._t_in + 1  # forecast step fed by this call (0: last input frame)
+        self._calls += 1
+        if k >= 1:
+            b = frame.shape[0]
+            use_true = torch.rand(b, generator=self._generator) < self._prob
+            mask = use_true.to(frame.device, frame.dtype).view(b, 1, 1, 1)
+            frame = mask * self._teacher[:, k - 1] + (1 - mask) * frame
+        return self._model._step(frame, state, context, decode)
 
 
 __all__ = [

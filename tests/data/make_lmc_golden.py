@@ -1,6 +1,6 @@
 """Regenerate tests/data/lmc_memory_tiny.npz from the authors' LMC-Memory code (see README).
 
-Usage: python tests/data/make_lmc_golden.py /path/to/sangmin-git/LMC-Memory
+Usage: python tests/data/make_lmc_helpers.py /path/to/sangmin-git/LMC-Memory
 Runs their ``model.Predictor`` (unmodified, imported from that checkout) on CPU with the weights
 of ``golden_state_dict`` and writes inputs and outputs; also checks our lmc-convlstm against them.
 """
@@ -18,7 +18,7 @@ ROOT = HERE.parent.parent
 
 
 def load_recipe():
-    spec = importlib.util.spec_from_file_location("lmc_golden", HERE.parent / "lmc_golden.py")
+    spec = importlib.util.spec_from_file_location("lmc_helpers", HERE.parent / "lmc_helpers.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -1,4 +1,6 @@
-"""The recipe of the LMC-Memory golden vectors (tests/data/lmc_memory_tiny.npz).
+"""Helpers of the ConvLSTM / LMC-Memory tests: the golden-vector recipe and a one-thread fixture.
+
+The recipe of tests/data/lmc_memory_tiny.npz:
 
 The authors' network has 34M parameters, too many to store; its weights are instead drawn here
 from a fixed NumPy seed (PCG64 streams are stable across NumPy versions), key by key in sorted
@@ -9,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -51,3 +54,12 @@ def golden_inputs() -> tuple[np.ndarray, np.ndarray]:
     short = rng.integers(0, 256, (BATCH, SHORT_LEN, 1, IMG, IMG), dtype=np.uint8)
     long = rng.integers(0, 256, (BATCH, LONG_LEN, 1, IMG, IMG), dtype=np.uint8)
     return short, long
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads; on shared cores they lose a lot (oversubscription)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
