@@ -9,8 +9,12 @@
 
 * ``"convlstm"`` (:class:`ConvLSTM`): the baseline as benchmarked on Moving MNIST by PredRNN /
   OpenSTL: frames space-to-depth by ``patch_size``, a stack of cells with ``num_hidden`` channels
-  and ``filter_size`` kernels (no conv bias, forget bias 1, OpenSTL's choices), a 1x1 conv back to
-  patches. Optional scheduled sampling: ``model(frames, out_len, teacher_frames=future,
+  and ``filter_size`` kernels, a 1x1 conv back to patches. It computes what OpenSTL's
+  ``ConvLSTM_Model`` computes (bias-free convs, no forget bias: OpenSTL defines ``_forget_bias``
+  and per-cell ``conv_o`` / ``conv_last`` but never uses them, which is why it reports 15.0M
+  parameters for the Moving MNIST config where this network has 11.7M). With
+  ``memory_size > 0`` the LMC memory is read at the patch grid and fused before the 1x1 conv.
+  Optional scheduled sampling: ``model(frames, out_len, teacher_frames=future,
   teacher_prob=p)`` feeds, at each forecast step after the first, the true frame instead of the
   model's own output with probability ``p`` per sequence (see
   :func:`swinlstm.models.training.scheduled_sampling_forward` and ``teacher_prob``).
@@ -185,7 +189,7 @@ class ConvLSTM(MemoryPredictor):
         patch_chans = in_chans * patch_size**2
         widths = [patch_chans, *num_hidden]
         self.cell_list = nn.ModuleList(
-            ConvLSTMCell(widths[i], widths[i + 1], filter_size, bias=False, forget_bias=1.0)
+            ConvLSTMCell(widths[i], widths[i + 1], filter_size, bias=False)
             for i in range(len(num_hidden))
         )
         fused = self._init_memory(memory_size, num_hidden[-1], patch_size, slot_dim)
