@@ -48,6 +48,13 @@ def checksums(sd: dict[str, torch.Tensor]) -> np.ndarray:
     return np.array([sd[k].double().abs().sum().item() for k in sorted(sd)])
 
 
+def fingerprints(sd: dict[str, torch.Tensor]) -> np.ndarray:
+    """(n_keys, 2): sum and sum of |w| per key, sorted by key (float64)."""
+    return np.array(
+        [[sd[k].double().sum().item(), sd[k].double().abs().sum().item()] for k in sorted(sd)]
+    )
+
+
 def golden_inputs() -> tuple[np.ndarray, np.ndarray]:
     """8-bit frames (uint8): the short input (B, SHORT_LEN, 1, IMG, IMG) and the long clip."""
     rng = np.random.default_rng(INPUT_SEED)

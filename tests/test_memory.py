@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from lmc_helpers import DATA, OUT_LEN, checksums, golden_state_dict, one_thread  # noqa: F401
+from lmc_helpers import (  # noqa: F401 (one_thread: autouse fixture)
+    DATA,
+    OUT_LEN,
+    checksums,
+    fingerprints,
+    golden_state_dict,
+    one_thread,
+)
 from torch import nn
 
 from swinlstm.models import build_model, load_official
@@ -59,6 +66,23 @@ def test_matches_authors_outputs(golden, dataset, phase):
     # the two phases really differ (different encoders), so this test tells them apart
     other = data[f"output_{dataset}_phase{3 - phase}"]
     assert np.abs(other - expected.numpy()).max() > 1e-3
+
+
+def test_one_alignment_iteration_matches_authors_training(golden):
+    """One iteration of their train.py loop (phase 1, phase 2, Adam 2e-4) gives the same weights."""
+    data, sd = golden
+    model = build_model("lmc-convlstm", img_size=32, in_chans=1, memory_size=10)
+    model.load_state_dict(sd)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    short = torch.from_numpy(data["input"].astype(np.float32) / 255)
+    long = torch.from_numpy(data["long_input"].astype(np.float32) / 255)
+    losses = memory_alignment_step(model, optimizer, short, long[:, -OUT_LEN:], long, OUT_LEN)
+    np.testing.assert_allclose(
+        [losses["loss_p1"], losses["loss_p2"]], data["train_losses"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        fingerprints(model.state_dict()), data["train_fingerprints"], rtol=1e-5, atol=1e-4
+    )
 
 
 # ----- published checkpoints -------------------------------------------------------------------

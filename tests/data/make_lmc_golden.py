@@ -64,11 +64,42 @@ def main() -> None:
                 float((w - y).abs().max()),
             )
             out[f"output_{dataset}_phase{phase}"] = y.numpy()
+    out.update(train_iteration(Predictor, g, sd, short, long))
     print(
         "phase 1 vs 2:",
         float(np.abs(out["output_movingmnist_phase1"] - out["output_movingmnist_phase2"]).max()),
     )
     np.savez_compressed(HERE / "lmc_memory_tiny.npz", **out)
+
+
+def train_iteration(Predictor, g, sd, short, long) -> dict:
+    """One iteration of the authors' train.py loop body (phase 1 then phase 2, Adam lr 2e-4,
+    L1 + MSE against ``long[:, -OUT_LEN:]``), transcribed line for line (train.py itself parses
+    flags and loads LPIPS at import): the losses and per-key fingerprints of the weights after."""
+    model = Predictor(argparse.Namespace(dataset="movingmnist", memory_size=g.MEMORY_SIZE))
+    model.load_state_dict(sd)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0002)
+    l1_loss, l2_loss = torch.nn.L1Loss(), torch.nn.MSELoss()
+    short, long = torch.from_numpy(short), torch.from_numpy(long)
+    out_gt = long[:, -g.OUT_LEN :]
+    model.train()
+    model.memory.memory_w.requires_grad = True
+    out_pred = model(short, long, g.OUT_LEN, phase=1)
+    loss_p1 = l1_loss(out_pred, out_gt) + l2_loss(out_pred, out_gt)
+    optimizer.zero_grad()
+    loss_p1.backward()
+    optimizer.step()
+    model.memory.memory_w.requires_grad = False
+    out_pred = model(short, None, g.OUT_LEN, phase=2)
+    loss_p2 = l1_loss(out_pred, out_gt) + l2_loss(out_pred, out_gt)
+    optimizer.zero_grad()
+    loss_p2.backward()
+    optimizer.step()
+    print("train losses", float(loss_p1), float(loss_p2))
+    return {
+        "train_losses": np.array([float(loss_p1), float(loss_p2)]),
+        "train_fingerprints": g.fingerprints(model.state_dict()),
+    }
 
 
 if __name__ == "__main__":
