@@ -30,8 +30,8 @@ Generalisations beyond the published code (identical numbers at the authors' con
 * the read-out can be produced at any ``(C_f, H', W')``: ``out_chans`` and ``feature_stride``
   set the embedder, ``size=`` the exact output size.
 
-How a predictor uses it (lmc-convlstm does exactly this; a SwinLSTM does the same on its token
-grid, a few lines):
+How a predictor uses it (``convlstm.MemoryPredictor`` does this for ``convlstm`` and
+``lmc-convlstm``; a SwinLSTM does the same on its token grid, a few lines):
 
 1. ``__init__``: ``self.memory = LMCMemory(memory_size, in_chans, out_chans=C_f,
    feature_stride=s)`` and ``self.attention_func = ChannelAttention(C_state, C_f)``;
@@ -39,9 +39,14 @@ grid, a few lines):
 2. ``encode_context(frames, long_frames, phase)``: ``return memory_context(self.memory, frames,
    long_frames, phase, size=(H', W'))`` -- the read-out, computed once per clip.
 3. each decoded step: ``fused = torch.cat([h, self.attention_func(c, mem)], dim=1)`` where ``c`` is
-   the last cell state. For a SwinLSTM, ``h`` and ``c`` are tokens (B, L, C): ``ChannelAttention``
-   takes tokens too, with ``mem`` turned to tokens by :func:`feature_to_tokens` (the memory feature
-   at the last layer's token grid, fused before patch inflation).
+   the last cell state.
+
+For a SwinLSTM (patch size ``p``, last layer with ``C`` channels on an ``H/p x W/p`` token grid,
+``L = H/p * W/p`` tokens): ``LMCMemory(memory_size, in_chans, out_chans=C, feature_stride=p)``,
+``ChannelAttention(C, C)``; ``encode_context`` returns
+``feature_to_tokens(memory_context(..., size=(H // p, W // p)))`` (B, L, C); at each step
+``torch.cat([h, self.attention_func(c, mem)], dim=-1)`` (B, L, 2C) -- ``ChannelAttention`` takes
+tokens as they are -- goes into a patch-inflation layer built for ``2C`` input channels.
 """
 
 from __future__ import annotations
