@@ -73,32 +73,32 @@ def main() -> None:
 
 
 def train_iteration(Predictor, g, sd, short, long) -> dict:
-    """One iteration of the authors' train.py loop body (phase 1 then phase 2, Adam lr 2e-4,
-    L1 + MSE against ``long[:, -OUT_LEN:]``), transcribed line for line (train.py itself parses
-    flags and loads LPIPS at import): the losses and per-key fingerprints of the weights after."""
-    model = Predictor(argparse.Namespace(dataset="movingmnist", memory_size=g.MEMORY_SIZE))
-    model.load_state_dict(sd)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0002)
-    l1_loss, l2_loss = torch.nn.L1Loss(), torch.nn.MSELoss()
+    """One iteration of the procedure of the authors' train.py (their script parses flags and
+    loads LPIPS when imported, so the procedure is restated here): for phase 1 then phase 2, set
+    ``memory_w.requires_grad`` (True, then False), predict, L1 + MSE against
+    ``long[:, -OUT_LEN:]``, ``zero_grad``, backward, Adam (lr 2e-4) step. Returns the two losses
+    and per-key fingerprints of the weights afterwards."""
+    net = Predictor(argparse.Namespace(dataset="movingmnist", memory_size=g.MEMORY_SIZE))
+    net.load_state_dict(sd)
+    net.train()
+    adam = torch.optim.Adam(net.parameters(), lr=2e-4)
     short, long = torch.from_numpy(short), torch.from_numpy(long)
-    out_gt = long[:, -g.OUT_LEN :]
-    model.train()
-    model.memory.memory_w.requires_grad = True
-    out_pred = model(short, long, g.OUT_LEN, phase=1)
-    loss_p1 = l1_loss(out_pred, out_gt) + l2_loss(out_pred, out_gt)
-    optimizer.zero_grad()
-    loss_p1.backward()
-    optimizer.step()
-    model.memory.memory_w.requires_grad = False
-    out_pred = model(short, None, g.OUT_LEN, phase=2)
-    loss_p2 = l1_loss(out_pred, out_gt) + l2_loss(out_pred, out_gt)
-    optimizer.zero_grad()
-    loss_p2.backward()
-    optimizer.step()
-    print("train losses", float(loss_p1), float(loss_p2))
+    target = long[:, -g.OUT_LEN :]
+    losses = []
+    for phase, clip in ((1, long), (2, None)):
+        net.memory.memory_w.requires_grad = phase == 1
+        pred = net(short, clip, g.OUT_LEN, phase=phase)
+        loss = torch.nn.functional.l1_loss(pred, target) + torch.nn.functional.mse_loss(
+            pred, target
+        )
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+        losses.append(loss.item())
+    print("train losses", losses)
     return {
-        "train_losses": np.array([float(loss_p1), float(loss_p2)]),
-        "train_fingerprints": g.fingerprints(model.state_dict()),
+        "train_losses": np.array(losses),
+        "train_fingerprints": g.fingerprints(net.state_dict()),
     }
 
 
