@@ -36,10 +36,12 @@ def check_frames(pred: torch.Tensor, target: torch.Tensor) -> None:
             f"metrics: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"
         )
     for name, x in (("pred", pred), ("target", target)):
-        bad = ~torch.isfinite(x)
-        if bad.any():
-            raise ValueError(f"metrics: {name} has {int(bad.sum())} NaN/inf values")
-    lo, hi = float(target.min()), float(target.max())
+        # a sum is finite only if every value is (or it overflows): then count precisely
+        if not torch.isfinite(x.sum()):
+            bad = int((~torch.isfinite(x)).sum())
+            if bad:
+                raise ValueError(f"metrics: {name} has {bad} NaN/inf values")
+    lo, hi = (float(v) for v in torch.aminmax(target))
     if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
         raise ValueError(
             f"metrics: target values span [{lo:.4g}, {hi:.4g}]; expected [0, 1] "
@@ -47,16 +49,26 @@ def check_frames(pred: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
+def _diff(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """pred - target in float32 (float64 for float64 inputs), as skimage keeps float32 frames."""
+    dtype = torch.float64 if torch.float64 in (pred.dtype, target.dtype) else torch.float32
+    return pred.to(dtype) - target.to(dtype)
+
+
 def _reduce(err: torch.Tensor, how: str) -> torch.Tensor:
-    """(B, T, C, H, W) -> (B, T): ``sum`` or ``mean`` over C, H, W."""
+    """(B, T, C, H, W) -> (B, T) float64: ``sum`` or ``mean`` over C, H, W.
+
+    torch's vectorised (cascaded) float32 sum is accurate to ~1e-7 relative here and many times
+    faster on CPU than ``sum(dtype=torch.float64)``."""
     flat = err.flatten(2)
-    return flat.sum(-1) if how == "sum" else flat.mean(-1)
+    total = flat.sum(-1).double()
+    return total if how == "sum" else total / flat.shape[-1]
 
 
 def squared_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") -> torch.Tensor:
     """Squared error per sample and frame, summed (``how="sum"``) or averaged (``"mean"``) over
     C*H*W; ``"mean_hw"`` is the mean times H*W (LMC-Memory's MSE). Returns (B, T) float64."""
-    err = (pred.double() - target.double()).square()
+    err = _diff(pred, target).square_()
     if how == "mean_hw":
         return _reduce(err, "mean") * (pred.shape[-1] * pred.shape[-2])
     return _reduce(err, how)
@@ -64,7 +76,7 @@ def squared_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") ->
 
 def absolute_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") -> torch.Tensor:
     """Absolute error per sample and frame, summed or averaged over C*H*W. Returns (B, T)."""
-    return _reduce((pred.double() - target.double()).abs(), how)
+    return _reduce(_diff(pred, target).abs_(), how)
 
 
 def _psnr_from_mse(mse: torch.Tensor, peak: float) -> torch.Tensor:

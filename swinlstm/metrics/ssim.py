@@ -3,7 +3,8 @@
 Both evaluate the SSIM map only where the window lies inside the frame (skimage crops
 ``(win - 1) // 2`` pixels from each border, OpenSTL slices ``[5:-5, 5:-5]``), so a valid
 (unpadded) filter is exact and the border mode never matters. Colour frames give the mean of the
-per-channel SSIMs, as skimage with ``channel_axis`` does. Computed in float64, in chunks.
+per-channel SSIMs, as skimage with ``channel_axis`` does. Filtered in float32 (float64 for float64
+inputs) in small chunks; the SSIM map is averaged in float64.
 """
 
 from __future__ import annotations
@@ -12,13 +13,29 @@ import torch
 import torch.nn.functional as F
 
 K1, K2 = 0.01, 0.03
-#: frames (times channels) filtered at once: bounds the float64 work memory to ~100 MB at 64x64
-CHUNK = 1024
+#: frames (times channels) filtered at once: small chunks keep the five maps in cache
+CHUNK = 32
+
+
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    """float64 inputs are filtered in float64, everything else in float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _box_filter(maps: torch.Tensor, win: int) -> torch.Tensor:
-    """Valid ``win x win`` mean of (N, M, H, W) maps, separable. -> (N, M, H-win+1, W-win+1)."""
-    return F.avg_pool2d(F.avg_pool2d(maps, (win, 1), stride=1), (1, win), stride=1)
+    """Valid ``win x win`` mean of (N, M, H, W) maps -> (N, M, H-win+1, W-win+1).
+
+    float32: a direct grouped convolution (rounding independent of the frame size); float64: two
+    running sums (exact enough in double precision, and float64 convolutions are slow on CPU).
+    """
+    n, m, h, w = maps.shape
+    if maps.dtype == torch.float64:
+        c = F.pad(maps.cumsum(-2), (0, 0, 1, 0))
+        c = c[..., win:, :] - c[..., :-win, :]
+        c = F.pad(c.cumsum(-1), (1, 0))
+        return (c[..., win:] - c[..., :-win]).mul_(1.0 / win**2)
+    kernel = maps.new_full((m, 1, win, win), 1.0 / win**2)
+    return F.conv2d(maps, kernel, groups=m)
 
 
 def gaussian_kernel(size: int = 11, sigma: float = 1.5, dtype=torch.float64) -> torch.Tensor:
@@ -30,26 +47,28 @@ def gaussian_kernel(size: int = 11, sigma: float = 1.5, dtype=torch.float64) -> 
 
 def _gauss_filter(maps: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Valid separable Gaussian filtering of (N, M, H, W) maps."""
-    n, m, h, w = maps.shape
+    m = maps.shape[1]
     k = kernel.to(maps)
-    x = maps.reshape(n * m, 1, h, w)
-    x = F.conv2d(x, k.view(1, 1, -1, 1))
-    x = F.conv2d(x, k.view(1, 1, 1, -1))
-    return x.reshape(n, m, x.shape[-2], x.shape[-1])
+    x = F.conv2d(maps, k.view(1, 1, -1, 1).expand(m, 1, -1, 1), groups=m)
+    return F.conv2d(x, k.view(1, 1, 1, -1).expand(m, 1, 1, -1), groups=m)
 
 
 def _ssim_map_mean(
     x: torch.Tensor, y: torch.Tensor, filt, c1: float, c2: float, cov_norm: float
 ) -> torch.Tensor:
-    """Mean SSIM map per image of (N, H, W) float64 images ``x``, ``y`` -> (N,)."""
-    maps = torch.stack((x, y, x * x, y * y, x * y), dim=1)
-    ux, uy, uxx, uyy, uxy = filt(maps).unbind(1)
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
-    num = (2 * ux * uy + c1) * (2 * vxy + c2)
-    den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    return (num / den).flatten(1).mean(-1)
+    """Mean SSIM map per image of (N, H, W) images ``x``, ``y`` -> (N,) float64.
+
+    S = (2 ux uy + C1)(2 vxy + C2) / ((ux^2 + uy^2 + C1)(vx + vy + C2)) with
+    v* = cov_norm * (windowed second moment - product of means). Only vx + vy is needed, so four
+    maps are filtered (x, y, x^2 + y^2, xy); the rest is evaluated in place.
+    """
+    maps = torch.stack((x, y, x * x + y * y, x * y), dim=1)
+    ux, uy, uxx_yy, uxy = filt(maps).unbind(1)
+    uxuy = ux * uy
+    num = uxy.sub_(uxuy).mul_(2 * cov_norm).add_(c2).mul_(uxuy.mul_(2).add_(c1))
+    means_sq = ux.square_().add_(uy.square_())
+    den = uxx_yy.sub_(means_sq).mul_(cov_norm).add_(c2).mul_(means_sq.add_(c1))
+    return num.div_(den).flatten(1).mean(-1).double()
 
 
 def _per_frame(pred: torch.Tensor, target: torch.Tensor, win: int, fn) -> torch.Tensor:
@@ -58,10 +77,11 @@ def _per_frame(pred: torch.Tensor, target: torch.Tensor, win: int, fn) -> torch.
     b, t, c, h, w = pred.shape
     if h < win or w < win:
         raise ValueError(f"metrics: SSIM needs frames of at least {win}x{win}, got {h}x{w}")
+    dtype = _work_dtype(pred)
     p = pred.reshape(-1, h, w)
     q = target.reshape(-1, h, w)
     out = [
-        fn(p[i : i + CHUNK].double(), q[i : i + CHUNK].double()) for i in range(0, len(p), CHUNK)
+        fn(p[i : i + CHUNK].to(dtype), q[i : i + CHUNK].to(dtype)) for i in range(0, len(p), CHUNK)
     ]
     return torch.cat(out).view(b, t, c).mean(-1)
 
