@@ -330,3 +330,12 @@ def test_lpips_requested_without_weights_is_skipped(monkeypatch):
     with pytest.warns(UserWarning, match="LPIPS weights not found"):
         out = compute(pred, target, metrics=("mse", "lpips"))
     assert set(out) == {"mse"}
+
+
+def test_bench_metrics_runs_and_agrees_with_skimage(capsys):
+    from swinlstm.bench.metrics import main
+
+    argv = ["--n", "2", "--t", "2", "--size", "32", "--repeats", "1", "--lpips-frames", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| swinlstm.metrics.compute |" in out and "speedup" in out
