@@ -211,7 +211,8 @@ def test_identical_frames(protocol):
 
 def test_output_is_per_frame_batch_mean():
     pred, target = _frames(b=3, t=5)
-    out = compute(*_t(pred, target))
+    out = compute(*[x.requires_grad_() for x in _t(pred, target)])
+    assert not any(v.requires_grad for v in out.values())
     assert set(out) == {"mse", "mae", "ssim", "psnr"}
     assert all(v.shape == (5,) for v in out.values())
     single = [compute(*_t(pred[i : i + 1], target[i : i + 1]))["psnr"] for i in range(3)]
@@ -305,6 +306,8 @@ def test_bad_inputs_raise_clear_errors():
         compute(nan, target)
     with pytest.raises(ValueError, match=r"expected 5 dims \(B, T, C, H, W\)"):
         compute(pred[0], target[0])
+    with pytest.raises(ValueError, match="no frames"):
+        compute(pred[:0], target[:0])
     with pytest.raises(ValueError, match="!= target shape"):
         compute(pred[:, :2], target)
     with pytest.raises(ValueError, match="dtype"):
@@ -339,3 +342,14 @@ def test_bench_metrics_runs_and_agrees_with_skimage(capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "| swinlstm.metrics.compute |" in out and "speedup" in out
+
+
+def test_chunked_evaluation_equals_whole_batch(monkeypatch):
+    import swinlstm.metrics.core as core
+
+    pred, target = _t(*_frames(b=5, t=3, c=3))
+    whole = compute(pred, target, metrics=ALL_BUT_LPIPS)
+    monkeypatch.setattr(core, "FRAMES_PER_CHUNK", 7)  # 1 sample of 3 frames x 3 channels a chunk
+    chunked = compute(pred, target, metrics=ALL_BUT_LPIPS)
+    for k in whole:
+        _close(chunked[k], whole[k].numpy(), tol=1e-12)

@@ -31,6 +31,8 @@ def check_frames(pred: torch.Tensor, target: torch.Tensor) -> None:
                 f"metrics: {name} has dtype {x.dtype}; expected floats in [0, 1] "
                 "(divide uint8 frames by 255)"
             )
+    if 0 in pred.shape:
+        raise ValueError(f"metrics: pred has shape {tuple(pred.shape)}; no frames to evaluate")
     if pred.shape != target.shape:
         raise ValueError(
             f"metrics: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"

@@ -35,6 +35,7 @@ def resolve_lpips(metrics: tuple[str, ...], lpips: LPIPS | None) -> LPIPS | None
 FRAMES_PER_CHUNK = 256
 
 
+@torch.no_grad()
 def per_sample(
     pred: torch.Tensor,
     target: torch.Tensor,
