@@ -52,24 +52,32 @@ def per_sample(
     names = check_metrics(metrics)
     proto = get_protocol(protocol)
     basic.check_frames(pred, target)
+    clip_pred, clip_target = _outside_unit(pred), _outside_unit(target)
     step = max(1, FRAMES_PER_CHUNK // (pred.shape[1] * pred.shape[2]))
-    parts = [
-        _metrics(pred[i : i + step], target[i : i + step], names, proto, lpips)
-        for i in range(0, pred.shape[0], step)
-    ]
+    parts = []
+    for i in range(0, pred.shape[0], step):
+        p, t = pred[i : i + step], target[i : i + step]
+        clipped = p.clamp(0, 1) if clip_pred else p
+        parts.append(_metrics(p, clipped, t.clamp(0, 1) if clip_target else t, names, proto, lpips))
     return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+
+
+def _outside_unit(x: torch.Tensor) -> bool:
+    """Whether any value of ``x`` lies outside [0, 1] (then it needs clipping)."""
+    lo, hi = torch.aminmax(x)
+    return bool(lo < 0) or bool(hi > 1)
 
 
 def _metrics(
     pred: torch.Tensor,
+    clipped: torch.Tensor,
     target: torch.Tensor,
     names: tuple[str, ...],
     proto: Protocol,
     lpips: LPIPS | None,
 ) -> dict[str, torch.Tensor]:
-    """``per_sample`` on one chunk of already validated frames."""
-    target = target.clamp(0, 1)
-    clipped = pred.clamp(0, 1)
+    """``per_sample`` on one chunk of validated frames; ``clipped`` is ``pred`` clipped to [0, 1]
+    and ``target`` already lies in [0, 1]."""
     p_mse = clipped if proto.clip_mse else pred
     p_rest = clipped if proto.clip_rest else pred
     out: dict[str, torch.Tensor] = {}
