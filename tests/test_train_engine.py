@@ -12,7 +12,6 @@ from train_helpers import ToyClips
 
 from swinlstm.engine.checkpoint import load_model
 from swinlstm.engine.datamodule import IterationSampler, ShardSampler
-from swinlstm.engine.module import loss_target
 from swinlstm.engine.train import TrainConfig, run_training, train
 
 
@@ -173,13 +172,6 @@ def test_shard_sampler_covers_every_item_once():
     assert list(ShardSampler(11, 0, 1, limit=4)) == [0, 1, 2, 3]
 
 
-def test_loss_target_matches_whole_recurrence_and_forecast_only():
-    inputs, targets = torch.rand(2, 4, 1, 3, 3), torch.rand(2, 3, 1, 3, 3)
-    whole = loss_target(inputs, targets, torch.zeros(2, 6, 1, 3, 3))
-    assert torch.equal(whole, torch.cat([inputs[:, 1:], targets], 1))
-    assert torch.equal(loss_target(inputs, targets, torch.zeros(2, 3, 1, 3, 3)), targets)
-
-
 def test_warmup_cosine_factor():
     from swinlstm.engine.module import WarmupCosine
 
@@ -198,3 +190,37 @@ def test_cosine_schedule_state_resumes(tmp_path):
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 4
     assert result.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_memory_model_takes_two_optimiser_steps_per_iteration(tmp_path):
+    """convlstm with an LMC memory: manual optimisation, phase 1 moves the memory slots."""
+    from swinlstm.models.training import memory_slots
+
+    config = toy_config(tmp_path, iterations=2, print_freq=2, iterations_warmup=1)
+    config.update(
+        model="convlstm",
+        model_config={
+            "img_size": 16,
+            "in_chans": 1,
+            "patch_size": 4,
+            "num_hidden": [4],
+            "filter_size": 3,
+            "memory_size": 3,
+            "slot_dim": 8,
+        },
+    )
+    result = run_training(config, ToyClips(8), ToyClips(2))
+    module = result.module
+    assert module.memory and not module.automatic_optimization
+    assert module.iteration == 2 and result.trainer.global_step == 4
+    # the same seed builds the same initial slots: training (phase 1) has moved them
+    import lightning.pytorch as pl
+
+    from swinlstm.models import build_model
+
+    pl.seed_everything(1234, verbose=False)
+    initial = memory_slots(build_model("convlstm", **config["model_config"]))[0]
+    trained_slots = memory_slots(module.model)[0]
+    assert not torch.allclose(initial, trained_slots)
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert ckpt["iteration"] == 2

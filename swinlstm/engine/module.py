@@ -30,23 +30,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from swinlstm.models import build_model
+from swinlstm.models.training import (
+    alignment_clips,
+    loss_targets,
+    memory_alignment_step,
+    memory_slots,
+    scheduled_sampling_forward,
+    teacher_prob,
+    warmup_out_len,
+)
 
 
 def is_memory_model(model: nn.Module) -> bool:
     """True when ``model`` has an LMC memory (``memory_size > 0``): two-phase training."""
-    if isinstance(getattr(model, "memory", None), nn.Module):
-        return True
-    return int(getattr(model, "memory_size", 0) or 0) > 0
-
-
-def loss_target(inputs: torch.Tensor, targets: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """The frames ``output`` predicts: the last ``output.shape[1]`` frames of clip[1:].
-
-    ``inputs`` (B, T_in, C, H, W), ``targets`` (B, T_out, ...), ``output`` (B, T, ...) with
-    ``T = T_in - 1 + T_out`` (whole recurrence) or ``T_out`` (forecast-only models).
-    """
-    clip = torch.cat([inputs[:, 1:], targets], dim=1)
-    return clip[:, -output.shape[1] :]
+    return bool(memory_slots(model))
 
 
 def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -157,7 +154,7 @@ class PredictionModule(pl.LightningModule):
             loss = self._memory_step(inputs, targets, long)
         else:
             output = self._forward_train(inputs, targets)
-            loss = mse_loss(output, loss_target(inputs, targets, output))
+            loss = mse_loss(output, loss_targets(self.model, inputs, targets))
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at iteration {self.iteration}: lower --lr, "
@@ -172,8 +169,6 @@ class PredictionModule(pl.LightningModule):
         hp = self.hparams
         if not hp.scheduled_sampling:
             return self.model(inputs, targets.shape[1])
-        from swinlstm.models.training import scheduled_sampling_forward, teacher_prob
-
         prob = teacher_prob(self.iteration, hp.sampling_stop_iter, hp.sampling_changing_rate)
         g = torch.Generator().manual_seed(hp.seed * 1000003 + self.iteration)
         return scheduled_sampling_forward(
@@ -184,13 +179,6 @@ class PredictionModule(pl.LightningModule):
         self, inputs: torch.Tensor, targets: torch.Tensor, long: torch.Tensor | None
     ) -> torch.Tensor:
         """Phase 1 (long clip, memory trained) then phase 2 (short clip only): two steps."""
-        from swinlstm.models.training import (
-            alignment_clips,
-            loss_targets,
-            memory_alignment_step,
-            warmup_out_len,
-        )
-
         hp = self.hparams
         warmup = 0 if hp.skip_warmup else hp.iterations_warmup
         out_len = warmup_out_len(self.iteration, warmup, targets.shape[1])
@@ -252,7 +240,7 @@ class PredictionModule(pl.LightningModule):
         from swinlstm.metrics import compute
 
         inputs, targets, _ = self._split(batch)
-        pred = self.model.predict(inputs, targets.shape[1]).clamp(0, 1)
+        pred = self.model.predict(inputs, targets.shape[1])  # the protocol clips as its anchor
         values = compute(
             pred.float(),
             targets.float(),
