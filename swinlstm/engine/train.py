@@ -483,7 +483,7 @@ def run_training(
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,
-        log_every_n_steps=max(1, min(50, cfg.print_freq)),
+        log_every_n_steps=max(1, min(50, cfg.print_freq, cfg.iterations)),
         logger=_logger(directory),
         callbacks=[bar, recorder, *(callbacks or []), ckpt_cb],
         plugins=[AtomicCheckpointIO()],
@@ -500,11 +500,16 @@ def run_training(
         warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # reduced by the module
         trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     if trainer.is_global_zero:
-        best = recorder.best
+        files = [
+            n
+            for n in (MODEL_FILE, CONFIG_FILE, f"{LAST}.ckpt", f"{BEST}.ckpt", "config.yaml")
+            if (directory / n).is_file()
+        ]
+        files += ["metrics.csv"] if (directory / "metrics.csv").is_file() else []
+        best = f"best validation mse {recorder.best:.4g}" if recorder.rows else "no validation"
         print(
-            f"trained {module.iteration} iterations; best validation mse {best:.4g}; "
-            f"files in {directory} ({MODEL_FILE}, {CONFIG_FILE}, {LAST}.ckpt"
-            f"{', ' + BEST + '.ckpt' if has_valid else ''}, config.yaml, metrics.csv)",
+            f"trained {module.iteration} iterations; {best}; files in {directory} "
+            f"({', '.join(files)})",
             flush=True,
         )
     return TrainResult(directory, module, trainer)
