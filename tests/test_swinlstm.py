@@ -388,7 +388,7 @@ def test_bf16_autocast_finite_and_close(name, config):
     assert (low - ref).abs().max().item() <= 1e-2
     # masks under autocast are finite in bf16 (no -inf)
     state = model.init_state(1)
-    masks = state.masks.get(model.cells(), torch.bfloat16)
+    masks = state.masks.get(model.cells(), torch.bfloat16, 1)
     assert all(torch.isfinite(m).all() for cell in masks for m in cell)
 
 

@@ -185,24 +185,28 @@ class WindowAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02, a=-2.0, b=2.0)
 
-    def attention_mask(self, shift_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        """Bias (+ shift mask): (heads, N, N), or (nW, heads, N, N) for a shifted block."""
+    def attention_mask(
+        self, shift_mask: torch.Tensor | None, dtype: torch.dtype, batch_size: int = 1
+    ) -> torch.Tensor:
+        """Additive attention mask in the 4-D layout the fused CPU kernel takes: the bias
+        (1, heads, N, N), or for a shifted block bias + shift mask repeated over the batch,
+        (B * nW, heads, N, N)."""
         n = self.window_tokens
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         bias = bias.view(n, n, self.num_heads).permute(2, 0, 1)
         if self.shifted and shift_mask is not None:
-            bias = bias.unsqueeze(0) + shift_mask.unsqueeze(1)
-        return bias.to(dtype).contiguous()
+            return (bias + shift_mask.unsqueeze(1)).to(dtype).repeat(batch_size, 1, 1, 1)
+        return bias.unsqueeze(0).to(dtype).contiguous()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, c = x.shape
         n, heads = self.window_tokens, self.num_heads
-        qkv = self.qkv(x).view(b, length // n, n, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
-        q, k, v = qkv.unbind(0)  # (B, nW, heads, N, d)
+        qkv = self.qkv(x).view(b * (length // n), n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B * nW, heads, N, d)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0
         )
-        out = out.transpose(2, 3).reshape(b, length, c)
+        out = out.transpose(1, 2).reshape(b, length, c)
         return self.proj_drop(self.proj(out))
 
 

@@ -80,9 +80,9 @@ class SwinLSTMCell(nn.Module):
         else:
             self.shift_index = self.unshift_index = self.shift_mask = None
 
-    def attention_masks(self, dtype: torch.dtype) -> list[torch.Tensor]:
+    def attention_masks(self, dtype: torch.dtype, batch_size: int = 1) -> list[torch.Tensor]:
         """Each block's additive attention mask (relative-position bias + shift mask)."""
-        return [blk.attn.attention_mask(self.shift_mask, dtype) for blk in self.blocks]
+        return [blk.attn.attention_mask(self.shift_mask, dtype, batch_size) for blk in self.blocks]
 
     def forward(
         self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, *masks: torch.Tensor
@@ -105,7 +105,7 @@ class SwinLSTMCell(nn.Module):
 class AttentionMaskCache:
     """Every block's attention mask, computed once and reused by all later time steps.
 
-    Keyed by (dtype, grad mode, inference mode, versions of the bias tables): an optimiser step
+    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables): an optimiser step
     between two streaming steps, or switching autocast, rebuilds the masks; nothing else does.
     One lives in each recurrent state, so a forward pass builds the masks once.
     """
@@ -114,17 +114,20 @@ class AttentionMaskCache:
         self._key: tuple | None = None
         self._masks: list[list[torch.Tensor]] = []
 
-    def get(self, cells: Sequence[SwinLSTMCell], dtype: torch.dtype) -> list[list[torch.Tensor]]:
+    def get(
+        self, cells: Sequence[SwinLSTMCell], dtype: torch.dtype, batch_size: int
+    ) -> list[list[torch.Tensor]]:
         tables = [blk.attn.relative_position_bias_table for cell in cells for blk in cell.blocks]
         key = (
             dtype,
+            batch_size,
             torch.is_grad_enabled(),
             torch.is_inference_mode_enabled(),
             tuple(t._version for t in tables),
             tables[0].device if tables else None,
         )
         if key != self._key:
-            self._masks = [cell.attention_masks(dtype) for cell in cells]
+            self._masks = [cell.attention_masks(dtype, batch_size) for cell in cells]
             self._key = key
         return self._masks
 
@@ -266,7 +269,7 @@ class SwinLSTMBase(RecurrentPredictor):
         dtype = (
             torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else frame.dtype
         )
-        masks = state.masks.get(self.cells(), dtype)
+        masks = state.masks.get(self.cells(), dtype, frame.shape[0])
         core = self._compiled_core() if self.compile else self._core
         y, hidden = core(frame, state.hidden, masks, context, decode)
         return y, SwinLSTMState(hidden, state.masks)
