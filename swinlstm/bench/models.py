@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         f"median of {args.steps} after {args.warmup} warm-up"
     )
     print(
-        f"# matmul peak (1024^3, same threads): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s"
+        f"# matmul peak (1024^3, same threads): fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s"
     )
     header = (
         "| model | batch | mode | params (M) | fwd GFLOP/seq | infer s | train step s | "

@@ -192,22 +192,30 @@ class SwinLSTMBase(RecurrentPredictor):
     #: the authors' parameters our network does not build (never used by their forward)
     official_unused: tuple[str, ...] = ()
 
-    def _setup(
+    def __init__(
         self,
-        img_size,
-        patch_size: int,
-        in_chans: int,
-        embed_dim: int,
-        window_size: int,
-        mlp_ratio: float,
-        drop_rate: float,
-        attn_drop_rate: float,
-        drop_path_rate: float,
-        checkpointing: bool,
-        compile: bool,
-        memory_size: int,
+        img_size: int | tuple[int, int] = 64,
+        patch_size: int = 2,
+        in_chans: int = 1,
+        embed_dim: int = 128,
+        num_heads: Sequence[int] = (4, 8),
+        window_size: int = 4,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        checkpointing: bool = False,
+        compile: bool = False,
+        memory_size: int = 0,
+        *,
         levels: int,
     ) -> None:
+        """Options every SwinLSTM shares (defaults: the authors' Moving MNIST configuration).
+
+        ``levels`` is the number of patch merges (0 for -B); the frame is padded so that every
+        level's token grid is even and fits the windows, and outputs are cropped back.
+        """
+        super().__init__()
         self.img_size = _pair(img_size, "img_size")
         for name, v in (
             ("patch_size", patch_size),
@@ -224,6 +232,7 @@ class SwinLSTMBase(RecurrentPredictor):
                 f"memory_size={memory_size}: SwinLSTM with LMC-Memory is not available in this "
                 "build; use memory_size=0"
             )
+        self.num_heads = _positive_ints(num_heads, "num_heads")
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.embed_dim = embed_dim
@@ -238,8 +247,6 @@ class SwinLSTMBase(RecurrentPredictor):
         grid = tuple(padded_grid(n, patch_size, window_size, levels) for n in self.img_size)
         self.grid = grid
         self.padded_size = (grid[0] * patch_size, grid[1] * patch_size)
-        if min(g >> levels for g in grid) < 1:  # pragma: no cover - padded_grid guarantees it
-            raise ValueError(f"img_size {self.img_size} is too small for {levels} merges")
 
     def layout(self, level: int) -> WindowLayout:
         """Window layout of the token grid after ``level`` patch merges."""
@@ -344,7 +351,7 @@ class SwinLSTMB(SwinLSTMBase):
 
     Cell i has ``depths[i]`` blocks and ``num_heads[i]`` heads (with the paper's ``depths=[12]``
     only ``num_heads[0]`` is used). Every block has stochastic depth ``drop_path_rate``, as in
-    the authors' code.
+    the authors' code. The other options are :class:`SwinLSTMBase`'s.
     """
 
     official_prefixes = {
@@ -353,47 +360,20 @@ class SwinLSTMB(SwinLSTMBase):
         "ST.layers.": "layers.",
     }
 
-    def __init__(
-        self,
-        img_size=64,
-        patch_size: int = 2,
-        in_chans: int = 1,
-        embed_dim: int = 128,
-        depths: Sequence[int] = (12,),
-        num_heads: Sequence[int] = (4, 8),
-        window_size: int = 4,
-        mlp_ratio: float = 4.0,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.1,
-        checkpointing: bool = False,
-        compile: bool = False,
-        memory_size: int = 0,
-    ):
-        super().__init__()
-        self._setup(
-            img_size, patch_size, in_chans, embed_dim, window_size, mlp_ratio, drop_rate,
-            attn_drop_rate, drop_path_rate, checkpointing, compile, memory_size, levels=0,
-        )  # fmt: skip
+    def __init__(self, depths: Sequence[int] = (12,), **config: Any):
+        super().__init__(levels=0, **config)
         depths = _positive_ints(depths, "depths")
-        num_heads = _positive_ints(num_heads, "num_heads")
+        num_heads = self.num_heads
         if len(num_heads) < len(depths):
             raise ValueError(
                 f"num_heads needs one entry per cell: depths={depths} but num_heads={num_heads}"
             )
         layout = self.layout(0)
+        patch_size, in_chans, embed_dim = self.patch_size, self.in_chans, self.embed_dim
+        rates = (self.mlp_ratio, self.drop_rate, self.attn_drop_rate)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, layout)
         self.layers = nn.ModuleList(
-            SwinLSTMCell(
-                embed_dim,
-                layout,
-                d,
-                num_heads[i],
-                self.mlp_ratio,
-                self.drop_rate,
-                self.attn_drop_rate,
-                [self.drop_path_rate] * d,
-            )  # fmt: skip
+            SwinLSTMCell(embed_dim, layout, d, num_heads[i], *rates, [self.drop_path_rate] * d)
             for i, d in enumerate(depths)
         )
         self.inflate = PatchInflate(patch_size, embed_dim, in_chans, layout)
@@ -422,7 +402,7 @@ class SwinLSTMD(SwinLSTMBase):
     merges, with ``depths_up[L-1-i]`` blocks and ``num_heads[L-1-i]`` heads (the authors'
     indexing). Stochastic depth rises linearly over the down path, and over the up path read
     from its deepest cell (the authors' schedule); ``drop_rate`` and ``attn_drop_rate`` are
-    honoured (the authors' network ignores them).
+    honoured (the authors' network ignores them). The other options are :class:`SwinLSTMBase`'s.
     """
 
     official_prefixes = {
@@ -436,41 +416,23 @@ class SwinLSTMD(SwinLSTMBase):
     official_unused = ("Upsample.patch_embed.",)
 
     def __init__(
-        self,
-        img_size=64,
-        patch_size: int = 2,
-        in_chans: int = 1,
-        embed_dim: int = 128,
-        depths_down: Sequence[int] = (2, 6),
-        depths_up: Sequence[int] = (6, 2),
-        num_heads: Sequence[int] = (4, 8),
-        window_size: int = 4,
-        mlp_ratio: float = 4.0,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.1,
-        checkpointing: bool = False,
-        compile: bool = False,
-        memory_size: int = 0,
+        self, depths_down: Sequence[int] = (2, 6), depths_up: Sequence[int] = (6, 2), **config: Any
     ):
-        super().__init__()
         depths_down = _positive_ints(depths_down, "depths_down")
         depths_up = _positive_ints(depths_up, "depths_up")
-        num_heads = _positive_ints(num_heads, "num_heads")
         levels = len(depths_down)
         if len(depths_up) != levels:
             raise ValueError(
                 f"depths_up must have one entry per level like depths_down={depths_down}, "
                 f"got depths_up={depths_up}"
             )
+        super().__init__(levels=levels, **config)
+        num_heads = self.num_heads
         if len(num_heads) < levels:
             raise ValueError(
                 f"num_heads needs one entry per level ({levels}), got num_heads={num_heads}"
             )
-        self._setup(
-            img_size, patch_size, in_chans, embed_dim, window_size, mlp_ratio, drop_rate,
-            attn_drop_rate, drop_path_rate, checkpointing, compile, memory_size, levels=levels,
-        )  # fmt: skip
+        patch_size, in_chans, embed_dim = self.patch_size, self.in_chans, self.embed_dim
         rates = (self.mlp_ratio, self.drop_rate, self.attn_drop_rate)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, self.layout(0))
         dpr_down = _drop_path_schedule(self.drop_path_rate, depths_down)
@@ -523,7 +485,9 @@ class SwinLSTMD(SwinLSTMBase):
 
 
 def _build(cls: type[SwinLSTMBase], config: dict[str, Any]) -> SwinLSTMBase:
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    own = inspect.signature(cls.__init__).parameters
+    base = inspect.signature(SwinLSTMBase.__init__).parameters
+    accepted = [p for p in (*own, *base) if p not in ("self", "config", "levels")]
     unknown = sorted(set(config) - set(accepted))
     if unknown:
         raise ValueError(
