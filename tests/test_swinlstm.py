@@ -433,3 +433,14 @@ def test_bad_config(name, config, match):
 def test_classes_registered():
     assert isinstance(build_model("swinlstm-b", img_size=8, **B_MINI), SwinLSTMB)
     assert isinstance(build_model("swinlstm_d", img_size=8, **D_MINI), SwinLSTMD)
+
+
+def test_compiled_model_copies_and_pickles(tmp_path):
+    import copy
+
+    model = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
+    model._compiled_core()  # the compiled wrapper exists (compilation itself is lazy)
+    clone = copy.deepcopy(model)
+    assert "_core_compiled" not in clone.__dict__
+    torch.save(model, tmp_path / "m.pt")
+    assert "_core_compiled" in model.__dict__

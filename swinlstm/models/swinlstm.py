@@ -282,11 +282,17 @@ class SwinLSTMBase(RecurrentPredictor):
         return y, SwinLSTMState(hidden, state.masks)
 
     def _compiled_core(self):
+        """``torch.compile`` of :meth:`_core`, made on first use (kept out of pickles/copies)."""
         fn = self.__dict__.get("_core_compiled")
         if fn is None:
             fn = torch.compile(self._core, dynamic=False)
             self.__dict__["_core_compiled"] = fn
         return fn
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_core_compiled", None)  # bound to this instance; rebuilt lazily
+        return state
 
     def _core(self, frame, hidden, masks, context, decode):
         """Pixels -> tokens -> cells -> (context fusion) -> pixels; pure tensor code."""
