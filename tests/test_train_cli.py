@@ -27,6 +27,25 @@ TINY_D = [
 ]  # fmt: skip
 
 
+def _swinlstm_has_memory() -> bool:
+    try:
+        build_model("swinlstm-d", img_size=16, patch_size=2, embed_dim=8, depths_down=[1, 1],
+                    depths_up=[1, 1], num_heads=[2, 2], window_size=2, memory_size=2)  # fmt: skip
+    except ValueError as err:
+        return "not available" not in str(err)
+    return True
+
+
+# The seed commands train the default model (swinlstm-d) with --memory_size > 0: SwinLSTM with
+# the LMC memory (issue 6). Until the model registry offers it, these are expected failures; once
+# it does, they must pass (strict).
+needs_swinlstm_memory = pytest.mark.xfail(
+    not _swinlstm_has_memory(),
+    reason="swinlstm-d with memory_size > 0 is not in this build yet (issue 6)",
+    strict=True,
+)
+
+
 def write_frame_folders(root: Path, videos: int, frames: int, size: int, pattern: str) -> Path:
     """LMC-Memory's layout: ``root/<video>/<frame>.png`` of a bright square moving right."""
     rng = np.random.default_rng(videos * 31 + frames)
@@ -55,7 +74,14 @@ def run_train(args: list[str], timeout: int = 300) -> subprocess.CompletedProces
     )
 
 
-def test_seed_command_movingmnist(tmp_path):
+SEED_MODELS = [
+    pytest.param(TINY_D, "swinlstm-d", id="swinlstm-d", marks=needs_swinlstm_memory),
+    pytest.param(["--model", "lmc-convlstm"], "lmc-convlstm", id="lmc-convlstm"),
+]
+
+
+@pytest.mark.parametrize("model_flags, model_name", SEED_MODELS)
+def test_seed_command_movingmnist(tmp_path, model_flags, model_name):
     train_dir = write_frame_folders(tmp_path / "train", 2, 16, 16, "video_{v:05d}")
     valid_dir = write_frame_folders(tmp_path / "valid", 1, 16, 16, "video_{v:05d}")
     out = tmp_path / "checkpoints"
@@ -94,19 +120,20 @@ def test_seed_command_movingmnist(tmp_path):
             "0",
             "--progress",
             "False",
-            *TINY_D,
+            *model_flags,
         ]  # fmt: skip
     )
     assert done.returncode == 0, done.stderr[-3000:]
     ckpt = torch.load(out / "last.ckpt", weights_only=True)
     assert ckpt["iteration"] == 2
-    assert ckpt["hyper_parameters"]["model_name"] == "swinlstm-d"
+    assert ckpt["hyper_parameters"]["model_name"] == model_name
     assert ckpt["hyper_parameters"]["model_config"]["memory_size"] == 4
     for name in ("best.ckpt", "model.safetensors", "model.json", "config.yaml", "metrics.csv"):
         assert (out / name).is_file(), name
 
 
-def test_seed_command_kth_via_swinlstm_train(tmp_path):
+@pytest.mark.parametrize("model_flags, model_name", SEED_MODELS)
+def test_seed_command_kth_via_swinlstm_train(tmp_path, model_flags, model_name):
     # the preprocessed archive's layout: persons 01-16 train, 17-25 validation/test
     root = tmp_path / "kth"
     write_frame_folders(root / "boxing", 2, 14, 32, "person01_boxing_d{v}_uncomp")
@@ -154,7 +181,7 @@ def test_seed_command_kth_via_swinlstm_train(tmp_path):
             "1",
             "--progress",
             "False",
-            *TINY_D,
+            *model_flags,
         ],  # fmt: skip
         cwd=ROOT,
         env=env,
