@@ -116,9 +116,10 @@ class SwinLSTMCell(nn.Module):
 class AttentionMaskCache:
     """Every block's attention mask, computed once and reused by all later time steps.
 
-    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables): an optimiser step
-    between two streaming steps, or switching autocast, rebuilds the masks; nothing else does.
-    One lives in each recurrent state, so a forward pass builds the masks once.
+    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables,
+    device): an optimiser step between two streaming steps, or switching autocast, rebuilds the
+    masks; nothing else does. One lives in each recurrent state, so a forward pass builds the
+    masks once.
     """
 
     def __init__(self) -> None:
