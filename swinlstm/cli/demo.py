@@ -17,7 +17,6 @@ the package was imported from (a clone, or an editable install as ``make`` makes
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -96,6 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
         img_size=tuple(model.img_size),
         img_channel=model.in_chans,
         seed=int(config.get("seed", 1234)),
+        test_samples=args.test_clips,
     )
     print(f"[demo] 2/2 testing {info['model']} on {args.test_clips} generated test clips")
     summary = evaluate(
@@ -106,7 +106,6 @@ def run_demo(args: argparse.Namespace) -> int:
         result_dir=out,
         make_frame=True,
         num_frames_to_save=args.num_frames_to_save,
-        max_batches=math.ceil(args.test_clips / batch_size),
         meta={
             "dataset": "movingmnist (generated test set)",
             "model": info["model"],
