@@ -106,6 +106,7 @@ def run_demo(args: argparse.Namespace) -> int:
         result_dir=out,
         make_frame=True,
         num_frames_to_save=args.num_frames_to_save,
+        progress_every=10.0,
         meta={
             "dataset": "movingmnist (generated test set)",
             "model": info["model"],

@@ -110,6 +110,7 @@ def run_test(args: argparse.Namespace) -> int:
         evaluate_metrics=args.evaluate,
         device=args.device,
         workers=args.workers or 0,
+        progress_every=10.0,
     )
     print_summary(summary, args.test_result_dir, args.make_frame)
     return 0

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,7 @@ def evaluate(
     evaluate_metrics: bool = True,
     device: str | torch.device = "cpu",
     workers: int = 0,
+    progress_every: float | None = None,
 ) -> dict[str, Any]:
     """Forecast every clip of ``dataset`` and score it; returns the metrics summary.
 
@@ -108,6 +111,7 @@ def evaluate(
         max_batches: stop after this many batches (None: the whole set).
         meta: recorded in ``metrics.json`` (dataset, model, checkpoint, ...).
         evaluate_metrics: False skips the metrics (frames only).
+        progress_every: print a progress line to stderr every this many seconds (None: quiet).
 
     Returns:
         ``{"per_frame": {name: [T values]}, "mean": {name: value}, "protocol": ...,
@@ -132,6 +136,8 @@ def evaluate(
     writer = FrameWriter(result_dir, num_frames_to_save) if make_frame else None
 
     clips = 0
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    start = last = time.perf_counter()
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
@@ -148,6 +154,13 @@ def evaluate(
         if writer is not None:
             writer.add(inputs.cpu(), targets.cpu(), preds.clamp(0, 1).cpu())
         clips += inputs.shape[0]
+        now = time.perf_counter()
+        if progress_every is not None and (now - last >= progress_every or i + 1 == total):
+            last = now
+            rate = clips / max(now - start, 1e-9)
+            print(
+                f"[test] batch {i + 1}/{total}, {clips} clips, {rate:.1f} clips/s", file=sys.stderr
+            )
     if clips == 0:
         raise ValueError("the test set is empty: no clip to evaluate")
     if writer is not None:
