@@ -77,7 +77,15 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
     name, config = model_config_from_args(args)
     if not name.startswith("lmc"):
         config.pop("memory_size", None)  # the authors' commands pass it for every model
-    model, info = load_model(path, name, config)
+    try:
+        model, info = load_model(path, name, config)
+    except ValueError as err:
+        if keys is None:
+            raise
+        raise ValueError(
+            f"{path}: {err} (an authors' file records no configuration: the {name} network is "
+            "built from the flags; pass those it was trained with)"
+        ) from None
     if keys is None:
         _check_flags_fit(args, model, info, path)
     return model, info

@@ -1,0 +1,156 @@
+"""The authors' checkpoint formats through ``predict``/``test``/``export``.
+
+The SwinLSTM files are built from the golden vectors (tests/data/swinlstm_{b,d}_tiny.npz: the
+authors' own state dicts at tiny sizes and their outputs); the LMC-Memory one from its published
+key list (tests/data/lmc_official_keys.json, copied from the shared anchors) with ``module.``
+prefixes, as ``nn.DataParallel`` saved it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from swinlstm.cli.loading import official_family
+from swinlstm.cli.main import run
+
+DATA = Path(__file__).parent / "data"
+B_FLAGS = "--img_size 16 --img_channel 1 --patch_size 2 --embed_dim 32 --depths 4 --heads_number 2 --window_size 4"
+D_FLAGS = (
+    "--img_size 32 --img_channel 1 --patch_size 2 --embed_dim 16 --depths_down 2 2 "
+    "--depths_up 2 2 --heads_number 2 4 --window_size 4"
+)
+
+
+def golden(name: str) -> dict[str, np.ndarray]:
+    path = DATA / f"swinlstm_{name}_tiny.npz"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not in tests/data yet (the models' golden vectors)")
+    pytest.importorskip("swinlstm.models.swinlstm", reason="needs the SwinLSTM models")
+    z = np.load(path)
+    return {k: z[k] for k in z.files}
+
+
+def authors_file(z: dict, path: Path, prefix: str = "") -> Path:
+    """Save the golden state dict as the authors did: a plain torch.save of the state dict."""
+    sd = {
+        prefix + k[len("state_dict/") :]: torch.from_numpy(v)
+        for k, v in z.items()
+        if k.startswith("state_dict/")
+    }
+    torch.save(sd, path)
+    return path
+
+
+def lmc_keys() -> list[str]:
+    return list(
+        json.loads((DATA / "lmc_official_keys.json").read_text())["lmc-memory-movingmnist"]["keys"]
+    )
+
+
+def test_family_recognised_from_key_names():
+    assert official_family(["ST.patch_embed.proj.weight", "ST.layers.0.Swin.x"]) == "swinlstm-b"
+    assert official_family(["Downsample.patch_embed.proj.weight"]) == "swinlstm-d"
+    assert official_family(["module." + k for k in lmc_keys()]) == "lmc-convlstm"
+    assert official_family(["foo.weight"]) is None
+
+
+def test_swinlstm_b_authors_file_predicts_their_output(tmp_path):
+    z = golden("b")
+    ckpt = authors_file(z, tmp_path / "swinlstm_b.pth")
+    np.save(tmp_path / "clip.npy", z["input"][0])  # (6, 1, 16, 16) float in [0, 1]
+    argv = ["predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "clip.npy")]
+    argv += [
+        "--short_len",
+        "6",
+        "--out_len",
+        "4",
+        "--output",
+        str(tmp_path / "out"),
+    ] + B_FLAGS.split()
+    assert run(argv) == 0
+    pred = np.load(tmp_path / "out" / "prediction.npy")
+    np.testing.assert_allclose(pred, np.clip(z["output"][0, -4:], 0, 1), atol=1e-5)
+
+
+def test_swinlstm_d_trained_model_state_dict_through_test_command(tmp_path, capsys):
+    pytest.importorskip("swinlstm.metrics", reason="needs the metrics package")
+    pytest.importorskip("swinlstm.data", reason="needs the data package")
+    z = golden("d")
+    ckpt = authors_file(z, tmp_path / "trained_model_state_dict")  # the published file's name
+    clips = np.clip(
+        np.rint(np.concatenate([z["input"], z["output"][:, -4:]], axis=1) * 255), 0, 255
+    )
+    np.save(tmp_path / "mnist_test_seq.npy", clips[:, :, 0].astype(np.uint8).transpose(1, 0, 2, 3))
+    argv = ["test", "--checkpoint_load_file", str(ckpt), "--test_data_dir", str(tmp_path)]
+    argv += ["--test_result_dir", str(tmp_path / "r"), "--short_len", "6", "--out_len", "4"]
+    assert run(argv + D_FLAGS.split() + ["--memory_size", "100"]) == 0
+    result = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    # the targets are the model's own forecast (quantised to uint8): near-perfect scores
+    assert result["mse"] < 1.0
+    assert "swinlstm-d" in capsys.readouterr().out or result.get("model") in (None, "swinlstm-d")
+
+
+def test_authors_file_of_another_size_is_one_line_exit_2(tmp_path, capsys):
+    z = golden("b")
+    ckpt = authors_file(z, tmp_path / "swinlstm_b.pth")
+    np.save(tmp_path / "clip.npy", z["input"][0])
+    argv = [
+        "predict",
+        "--checkpoint",
+        str(ckpt),
+        "--input",
+        str(tmp_path / "clip.npy"),
+        "--short_len",
+        "6",
+    ]
+    flags = B_FLAGS.replace("--embed_dim 32", "--embed_dim 16").split()
+    assert run(argv + ["--output", str(tmp_path / "o")] + flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "shape mismatches" in err and "swinlstm_b.pth" in err
+
+
+def test_authors_file_for_another_model_is_one_line_exit_2(tmp_path, capsys):
+    z = golden("b")
+    ckpt = authors_file(z, tmp_path / "swinlstm_b.pth")
+    argv = [
+        "export",
+        "--checkpoint",
+        str(ckpt),
+        "--onnx",
+        str(tmp_path / "x.onnx"),
+        "--model",
+        "swinlstm-d",
+    ]
+    assert run(argv + D_FLAGS.split()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing keys" in err
+
+
+def test_swinlstm_b_onnx_export_parity(tmp_path, capsys):
+    z = golden("b")
+    ckpt = authors_file(z, tmp_path / "b.pth", prefix="module.")  # DataParallel-style keys too
+    argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "b.onnx")]
+    assert run(argv + ["--short_len", "6", "--out_len", "4"] + B_FLAGS.split()) == 0
+    out = capsys.readouterr().out
+    err = float(out.split("max abs difference ")[1].split()[0])
+    assert err <= 1e-4
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "b.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"frames": z["input"]})[0]
+    np.testing.assert_allclose(got, z["output"][:, -4:], atol=1e-4)  # the authors' numbers
+
+
+def test_pickled_file_is_refused(tmp_path, capsys):
+    import argparse
+
+    path = tmp_path / "evil.pt"
+    torch.save({"obj": argparse.Namespace(a=1)}, path)  # needs arbitrary unpickling
+    assert run(["export", "--checkpoint", str(path), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "unpickling are refused" in capsys.readouterr().err
