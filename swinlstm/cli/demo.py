@@ -117,7 +117,7 @@ def run_demo(args: argparse.Namespace) -> int:
         },
     )
     print_summary(summary, str(out), make_frame=True)
-    mse, base = summary["mean"]["mse"], summary["baseline_last_frame"]["mse"]
+    mse, base = summary["means"]["mse"], summary["baseline_last_frame"]["mse"]
     print(
         f"[demo] MSE per frame {mse:.2f} vs {base:.2f} for repeating the last input frame "
         f"({100 * (1 - mse / base):.0f}% lower); trained in {train_s / 60:.1f} min. Files: {out}/"

@@ -7,8 +7,10 @@ nothing about motion), and the first clips drawn.
 
 Files written into ``result_dir``:
 
-* ``metrics.json``, ``metrics.csv``, ``per_frame.png`` (``swinlstm.metrics.write_metrics``), with
-  ``"baseline_last_frame": {"mse": ..., "per_frame": {"mse": [...]}}`` added to the JSON;
+* ``metrics.json``, ``metrics.csv``, ``per_frame.png`` (``swinlstm.metrics.write_metrics``); the
+  JSON also holds, at its top level, the headline ``"mse"`` (mean over the horizon) beside
+  ``"baseline_last_frame": {"mse": ..., "per_frame": {"mse": [...]}}``, the same protocol's MSE of
+  repeating the last input frame;
 * with ``make_frame``, for the first ``num_frames_to_save`` clips:
   ``frames/{clip:05d}/{input,gt,pred}_{t:02d}.png`` and ``gifs/{clip:05d}.gif``, and
   ``comparison.png`` (rows ground truth, prediction, abs error) of the first few clips.
@@ -16,7 +18,6 @@ Files written into ``result_dir``:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -28,7 +29,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from swinlstm import viz
-from swinlstm.engine.checkpoint import atomic_write
 
 DEFAULT_METRICS = ("mse", "mae", "ssim", "psnr")
 GRID_CLIPS = 4  # clips in comparison.png
@@ -114,8 +114,9 @@ def evaluate(
         progress_every: print a progress line to stderr every this many seconds (None: quiet).
 
     Returns:
-        ``{"per_frame": {name: [T values]}, "mean": {name: value}, "protocol": ...,
-        "baseline_last_frame": {"mse": value, "per_frame": {"mse": [...]}}, "clips": N}``
+        ``{"per_frame": {name: [T values]}, "means": {name: value}, "mse": value,
+        "protocol": ..., "baseline_last_frame": {"mse": value, "per_frame": {"mse": [...]}},
+        "clips": N}``
         (metrics keys are empty when ``evaluate_metrics`` is False).
     """
     if not isinstance(out_len, int) or out_len < 1:
@@ -129,9 +130,10 @@ def evaluate(
 
     acc = base = None
     if evaluate_metrics:
-        from swinlstm.metrics import MetricAccumulator
+        from swinlstm.metrics import MetricAccumulator, load_lpips
 
-        acc = MetricAccumulator(metrics=tuple(metrics), protocol=protocol, lpips=lpips_weights)
+        lpips = load_lpips(lpips_weights, device) if lpips_weights and "lpips" in metrics else None
+        acc = MetricAccumulator(metrics=tuple(metrics), protocol=protocol, lpips=lpips)
         base = MetricAccumulator(metrics=("mse",), protocol=protocol)
     writer = FrameWriter(result_dir, num_frames_to_save) if make_frame else None
 
@@ -166,30 +168,28 @@ def evaluate(
     if writer is not None:
         writer.close()
 
-    summary: dict[str, Any] = {"clips": clips, "protocol": protocol, "per_frame": {}, "mean": {}}
+    summary: dict[str, Any] = {"clips": clips, "protocol": protocol, "per_frame": {}, "means": {}}
     if acc is None:
         return summary
     per_frame = acc.compute()
     baseline = base.compute()["mse"]
     summary["per_frame"] = {k: [float(v) for v in t] for k, t in per_frame.items()}
-    summary["mean"] = {k: float(t.float().mean()) for k, t in per_frame.items()}
+    summary["means"] = {k: float(t.mean()) for k, t in per_frame.items()}
+    summary["mse"] = summary["means"]["mse"] if "mse" in per_frame else None
     summary["baseline_last_frame"] = {
-        "mse": float(baseline.float().mean()),
+        "mse": float(baseline.mean()),
         "per_frame": {"mse": [float(v) for v in baseline]},
     }
     if result_dir is not None:
         from swinlstm.metrics import write_metrics
 
-        info = {**(meta or {}), "protocol": protocol, "clips": clips, "out_len": out_len}
+        info = {
+            **(meta or {}),
+            "protocol": protocol,
+            "clips": clips,
+            "out_len": out_len,
+            "mse": summary["mse"],
+            "baseline_last_frame": summary["baseline_last_frame"],
+        }
         write_metrics(result_dir, per_frame, info)
-        _add_to_json(
-            Path(result_dir) / "metrics.json", "baseline_last_frame", summary["baseline_last_frame"]
-        )
     return summary
-
-
-def _add_to_json(path: Path, key: str, value: Any) -> None:
-    """Set ``key`` in the JSON object stored at ``path`` (rewritten atomically)."""
-    data = json.loads(path.read_text())
-    data[key] = value
-    atomic_write(path, lambda p: Path(p).write_text(json.dumps(data, indent=2)))
