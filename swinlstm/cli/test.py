@@ -128,7 +128,9 @@ def print_summary(summary: dict, result_dir: str, make_frame: bool) -> None:
         for line in format_summary(per_frame, summary["protocol"]):
             print(line)
         base = summary["baseline_last_frame"]["mse"]
-        print(f"baseline (repeat the last input frame): mse {base:.4f} [{summary['protocol']}]")
+        print(
+            f"{'baseline':<10} {base:12.6g}   [mse of repeating the last input frame, same protocol]"
+        )
         print(f"metrics: {result_dir}/metrics.json, metrics.csv, per_frame.png")
     if make_frame:
         print(
