@@ -9,6 +9,8 @@ prefixes, as ``nn.DataParallel`` saved it.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from swinlstm.cli.loading import official_family
 from swinlstm.cli.main import run
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
 B_FLAGS = "--img_size 16 --img_channel 1 --patch_size 2 --embed_dim 32 --depths 4 --heads_number 2 --window_size 4"
 D_FLAGS = (
     "--img_size 32 --img_channel 1 --patch_size 2 --embed_dim 16 --depths_down 2 2 "
@@ -154,3 +157,34 @@ def test_pickled_file_is_refused(tmp_path, capsys):
     torch.save({"obj": argparse.Namespace(a=1)}, path)  # needs arbitrary unpickling
     assert run(["export", "--checkpoint", str(path), "--onnx", str(tmp_path / "x.onnx")]) == 2
     assert "unpickling are refused" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_seed_command_exactly_as_written_on_an_lmc_memory_file(tmp_path):
+    """The authors' Moving MNIST test command, run as a script, on a file in LMC-Memory's
+    published layout (every key ``module.``-prefixed, the published shapes, random weights)."""
+    pytest.importorskip("swinlstm.models.convlstm", reason="needs the LMC-Memory model")
+    pytest.importorskip("swinlstm.metrics", reason="needs the metrics package")
+    pytest.importorskip("swinlstm.data", reason="needs the data package")
+    from test_eval_cli import write_frame_folders
+
+    shapes = json.loads((DATA / "lmc_official_keys.json").read_text())["lmc-memory-movingmnist"][
+        "keys"
+    ]
+    gen = torch.Generator().manual_seed(0)
+    sd = {"module." + k: torch.randn(*s, generator=gen) * 0.02 for k, s in shapes.items()}
+    ckpt = tmp_path / "trained_model.pt"
+    torch.save(sd, ckpt)
+    data = write_frame_folders(tmp_path / "test", n=1, t=40, size=64)
+    result = tmp_path / "results"
+    command = (
+        f"{sys.executable} test.py --dataset 'movingmnist' --make_frame True --test_data_dir {data} "
+        f"--test_result_dir {result} --checkpoint_load_file {ckpt} --img_size 64 --img_channel 1 "
+        "--memory_size 100 --short_len 10 --out_len 30 --batch_size 8"
+    )
+    out = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((result / "metrics.json").read_text())
+    assert metrics["model"] == "lmc-convlstm" and metrics["checkpoint_format"] == "official"
+    assert metrics["num_frames"] == 30
+    assert len(list((result / "frames" / "00000").glob("pred_*.png"))) == 30
