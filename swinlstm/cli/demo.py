@@ -43,6 +43,15 @@ def preset_path(explicit: str | None = None) -> Path:
     )
 
 
+def test_options(config: dict, test_clips: int) -> dict:
+    """The preset's Moving MNIST options (digits, speed) for the test set, with its size."""
+    options = dict(config.get("data_options") or {})
+    for key in ("train_samples", "valid_samples", "resample"):
+        options.pop(key, None)
+    options["test_samples"] = test_clips
+    return options
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help=HELP, description=HELP)
     p.add_argument("--output", default="runs/demo", help="folder of the demo's files")
@@ -95,7 +104,7 @@ def run_demo(args: argparse.Namespace) -> int:
         img_size=tuple(model.img_size),
         img_channel=model.in_chans,
         seed=int(config.get("seed", 1234)),
-        test_samples=args.test_clips,
+        **test_options(config, args.test_clips),
     )
     print(f"[demo] 2/2 testing {info['model']} on {args.test_clips} generated test clips")
     summary = evaluate(
