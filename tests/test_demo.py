@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from evalcli_helpers import require
 from PIL import Image
 
 from swinlstm.cli.demo import PRESET, preset_path
@@ -22,8 +23,8 @@ def test_preset_found_beside_the_package_or_in_cwd(tmp_path, monkeypatch):
 
 
 def test_demo_on_tiny_preset_writes_everything(tmp_path, capsys):
-    pytest.importorskip("swinlstm.cli.train", reason="needs the training engine")
-    pytest.importorskip("swinlstm.metrics", reason="needs the metrics package")
+    require("swinlstm.cli.train", "add_parser")
+    require("swinlstm.metrics", "MetricAccumulator")
     preset = tmp_path / "tiny.yaml"
     preset.write_text(
         "model: convlstm\nnum_hidden: [4]\nimg_size: 32\nimg_channel: 1\nshort_len: 4\n"

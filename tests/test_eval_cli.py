@@ -12,16 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from evalcli_helpers import ToyPredictor, require  # noqa: E402,F401  (registers "toy")
 from PIL import Image
 
 from swinlstm.cli.main import run
 from swinlstm.engine.checkpoint import save_model
 from swinlstm.models import build_model
 
-pytest.importorskip("swinlstm.metrics", reason="needs the metrics package")
-pytest.importorskip("swinlstm.data", reason="needs the data package")
-
-from evalcli_toy import ToyPredictor  # noqa: E402,F401  (registers "toy")
+require("swinlstm.metrics", "MetricAccumulator")
+require("swinlstm.data", "build_datasets")
 
 from swinlstm.cli import test as test_cli  # noqa: E402
 from swinlstm.engine.evaluate import evaluate, repeat_last_frame  # noqa: E402

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from evalcli_helpers import require
 
 from swinlstm.cli.loading import official_family
 from swinlstm.cli.main import run
@@ -81,8 +82,8 @@ def test_swinlstm_b_authors_file_predicts_their_output(tmp_path):
 
 
 def test_swinlstm_d_trained_model_state_dict_through_test_command(tmp_path, capsys):
-    pytest.importorskip("swinlstm.metrics", reason="needs the metrics package")
-    pytest.importorskip("swinlstm.data", reason="needs the data package")
+    require("swinlstm.metrics", "MetricAccumulator")
+    require("swinlstm.data", "build_datasets")
     z = golden("d")
     ckpt = authors_file(z, tmp_path / "trained_model_state_dict")  # the published file's name
     clips = np.clip(
@@ -164,8 +165,8 @@ def test_seed_command_exactly_as_written_on_an_lmc_memory_file(tmp_path):
     """The authors' Moving MNIST test command, run as a script, on a file in LMC-Memory's
     published layout (every key ``module.``-prefixed, the published shapes, random weights)."""
     pytest.importorskip("swinlstm.models.convlstm", reason="needs the LMC-Memory model")
-    pytest.importorskip("swinlstm.metrics", reason="needs the metrics package")
-    pytest.importorskip("swinlstm.data", reason="needs the data package")
+    require("swinlstm.metrics", "MetricAccumulator")
+    require("swinlstm.data", "build_datasets")
     from test_eval_cli import write_frame_folders
 
     shapes = json.loads((DATA / "lmc_official_keys.json").read_text())["lmc-memory-movingmnist"][

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from evalcli_toy import ToyPredictor  # noqa: F401  (registers "toy")
+from evalcli_helpers import ToyPredictor  # noqa: F401  (registers "toy")
 from PIL import Image
 
 from swinlstm import viz
