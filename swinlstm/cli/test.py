@@ -88,6 +88,7 @@ def run_test(args: argparse.Namespace) -> int:
     meta = {
         "dataset": args.dataset,
         "test_data_dir": args.test_data_dir,
+        "test_set": str(splits.info.get("test", args.test_data_dir)),
         "model": info["model"],
         "model_config": info.get("config", {}),
         "checkpoint": str(args.checkpoint),
