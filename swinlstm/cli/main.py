@@ -13,6 +13,7 @@ import importlib.util
 import sys
 
 from swinlstm import __version__
+from swinlstm.cli.errors import UserError
 
 # subcommand name -> module (in the order --help lists them)
 SUBCOMMANDS = {
@@ -25,10 +26,6 @@ SUBCOMMANDS = {
     "bench": "swinlstm.cli.bench",
     "reproduce": "swinlstm.cli.reproduce",
 }
-
-
-class UserError(Exception):
-    """A mistake in the user's input: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,86 @@
+"""Datasets behind one contract: ``build_datasets(name, ...) -> Splits(train, valid, test, info)``.
+
+Items are ``(inputs, targets)`` float32 tensors (short_len, C, H, W) and (out_len, C, H, W) in
+[0, 1], targets being frames [short_len, short_len + out_len) of the clip; training items of memory
+models (``long_len > 0``) are ``(inputs, targets, long)``. See :mod:`swinlstm.data.common` and
+docs/datasets.md. Each dataset module exposes ``build(train_dir, valid_dir, test_dir, *, spec,
+img_size, img_channel, seed, **options)`` and is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Sequence
+
+from swinlstm.data.common import ClipSpec, Splits
+
+# dataset name -> module that owns it
+DATASETS: dict[str, str] = {
+    "movingmnist": "swinlstm.data.moving_mnist",
+    "kth": "swinlstm.data.kth",
+    "taxibj": "swinlstm.data.taxibj",
+    "human36m": "swinlstm.data.human36m",
+    "custom": "swinlstm.data.custom",
+}
+
+__all__ = ["DATASETS", "ClipSpec", "Splits", "build_datasets"]
+
+
+def build_datasets(
+    name: str,
+    train_dir=None,
+    valid_dir=None,
+    test_dir=None,
+    short_len: int = 10,
+    out_len: int = 10,
+    long_len: int = 0,
+    img_size: int | Sequence[int] = 64,
+    img_channel: int = 1,
+    seed: int = 1234,
+    **options,
+) -> Splits:
+    """Train / valid / test datasets of ``name`` (a split without a source is None).
+
+    ``train_dir`` etc. are the CLI's ``--train_data_dir`` etc.: a file or folder; ``options`` are
+    the dataset's own (e.g. ``num_digits=[2]``, ``train_samples=10000`` for Moving MNIST). An
+    unknown name or option is a ValueError listing what is accepted.
+    """
+    key = name.lower().replace("-", "").replace("_", "")
+    aliases = {
+        "mnist": "movingmnist",
+        "mmnist": "movingmnist",
+        "human": "human36m",
+        "h36m": "human36m",
+    }
+    key = aliases.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    build = importlib.import_module(DATASETS[key]).build
+    accepted = [
+        p.name
+        for p in inspect.signature(build).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name not in ("spec", "img_size", "img_channel", "seed")
+    ]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"dataset {key!r} does not take option(s) {unknown}; it takes {accepted}")
+    spec = ClipSpec(int(short_len), int(out_len), int(long_len))
+    splits = build(
+        train_dir,
+        valid_dir,
+        test_dir,
+        spec=spec,
+        img_size=img_size,
+        img_channel=int(img_channel),
+        seed=int(seed),
+        **options,
+    )
+    splits.info.setdefault("dataset", key)
+    splits.info.setdefault("source", None)  # what the training split reads (None: no train split)
+    splits.info.update(short_len=spec.short_len, out_len=spec.out_len, long_len=spec.long_len)
+    splits.info["samples"] = {
+        split: (None if ds is None else len(ds))
+        for split, ds in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))
+    }
+    return splits

@@ -1,0 +1,120 @@
+"""Human3.6M in OpenSTL's layout: RGB frames, clips listed in ``train.txt`` / ``test.txt``.
+
+::
+
+    root/train.txt, root/test.txt        lines "images/S1_Directions.54138969_,1276[,1346]"
+    root/images/S1_Directions.54138969_001276.jpg      (prefix + 6-digit frame number)
+    or root/images/S1_Directions.54138969/001276.jpg   (one folder per video, also accepted)
+
+A line ``prefix,begin`` is the clip of frames begin, begin + step, ... (step 5, as OpenSTL), 4 -> 4,
+resized to ``img_size`` (OpenSTL uses 128 or 256).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swinlstm.data.common import (
+    ClipDataset,
+    ClipSpec,
+    Splits,
+    check_channels,
+    parse_img_size,
+    read_frames,
+    require_path,
+)
+
+
+def parse_list(path: Path) -> list[tuple[str, int]]:
+    """``prefix,begin[,end]`` lines -> [(prefix, begin)]; a malformed line is a ValueError."""
+    items = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(",")
+        try:
+            items.append((parts[0], int(parts[1])))
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}:{n}: expected 'prefix,begin', got {line.strip()!r}") from None
+    if not items:
+        raise ValueError(f"{path}: empty clip list")
+    return items
+
+
+class HumanClips(ClipDataset):
+    """One clip per list line: frames begin + k * step of the video ``prefix``."""
+
+    def __init__(self, root: Path, items, spec, size, channels, with_long, step: int = 5):
+        super().__init__(spec, size, channels, with_long)
+        self.root, self.items, self.step = root, items, step
+        prefix, begin = items[0]
+        self.nested = not self._path(prefix, begin, nested=False).is_file()
+        if not self._path(prefix, begin, self.nested).is_file():
+            raise FileNotFoundError(
+                f"first frame of the list not found at "
+                f"{self._path(prefix, begin, nested=False)} (nor in a folder per video)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _path(self, prefix: str, number: int, nested: bool) -> Path:
+        if nested:
+            return self.root / prefix.rstrip("_/") / f"{number:06d}.jpg"
+        return self.root / f"{prefix}{number:06d}.jpg"
+
+    def frame_path(self, prefix: str, number: int) -> Path:
+        return self._path(prefix, number, self.nested)
+
+    def load_clip(self, index: int) -> object:
+        prefix, begin = self.items[index]
+        numbers = range(begin, begin + self.spec.total * self.step, self.step)
+        return read_frames([self.frame_path(prefix, j) for j in numbers], grey=self.channels == 1)
+
+
+def build(
+    train_dir=None,
+    valid_dir=None,
+    test_dir=None,
+    *,
+    spec: ClipSpec,
+    img_size=128,
+    img_channel: int = 3,
+    seed: int = 1234,
+    step: int = 5,
+) -> Splits:
+    """Human3.6M splits: ``train_dir`` is the root holding ``train.txt`` (or the list file itself,
+    frames relative to its folder); the test set is ``test.txt`` of ``test_dir`` (default: the
+    same root); validation is the test set (as OpenSTL) unless ``valid_dir`` is given."""
+    size = parse_img_size(img_size)
+    channels = check_channels(img_channel)
+    common = dict(spec=spec, size=size, channels=channels, step=step)
+    info: dict = {"dataset": "human36m", "value_range": (0.0, 1.0), "step": step}
+
+    def split(path, list_name, train):
+        p = require_path(path, f"Human3.6M {list_name}")
+        list_file = p if p.is_file() else p / list_name
+        if not list_file.is_file():
+            raise FileNotFoundError(
+                f"Human3.6M: {list_file} does not exist (OpenSTL's {list_name})"
+            )
+        items = parse_list(list_file)
+        try:
+            ds = HumanClips(list_file.parent, items, with_long=train, **common)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{list_file}: {err}") from None
+        return ds, str(list_file)
+
+    train = test = None
+    if train_dir is not None:
+        train, info["source"] = split(train_dir, "train.txt", True)
+    test_root = test_dir
+    if test_root is None and train_dir is not None:
+        test_root = Path(train_dir).parent if Path(train_dir).is_file() else train_dir
+    if test_root is not None:
+        test, info["test"] = split(test_root, "test.txt", False)
+    valid = test
+    info["valid"] = "the test set (as OpenSTL)"
+    if valid_dir is not None:
+        valid, info["valid"] = split(valid_dir, "test.txt", False)
+    return Splits(train, valid, test, info)

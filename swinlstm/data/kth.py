@@ -1,0 +1,167 @@
+"""KTH Action: grey 160x120 videos of 25 persons doing 6 actions, in the PredRNN/OpenSTL protocol.
+
+Layout read (the preprocessed archive most users download, and what :func:`prepare_kth` writes)::
+
+    root/{boxing,handclapping,handwaving,jogging,running,walking}/person01_boxing_d1_uncomp/image_0001.jpg
+
+Persons 01-16 train, 17-25 test. Clips as PredRNN/OpenSTL: per video, from the end backwards, a
+window of short_len + out_len frames whose file numbers are consecutive; the next window ends just
+before it for boxing / handclapping / handwaving / walking, and 3 frames earlier for jogging /
+running (fast actions: more, overlapping clips).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from swinlstm.data.common import (
+    VIDEO_EXTS,
+    ClipSpec,
+    FrameWindows,
+    Splits,
+    check_channels,
+    list_images,
+    parse_img_size,
+    read_video,
+    require_path,
+    warn_skipped,
+)
+
+log = logging.getLogger("swinlstm.data")
+
+ACTIONS = ("boxing", "handclapping", "handwaving", "walking", "jogging", "running")
+FAST_ACTIONS = ("jogging", "running")
+TRAIN_PERSONS = range(1, 17)
+TEST_PERSONS = range(17, 26)
+_VIDEO_RE = re.compile(r"person(\d+)_([a-z]+)_d(\d+)")
+
+
+def _frame_number(path: Path) -> int:
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else -1
+
+
+def protocol_starts(numbers: list[int], seq_len: int, fast: bool) -> list[int]:
+    """Window starts (positions in ``numbers``) of the PredRNN/OpenSTL KTH protocol."""
+    starts = []
+    i = len(numbers) - 1
+    while i >= seq_len - 1:
+        if numbers[i] - numbers[i - seq_len + 1] == seq_len - 1:
+            starts.append(i - seq_len + 1)
+            i -= 2 if fast else seq_len - 1
+        i -= 1
+    return starts[::-1]
+
+
+def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]], np.ndarray]:
+    actions = [a for a in ACTIONS if (root / a).is_dir()]
+    if not actions:
+        raise ValueError(
+            f"{root}: no KTH action folders ({', '.join(ACTIONS)}); run `swinlstm data prepare-kth`"
+        )
+    videos, rows, short = [], [], []
+    for action in actions:
+        for folder in sorted(p for p in (root / action).iterdir() if p.is_dir()):
+            m = _VIDEO_RE.match(folder.name)
+            if m is None or int(m.group(1)) not in persons:
+                continue
+            frames = list_images(folder)
+            starts = protocol_starts(
+                [_frame_number(f) for f in frames], spec.total, action in FAST_ACTIONS
+            )
+            if not starts:
+                short.append(folder.name)
+                continue
+            rows.extend((len(videos), s) for s in starts)
+            videos.append(frames)
+    warn_skipped("KTH videos", short, f"no {spec.total} consecutive frames")
+    if not rows:
+        raise ValueError(
+            f"{root}: no KTH clip of short_len + out_len = {spec.total} frames for persons "
+            f"{persons.start:02d}-{persons.stop - 1:02d}"
+        )
+    return videos, np.asarray(rows, np.int64)
+
+
+def build(
+    train_dir=None,
+    valid_dir=None,
+    test_dir=None,
+    *,
+    spec: ClipSpec,
+    img_size=128,
+    img_channel: int = 1,
+    seed: int = 1234,
+) -> Splits:
+    """KTH splits from the action-folder layout. ``train_dir`` gives persons 01-16; the test set is
+    persons 17-25 of ``test_dir`` (default: the same root); validation is ``valid_dir``'s persons
+    17-25 if given, else the test set (as PredRNN and OpenSTL)."""
+    size = parse_img_size(img_size)
+    channels = check_channels(img_channel)
+    common = dict(spec=spec, size=size, channels=channels)
+    info: dict = {"dataset": "kth", "value_range": (0.0, 1.0), "protocol": "PredRNN/OpenSTL"}
+
+    def split(path, persons, train):
+        videos, windows = _scan(path, persons, spec)
+        return FrameWindows(videos, windows, with_long=train, **common)
+
+    train = test = valid = None
+    if train_dir is not None:
+        root = require_path(train_dir, "KTH train_dir")
+        train = split(root, TRAIN_PERSONS, True)
+        info["source"] = str(root)
+    test_root = test_dir if test_dir is not None else train_dir
+    if test_root is not None:
+        test = split(require_path(test_root, "KTH test_dir"), TEST_PERSONS, False)
+        info["test"] = f"persons 17-25 of {test_root}"
+    if valid_dir is not None:
+        valid = split(require_path(valid_dir, "KTH valid_dir"), TEST_PERSONS, False)
+        info["valid"] = f"persons 17-25 of {valid_dir}"
+    else:
+        valid = test
+        info["valid"] = "the test set (PredRNN/OpenSTL protocol)"
+    return Splits(train, valid, test, info)
+
+
+def prepare_kth(raw: str | Path, out: str | Path, size: int = 128, min_frames: int = 2) -> int:
+    """Convert KTH's ``person{01..25}_{action}_d{1..4}_uncomp.avi`` videos (the six action folders,
+    or all in one folder) to grey ``size`` x ``size`` jpg frames in the layout :func:`build` reads.
+
+    Unreadable or too-short videos (< ``min_frames`` frames) are skipped with one warning naming
+    them; finding none is a ValueError. Returns the number of videos written.
+    """
+    import cv2
+
+    raw = require_path(raw, "prepare-kth --raw")
+    out = Path(out)
+    files = sorted(
+        p for p in raw.rglob("*") if p.suffix.lower() in VIDEO_EXTS and _VIDEO_RE.match(p.name)
+    )
+    if not files:
+        raise ValueError(f"{raw}: no person??_<action>_d?_uncomp.avi videos found")
+    bad, written = [], 0
+    for path in files:
+        action = _VIDEO_RE.match(path.name).group(2)
+        try:
+            frames = read_video(path, grey=True)
+        except ValueError:
+            bad.append(path.name)
+            continue
+        if len(frames) < min_frames:
+            bad.append(path.name)
+            continue
+        folder = out / action / path.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(frames, start=1):
+            small = cv2.resize(frame[..., 0], (size, size), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(folder / f"image_{i:04d}.jpg"), small)
+        written += 1
+    warn_skipped("KTH videos", bad, f"unreadable or fewer than {min_frames} frames")
+    if not written:
+        raise ValueError(f"{raw}: none of the {len(files)} videos could be read")
+    log.info("prepare-kth: wrote %d videos to %s", written, out)
+    return written

@@ -1,0 +1,251 @@
+"""Training rules the engine calls: LMC-Memory's memory alignment and warm-up, scheduled sampling.
+
+Memory alignment, as the authors' ``train.py`` does it, one iteration::
+
+    b = alignment_clips(clip, iteration, short_len, long_len, out_len, warmup, rng)
+    targets = loss_targets(model, b.short, b.future)
+    losses = memory_alignment_step(model, optimizer, b.short, targets, b.long, b.out_len)
+
+* warm-up: the first ``warmup`` iterations predict only 10 frames, and the long clip is then the
+  first ``short_len + 10`` frames (pass ``warmup=0`` when resuming from a checkpoint, as they do);
+* otherwise the long clip is ``long_len`` frames starting at a uniform random position in
+  ``0 .. short_len + out_len - long_len``;
+* phase 1: the model reads the long clip (motion-context encoder), memory slots trainable,
+  loss L1 + L2 (means), ``zero_grad``, backward, ``optimizer.step()``;
+* phase 2: the model reads the short clip (motion-matching encoder), slots frozen
+  (``requires_grad=False``), same loss, its own step. Gradients are reset to None before each
+  backward, so the frozen slots (and the encoder a phase does not use) have no gradient and
+  Adam leaves them exactly as they are (with zero-filled gradients, as in older PyTorch,
+  Adam's momentum would still move them).
+
+The optimiser covers every parameter (Adam, lr 2e-4 in the paper). A Lightning module with
+manual optimisation passes ``backward=self.manual_backward``.
+
+Scheduled sampling (ConvLSTM baseline, OpenSTL's schedule): :func:`teacher_prob` gives the
+probability of feeding the true frame at an iteration; :func:`scheduled_sampling_forward` runs
+any :class:`RecurrentPredictor` with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .memory import LMCMemory
+from .recurrent import RecurrentPredictor
+
+WARMUP_LEN = 10
+
+
+def warmup_out_len(iteration: int, warmup: int, out_len: int, warmup_len: int = WARMUP_LEN) -> int:
+    """Frames to predict at ``iteration`` (0-based): ``warmup_len`` during the first ``warmup``
+    iterations (never more than ``out_len``), ``out_len`` after."""
+    if out_len < 1:
+        raise ValueError(f"out_len must be >= 1, got {out_len}")
+    return min(warmup_len, out_len) if iteration < warmup else out_len
+
+
+@dataclass
+class AlignmentBatch:
+    """One iteration's clips: short input, long clip, future target, frames to predict."""
+
+    short: torch.Tensor  # (B, short_len, C, H, W)
+    long: torch.Tensor  # (B, long, C, H, W)
+    future: torch.Tensor  # (B, out_len, C, H, W)
+    out_len: int
+
+
+def alignment_clips(
+    clip: torch.Tensor,
+    iteration: int,
+    short_len: int,
+    long_len: int,
+    out_len: int,
+    warmup: int = 0,
+    rng: np.random.Generator | None = None,
+) -> AlignmentBatch:
+    """Cut a training clip (B, >= short_len + out_len, C, H, W) as the authors' train.py does."""
+    if clip.dim() != 5 or clip.shape[1] < short_len + out_len:
+        raise ValueError(
+            f"training clip must be (B, T, C, H, W) with T >= short_len + out_len = "
+            f"{short_len + out_len}, got shape {tuple(clip.shape)}"
+        )
+    if not 2 <= long_len <= short_len + out_len:
+        raise ValueError(
+            f"long_len must be in 2 .. short_len + out_len = {short_len + out_len}, got {long_len}"
+        )
+    n = warmup_out_len(iteration, warmup, out_len)
+    short = clip[:, :short_len]
+    future = clip[:, short_len : short_len + n]
+    if iteration < warmup:
+        long = clip[:, : short_len + n]
+    else:
+        rng = np.random.default_rng() if rng is None else rng
+        start = int(rng.integers(0, short_len + out_len - long_len + 1))
+        long = clip[:, start : start + long_len]
+    return AlignmentBatch(short, long, future, n)
+
+
+def loss_targets(
+    model: RecurrentPredictor, short: torch.Tensor, future: torch.Tensor
+) -> torch.Tensor:
+    """What ``model(short, out_len)`` is compared with: the future for forecast-only models
+    (LMC-Memory), else frames 1 .. T_in - 1 of the input followed by the future (SwinLSTM)."""
+    if getattr(model, "forecast_only", False):
+        return future
+    return torch.cat([short[:, 1:], future], dim=1)
+
+
+def alignment_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 + L2 (both means), the authors' loss in each phase."""
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ; "
+            "build targets with loss_targets(model, short, future)"
+        )
+    return F.l1_loss(pred, target) + F.mse_loss(pred, target)
+
+
+def memory_slots(model: nn.Module) -> list[nn.Parameter]:
+    """The slot matrices (``memory_w``) of every LMCMemory inside ``model``."""
+    return [m.memory_w for m in model.modules() if isinstance(m, LMCMemory)]
+
+
+def _phase_step(model, optimizer, inputs, targets, long, out_len, phase, backward) -> float:
+    pred = model(inputs, out_len, long_frames=long, phase=phase)
+    loss = alignment_loss(pred, targets)
+    optimizer.zero_grad(set_to_none=True)
+    backward(loss)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def memory_alignment_step(
+    model: RecurrentPredictor,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    long: torch.Tensor | None,
+    out_len: int,
+    backward: Callable[[torch.Tensor], None] | None = None,
+) -> dict[str, float]:
+    """One memory-alignment iteration (phase 1 then phase 2, two optimiser steps).
+
+    Returns ``{"loss_p1", "loss_p2", "loss"}`` (``loss`` = their sum, what the authors log).
+    A model without memory gets one ordinary step: ``{"loss_p2", "loss"}``.
+    """
+    backward = backward or (lambda loss: loss.backward())
+    slots = memory_slots(model)
+    model.train()
+    losses: dict[str, float] = {}
+    if slots:
+        if long is None:
+            raise ValueError("memory alignment needs the long clip (phase 1): pass long")
+        before = [p.requires_grad for p in slots]
+        try:
+            for p in slots:
+                p.requires_grad_(True)
+            losses["loss_p1"] = _phase_step(
+                model, optimizer, inputs, targets, long, out_len, 1, backward
+            )
+            for p in slots:
+                p.requires_grad_(False)
+            losses["loss_p2"] = _phase_step(
+                model, optimizer, inputs, targets, None, out_len, 2, backward
+            )
+        finally:
+            for p, flag in zip(slots, before):
+                p.requires_grad_(flag)
+    else:
+        losses["loss_p2"] = _phase_step(
+            model, optimizer, inputs, targets, None, out_len, 2, backward
+        )
+    losses["loss"] = sum(losses.values())
+    return losses
+
+
+def teacher_prob(iteration: int, stop_iter: int = 50000, rate: float = 2e-5) -> float:
+    """Scheduled sampling: probability of feeding the true frame, OpenSTL's linear decay
+    (1 - rate per iteration, 0 from ``stop_iter`` on)."""
+    if iteration >= stop_iter:
+        return 0.0
+    return max(0.0, 1.0 - (iteration + 1) * rate)
+
+
+def scheduled_sampling_forward(
+    model: RecurrentPredictor,
+    frames: torch.Tensor,
+    out_len: int,
+    teacher_frames: torch.Tensor,
+    teacher_prob: float,
+    long_frames: torch.Tensor | None = None,
+    phase: int = 2,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``model.forward`` where forecast step k >= 1 is fed ``teacher_frames[:, k-1]`` (the true
+    frame) instead of the model's own output, with probability ``teacher_prob`` per sequence.
+
+    ``teacher_frames``: (B, >= out_len - 1, C, H, W), the frames after the input. With
+    ``teacher_prob=0`` this is exactly ``model.forward``. Same output shape as ``forward``.
+    """
+    model.check_frames(frames)
+    if not isinstance(out_len, int) or out_len < 1:
+        raise ValueError(f"out_len must be an integer >= 1, got {out_len!r}")
+    model.check_frames(teacher_frames, name="teacher_frames")
+    if teacher_frames.shape[0] != frames.shape[0] or teacher_frames.shape[1] < out_len - 1:
+        raise ValueError(
+            f"teacher_frames must be (B={frames.shape[0]}, >= out_len - 1 = {out_len - 1}, C, H, W), "
+            f"got {tuple(teacher_frames.shape)}"
+        )
+    if not 0.0 <= teacher_prob <= 1.0:
+        raise ValueError(f"teacher_prob must be in [0, 1], got {teacher_prob}")
+    return RecurrentPredictor.forward(
+        _TeacherForced(model, frames.shape[1], teacher_frames, teacher_prob, generator),
+        frames,
+        out_len,
+        long_frames=long_frames,
+        phase=phase,
+    )
+
+
+class _TeacherForced:
+    """``model`` seen by the shared recurrence with its input mixed at forecast steps k >= 1.
+
+    Everything but ``_step`` is the model's own, so the recurrence is the one of
+    :class:`RecurrentPredictor` (a proxy, the model itself is not changed).
+    """
+
+    def __init__(self, model, t_in, teacher_frames, prob, generator) -> None:
+        self._model, self._t_in, self._teacher, self._prob = model, t_in, teacher_frames, prob
+        self._generator, self._calls = generator, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def _step(self, frame, state, context=None, decode=True):
+        k = self._calls - self._t_in + 1  # forecast step fed by this call (0: last input frame)
+        self._calls += 1
+        if k >= 1:
+            b = frame.shape[0]
+            use_true = torch.rand(b, generator=self._generator) < self._prob
+            mask = use_true.to(frame.device, frame.dtype).view(b, 1, 1, 1)
+            frame = mask * self._teacher[:, k - 1] + (1 - mask) * frame
+        return self._model._step(frame, state, context, decode)
+
+
+__all__ = [
+    "AlignmentBatch",
+    "alignment_clips",
+    "alignment_loss",
+    "loss_targets",
+    "memory_alignment_step",
+    "memory_slots",
+    "scheduled_sampling_forward",
+    "teacher_prob",
+    "warmup_out_len",
+]

@@ -1,0 +1,53 @@
+"""Writers of tiny datasets in their real on-disk formats, shared by tests/test_data_*.py."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_idx(path: Path, images: np.ndarray) -> Path:
+    """MNIST idx3 file (gzip when the name ends in .gz)."""
+    n, rows, cols = images.shape
+    header = b"".join(int(v).to_bytes(4, "big") for v in (2051, n, rows, cols))
+    raw = header + images.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
+def write_frames(
+    folder: Path, frames: np.ndarray, pattern: str = "frame_{:05d}.png", start: int = 0
+) -> list[Path]:
+    """(T, H, W[, 3]) uint8 frames as image files (RGB given, BGR written as cv2 wants)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        path = folder / pattern.format(i + start)
+        img = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        assert cv2.imwrite(str(path), img)
+        paths.append(path)
+    return paths
+
+
+def write_avi(path: Path, frames: np.ndarray, fps: float = 25.0) -> Path:
+    """(T, H, W, 3) uint8 RGB frames as an MJPG .avi."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def ramp_video(t: int, h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Frames whose mean brightness grows with time (so frame order is checkable), uint8."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(20, 220, t)[:, None, None, None]
+    noise = rng.integers(0, 10, (t, h, w, channels))
+    out = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return out[..., 0] if channels == 1 else out

@@ -1,0 +1,119 @@
+"""KTH: the PredRNN/OpenSTL clip protocol, person split, prepare-kth from .avi, bad inputs."""
+
+import pytest
+
+from swinlstm.cli.main import run
+from swinlstm.data import build_datasets
+from swinlstm.data.kth import prepare_kth, protocol_starts
+from tests.data_writers import ramp_video, write_avi, write_frames
+
+
+def _kth(root, person, action, n_frames, d=1, first=1):
+    folder = root / action / f"person{person:02d}_{action}_d{d}_uncomp"
+    write_frames(
+        folder,
+        ramp_video(n_frames, 16, 16, channels=1, seed=person),
+        "image_{:04d}.jpg",
+        start=first,
+    )
+    return folder
+
+
+def test_protocol_starts_slow_and_fast_actions():
+    numbers = list(range(1, 13))
+    assert protocol_starts(numbers, 4, fast=False) == [0, 4, 8]  # non-overlapping from the end
+    assert protocol_starts(numbers, 4, fast=True) == [2, 5, 8]  # every 3 frames
+    gap = [1, 2, 3, 4, 10, 11, 12, 13]  # a hole in the numbering splits windows
+    assert protocol_starts(gap, 4, fast=False) == [0, 4]
+    assert protocol_starts(gap, 5, fast=False) == []
+
+
+def test_person_split_and_shapes(tmp_path):
+    _kth(tmp_path, 1, "boxing", 12)
+    _kth(tmp_path, 2, "running", 12)
+    _kth(tmp_path, 17, "walking", 8)
+    s = build_datasets("kth", train_dir=tmp_path, short_len=2, out_len=2, long_len=3, img_size=8)
+    assert len(s.train) == 3 + 3  # boxing: 12 // 4; running: starts 8, 5, 2
+    assert len(s.test) == 2 and s.valid is s.test
+    x, y, long = s.train[0]
+    assert x.shape == (2, 1, 8, 8) and y.shape == (2, 1, 8, 8) and long.shape == (3, 1, 8, 8)
+    x, y = s.test[0]
+    assert float(y.mean()) > float(x.mean())
+
+
+def test_short_videos_warned_and_empty_is_an_error(tmp_path):
+    _kth(tmp_path, 1, "boxing", 12)
+    _kth(tmp_path, 3, "boxing", 3)
+    _kth(tmp_path, 18, "boxing", 12)
+    with pytest.warns(UserWarning, match="skipped 1 KTH videos.*person03_boxing_d1_uncomp"):
+        s = build_datasets("kth", train_dir=tmp_path, short_len=2, out_len=2, img_size=16)
+    assert len(s.train) == 3
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ValueError, match="no KTH clip of short_len \\+ out_len = 40"),
+    ):
+        build_datasets("kth", train_dir=tmp_path, short_len=10, out_len=30, img_size=16)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no KTH action folders"):
+        build_datasets("kth", train_dir=empty)
+
+
+def test_corrupt_frame_names_the_file(tmp_path):
+    folder = _kth(tmp_path, 1, "boxing", 4)
+    _kth(tmp_path, 17, "boxing", 4)
+    (folder / "image_0002.jpg").write_bytes(b"garbage")
+    s = build_datasets("kth", train_dir=tmp_path, short_len=2, out_len=2, img_size=16)
+    with pytest.raises(ValueError, match="image_0002.jpg: cannot decode image"):
+        s.train[0]
+
+
+def test_prepare_kth_from_avi_and_cli(tmp_path):
+    raw = tmp_path / "raw"
+    write_avi(raw / "boxing" / "person01_boxing_d1_uncomp.avi", ramp_video(9, 24, 32))
+    write_avi(raw / "running" / "person17_running_d2_uncomp.avi", ramp_video(9, 24, 32))
+    (raw / "walking").mkdir()
+    (raw / "walking" / "person02_walking_d1_uncomp.avi").write_bytes(b"not a video")
+    with pytest.warns(UserWarning, match="skipped 1 KTH videos.*person02_walking_d1_uncomp.avi"):
+        assert prepare_kth(raw, tmp_path / "out", size=16) == 2
+    frames = sorted((tmp_path / "out" / "boxing" / "person01_boxing_d1_uncomp").iterdir())
+    assert [f.name for f in frames[:2]] == ["image_0001.jpg", "image_0002.jpg"] and len(frames) == 9
+    s = build_datasets("kth", train_dir=tmp_path / "out", short_len=2, out_len=2, img_size=16)
+    assert len(s.train) == 2 and len(s.test) > 0
+    frame = s.train[0][0]
+    assert frame.shape == (2, 1, 16, 16)
+
+    assert (
+        run(
+            [
+                "data",
+                "prepare-kth",
+                "--raw",
+                str(raw / "boxing"),
+                "--out",
+                str(tmp_path / "cli"),
+                "--size",
+                "8",
+            ]
+        )
+        == 0
+    )
+    assert len(list((tmp_path / "cli" / "boxing" / "person01_boxing_d1_uncomp").iterdir())) == 9
+
+
+def test_prepare_kth_errors(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    assert (
+        run(["data", "prepare-kth", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "o")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no person??_<action>_d?_uncomp.avi videos found" in err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "person01_boxing_d1_uncomp.avi").write_bytes(b"junk")
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ValueError, match="none of the 1 videos could be read"),
+    ):
+        prepare_kth(bad, tmp_path / "o")

@@ -1,0 +1,217 @@
+"""Moving MNIST: generator dynamics and determinism, digit sources, the test file, LMC's folders."""
+
+import logging
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from swinlstm.data import build_datasets
+from swinlstm.data.moving_mnist import _hash_uniform, generate, read_idx_images, trajectories
+from tests.data_writers import ramp_video, write_frames, write_idx
+
+GOLDEN_TEST_SUM = 22212.392578125  # first 5 generated test clips, seed-independent
+DIGITS = np.random.default_rng(0).integers(1, 255, (40, 28, 28), dtype=np.uint8)
+
+
+def _authors_trajectory(x, y, theta, steps, step_length=0.1):
+    """The authors' scalar loop (for comparison), from given initial draws."""
+    vy, vx = np.sin(theta), np.cos(theta)
+    ys, xs = [], []
+    for _ in range(steps):
+        y += vy * step_length
+        x += vx * step_length
+        if x <= 0.0:
+            x, vx = 0.0, -vx
+        if x >= 1.0:
+            x, vx = 1.0, -vx
+        if y <= 0.0:
+            y, vy = 0.0, -vy
+        if y >= 1.0:
+            y, vy = 1.0, -vy
+        ys.append(y)
+        xs.append(x)
+    return np.array(ys), np.array(xs)
+
+
+def test_closed_form_trajectories_match_the_authors_loop():
+    rng = random.Random(3)
+    u = np.array(
+        [[[rng.random(), rng.random(), rng.random()] for _ in range(3)] for _ in range(400)]
+    )
+    u[0, 0] = [0.0, 0.0, 0.6]  # starts on a wall moving into it
+    u[0, 1] = [0.37, 0.41, 0.2500001]  # nearly straight up
+    ys, xs = trajectories(u, 40, 0.1)
+    for b in range(len(u)):
+        for d in range(3):
+            ry, rx = _authors_trajectory(u[b, d, 0], u[b, d, 1], u[b, d, 2] * 2 * np.pi, 40)
+            np.testing.assert_allclose(ys[b, d], ry, atol=1e-9)
+            np.testing.assert_allclose(xs[b, d], rx, atol=1e-9)
+            assert np.array_equal((ys[b, d] * 36).astype(int), (ry * 36).astype(int))
+    assert ys.min() >= 0 and ys.max() <= 1
+
+
+def test_generated_clip_is_pixelwise_max_of_pasted_digits():
+    clips = generate(DIGITS, np.arange(4), seed=5, frames=6, canvas=(40, 50), num_digits=[2])
+    assert clips.shape == (4, 6, 40, 50) and clips.dtype == np.uint8
+    # rebuild sample 2 by hand from the same draws
+    u = _hash_uniform(5, np.array([2]), 1 + 4 * 2)
+    which = (u[:, 1:3] * len(DIGITS)).astype(int)[0]
+    ys, xs = trajectories(u[:, 3:].reshape(1, 2, 3), 6, 0.1)
+    ref = np.zeros((6, 40, 50), np.uint8)
+    for d in range(2):
+        for t in range(6):
+            top, left = int(ys[0, d, t] * 12), int(xs[0, d, t] * 22)
+            patch = ref[t, top : top + 28, left : left + 28]
+            np.maximum(patch, DIGITS[which[d]], out=patch)
+    np.testing.assert_array_equal(clips[2], ref)
+
+
+def test_generation_is_deterministic_per_seed_and_index_whatever_the_batch():
+    a = generate(DIGITS, np.array([7, 1, 9]), seed=11, frames=5)
+    b = generate(DIGITS, np.array([9]), seed=11, frames=5)
+    np.testing.assert_array_equal(a[2], b[0])
+    c = generate(DIGITS, np.array([9]), seed=12, frames=5)
+    assert not np.array_equal(b, c)
+
+
+def test_digit_count_drawn_from_list():
+    clips = generate(DIGITS, np.arange(64), seed=0, frames=1, num_digits=[1, 3])
+    lit = (clips[:, 0] > 0).sum(axis=(1, 2))
+    assert lit.min() < 28 * 28 + 1 < lit.max()  # some 1-digit, some multi-digit samples
+
+
+def test_builtin_digits_default_and_log_line(caplog):
+    with caplog.at_level(logging.INFO, logger="swinlstm.data"):
+        s = build_datasets(
+            "movingmnist", short_len=3, out_len=2, long_len=4, train_samples=8, valid_samples=4
+        )
+    assert "built-in digits (scikit-learn load_digits" in caplog.text
+    assert s.info["source"].startswith("built-in digits")
+    x, y, long = s.train[0]
+    assert x.shape == (3, 1, 64, 64) and y.shape == (2, 1, 64, 64) and long.shape == (4, 1, 64, 64)
+    assert (
+        x.dtype == torch.float32
+        and 0 <= float(x.min())
+        and float(x.max()) <= 1
+        and float(x.max()) > 0.5
+    )
+    assert len(s.valid[0]) == 2 and len(s.test[0]) == 2
+    assert torch.equal(s.valid[1][0], s.valid[1][0])  # validation fixed
+
+
+def test_generated_test_set_identical_across_builds_and_seeds():
+    a = build_datasets("movingmnist", seed=1, test_samples=5, train_samples=2, valid_samples=2)
+    b = build_datasets("movingmnist", seed=2, test_samples=5, train_samples=2, valid_samples=2)
+    for i in range(5):
+        assert torch.equal(a.test[i][0], b.test[i][0]) and torch.equal(a.test[i][1], b.test[i][1])
+    # golden: pins the generator + built-in digits across machines and versions
+    total = sum(float(a.test[i][0].sum() + a.test[i][1].sum()) for i in range(5))
+    assert total == pytest.approx(GOLDEN_TEST_SUM, rel=1e-6)
+
+
+def test_train_resamples_but_batches_agree_with_items(tmp_path):
+    idx = write_idx(tmp_path / "train-images-idx3-ubyte.gz", DIGITS)
+    s = build_datasets(
+        "movingmnist", train_dir=idx, train_samples=16, short_len=2, out_len=2, train_digits=30
+    )
+    assert s.info["source"] == f"MNIST digits from {idx}"
+    torch.manual_seed(0)
+    first = next(iter(DataLoader(s.train, batch_size=4)))
+    torch.manual_seed(1)
+    second = next(iter(DataLoader(s.train, batch_size=4)))
+    assert not torch.equal(first[0], second[0])
+    assert first[0].shape == (4, 2, 1, 64, 64)
+
+
+def test_two_workers(tmp_path):
+    s = build_datasets("movingmnist", train_samples=8, valid_samples=8, short_len=2, out_len=1)
+    batches = list(DataLoader(s.valid, batch_size=4, num_workers=2))
+    assert len(batches) == 2
+    assert torch.equal(batches[1][0][0], s.valid[4][0])
+
+
+def test_idx_folder_plain_and_bad_files(tmp_path):
+    write_idx(tmp_path / "train-images-idx3-ubyte", DIGITS)
+    assert read_idx_images(tmp_path / "train-images-idx3-ubyte").shape == (40, 28, 28)
+    s = build_datasets("movingmnist", train_dir=tmp_path, train_samples=2, train_digits=30)
+    assert "train-images-idx3-ubyte" in s.info["source"]
+    bad = tmp_path / "bad" / "train-images-idx3-ubyte"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x00" * 40)
+    with pytest.raises(ValueError, match="bad/train-images-idx3-ubyte: not an idx3"):
+        build_datasets("movingmnist", train_dir=bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_datasets("movingmnist", train_dir=tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="neither an MNIST"):
+        build_datasets("movingmnist", train_dir=empty)
+
+
+def _test_seq(t=20, n=3, h=64):
+    arr = np.zeros((t, n, h, h), np.uint8)
+    arr[:] = np.arange(t, dtype=np.uint8)[:, None, None, None] * 10
+    return arr
+
+
+def test_mnist_test_seq_file_and_folder(tmp_path):
+    np.save(tmp_path / "mnist_test_seq.npy", _test_seq())
+    for where in (tmp_path, tmp_path / "mnist_test_seq.npy"):
+        s = build_datasets("movingmnist", test_dir=where, short_len=10, out_len=5, train_samples=1)
+        assert len(s.test) == 3
+        x, y = s.test[1]
+        assert x.shape == (10, 1, 64, 64) and y.shape == (5, 1, 64, 64)
+        assert y[:, 0, 0, 0].mul(255).round().tolist() == [100.0, 110.0, 120.0, 130.0, 140.0]
+
+
+def test_mnist_test_seq_bad_inputs(tmp_path):
+    cases = {
+        "shape.npy": (np.zeros((20, 3, 64), np.uint8), "expected shape"),
+        "dtype.npy": (np.zeros((20, 3, 64, 64), np.float64), "expected dtype uint8"),
+        "short.npy": (np.zeros((8, 3, 64, 64), np.uint8), "8 frames, fewer than short_len"),
+    }
+    for name, (arr, msg) in cases.items():
+        np.save(tmp_path / name, arr)
+        with pytest.raises(ValueError, match=f"{name}: .*{msg}"):
+            build_datasets("movingmnist", test_dir=tmp_path / name)
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match="junk.npy: cannot read"):
+        build_datasets("movingmnist", test_dir=tmp_path / "junk.npy")
+
+
+def test_lmc_frame_folders(tmp_path):
+    for v in range(2):
+        write_frames(
+            tmp_path / "train" / f"video_{v:05d}", ramp_video(7, 64, 64, channels=1, seed=v)
+        )
+    write_frames(tmp_path / "test" / "video_00000", ramp_video(9, 64, 64, channels=1))
+    s = build_datasets(
+        "movingmnist",
+        train_dir=tmp_path / "train",
+        test_dir=tmp_path / "test",
+        short_len=2,
+        out_len=2,
+    )
+    assert len(s.train) == 2 * (7 - 4 + 1)  # every window
+    assert len(s.test) == 9 // 4  # non-overlapping
+    x, y = s.test[1]
+    assert float(y.mean()) > float(x.mean())  # order kept: brightness grows over time
+
+
+def test_canvas_size_and_channels():
+    s = build_datasets(
+        "movingmnist",
+        img_size=(48, 40),
+        img_channel=3,
+        train_samples=2,
+        valid_samples=2,
+        test_samples=2,
+    )
+    x, _ = s.valid[0]
+    assert x.shape == (10, 3, 48, 40)
+    assert torch.equal(x[:, 0], x[:, 2])
+    with pytest.raises(ValueError, match="smaller than the 28px digits"):
+        build_datasets("movingmnist", img_size=20)
