@@ -66,7 +66,8 @@ def add_parser(subparsers) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from swinlstm.cli.common import load_yaml_config
-    from swinlstm.cli.main import UserError, run
+    from swinlstm.cli.errors import UserError
+    from swinlstm.cli.main import run
     from swinlstm.cli.test import print_summary
     from swinlstm.data import build_datasets
     from swinlstm.engine.checkpoint import load_model
