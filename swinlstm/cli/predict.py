@@ -2,8 +2,8 @@
 
     swinlstm predict --checkpoint runs/demo/checkpoints --input clip.avi --out_len 10 --output out/
 
-The last ``--short_len`` frames of the input are resized to the model's frame size (OpenCV,
-area interpolation), converted to its channel count, and forecast. Written into ``--output``:
+The last ``--short_len`` frames of the input are resized to the model's frame size and converted
+to its channel count exactly as the datasets are (``swinlstm.data.common``), then forecast. Written into ``--output``:
 ``input_{t:02d}.png`` (the frames the model saw), ``pred_{t:02d}.png``, ``prediction.gif``
 (input, then forecast) and ``prediction.npy`` (float32 (out_len, C, H, W) in [0, 1]).
 ``--stream`` feeds the frames one at a time through the model's ``step`` API (as a live camera
@@ -13,7 +13,6 @@ would) instead of one batched ``predict``: the forecast is the same.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,6 @@ from swinlstm.cli.common import add_model_args, str2bool
 from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
 
 HELP = "forecast the next frames of a video file, a folder of frames or a .npy clip"
-VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def add_parser(subparsers) -> None:
@@ -49,52 +46,9 @@ def add_parser(subparsers) -> None:
 
 
 # ----- reading a clip ------------------------------------------------------------------------
-def _natural_key(name: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def read_video(path: Path) -> np.ndarray:
-    """All frames of a video file: uint8 (T, H, W, 3) RGB."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
-    if not frames:
-        raise ValueError(f"{path}: OpenCV could read no frame from this video")
-    return np.stack(frames)
-
-
-def read_frame_folder(path: Path) -> np.ndarray:
-    """The images of a folder in natural order (frame_2 before frame_10): uint8 (T, H, W, 3)."""
-    import cv2
-
-    files = sorted(
-        (f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTS),
-        key=lambda f: _natural_key(f.name),
-    )
-    if not files:
-        raise ValueError(f"{path}: holds no image ({', '.join(IMAGE_EXTS)})")
-    frames = []
-    for f in files:
-        image = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"{f}: not a readable image")
-        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    if len({fr.shape for fr in frames}) > 1:
-        raise ValueError(f"{path}: the images differ in size")
-    return np.stack(frames)
-
-
 def read_npy(path: Path) -> np.ndarray:
-    """A clip (T, H, W), (T, H, W, C) or (T, C, H, W) with C in 1..4: float (T, H, W, C) in [0, 1]."""
+    """One clip (T, H, W), (T, H, W, C) or (T, C, H, W), C in 1..4 -> (T, H, W, C), uint8 or
+    float32 in [0, 1]."""
     try:
         x = np.load(path, allow_pickle=False)
     except Exception as err:
@@ -109,7 +63,7 @@ def read_npy(path: Path) -> np.ndarray:
             f"{x.shape} (for an array of many clips, save the one to forecast)"
         )
     if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
+        return x
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{path}: expected uint8 or float values, got {x.dtype}")
     x = x.astype(np.float32)
@@ -119,49 +73,34 @@ def read_npy(path: Path) -> np.ndarray:
 
 
 def read_clip(path: str | Path) -> np.ndarray:
-    """Any supported input as float32 (T, H, W, C) in [0, 1]."""
+    """A video file, a folder of frames (natural order) or a .npy clip as (T, H, W, C), uint8
+    (or float32 in [0, 1] from a float .npy). Readers shared with ``swinlstm.data``."""
+    from swinlstm.data.common import IMAGE_EXTS, VIDEO_EXTS, list_images, read_frames, read_video
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--input not found: {path}")
     if path.is_dir():
-        x = read_frame_folder(path)
-    elif path.suffix.lower() == ".npy":
+        files = list_images(path)
+        if not files:
+            raise ValueError(f"{path}: holds no image ({', '.join(IMAGE_EXTS)})")
+        return read_frames(files, grey=False)
+    if path.suffix.lower() == ".npy":
         return read_npy(path)
-    elif path.suffix.lower() in VIDEO_EXTS:
-        x = read_video(path)
-    else:
-        raise ValueError(
-            f"{path}: unsupported input; give a video ({', '.join(VIDEO_EXTS)}), "
-            "a folder of frames or a .npy clip"
-        )
-    return x.astype(np.float32) / 255.0
+    if path.suffix.lower() in VIDEO_EXTS:
+        return read_video(path)
+    raise ValueError(
+        f"{path}: unsupported input; give a video ({', '.join(VIDEO_EXTS)}), "
+        "a folder of frames or a .npy clip"
+    )
 
 
 def fit_clip(clip: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-    """(T, H, W, C) float -> (T, channels, size[0], size[1]): area resize, grey/RGB conversion."""
-    import cv2
+    """(T, H, W, C) -> float32 (T, channels, size[0], size[1]) in [0, 1]: the data package's
+    resizing (area down, bilinear up) and grey/RGB conversion."""
+    from swinlstm.data.common import to_tensor_clip
 
-    h, w = size
-    out = []
-    for frame in clip:
-        if frame.shape[:2] != (h, w):
-            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-            frame = frame.reshape(h, w, -1)
-        c = frame.shape[-1]
-        if c == 4:  # drop alpha
-            frame, c = frame[..., :3], 3
-        if channels == c:
-            pass
-        elif channels == 1 and c == 3:
-            frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)[..., None]
-        elif channels == 3 and c == 1:
-            frame = np.repeat(frame, 3, axis=-1)
-        else:
-            raise ValueError(
-                f"cannot convert {c}-channel frames to the model's {channels} channels"
-            )
-        out.append(np.moveaxis(frame, -1, 0))
-    return np.clip(np.stack(out), 0.0, 1.0).astype(np.float32)
+    return to_tensor_clip(clip, tuple(size), channels).numpy()
 
 
 # ----- forecasting ---------------------------------------------------------------------------
