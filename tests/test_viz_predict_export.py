@@ -165,6 +165,19 @@ def test_forecast_stream_equals_predict(toy_ckpt):
     torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
 
 
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("convlstm", dict(patch_size=4, num_hidden=[8, 8], filter_size=3)),
+        ("lmc-convlstm", dict(memory_size=4, hidden=8, slot_dim=16)),  # context from the memory
+    ],
+)
+def test_stream_equals_predict_for_real_models(name, config):
+    model = build_model(name, img_size=16, in_chans=1, **config).eval()
+    x = torch.rand(2, 6, 1, 16, 16)
+    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+
+
 def test_predict_too_short_input_is_one_line_exit_2(tmp_path, toy_ckpt, capsys):
     ckpt, _ = toy_ckpt
     np.save(tmp_path / "c.npy", np.zeros((3, 16, 16), np.uint8))
