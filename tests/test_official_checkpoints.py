@@ -1,9 +1,9 @@
 """The authors' checkpoint formats through ``predict``/``test``/``export``.
 
 The SwinLSTM files are built from the golden vectors (tests/data/swinlstm_{b,d}_tiny.npz: the
-authors' own state dicts at tiny sizes and their outputs); the LMC-Memory one from its published
-key list (tests/data/lmc_official_keys.json, copied from the shared anchors) with ``module.``
-prefixes, as ``nn.DataParallel`` saved it.
+authors' own state dicts at tiny sizes and their outputs); the LMC-Memory ones from its golden
+weights (tests/lmc_helpers.py, lmc_memory_tiny.npz) and from its published key list and shapes
+(tests/data/official_keys.json), with ``module.`` prefixes, as ``nn.DataParallel`` saved them.
 """
 
 from __future__ import annotations
@@ -50,16 +50,16 @@ def authors_file(z: dict, path: Path, prefix: str = "") -> Path:
     return path
 
 
-def lmc_keys() -> list[str]:
-    return list(
-        json.loads((DATA / "lmc_official_keys.json").read_text())["lmc-memory-movingmnist"]["keys"]
-    )
+def lmc_shapes() -> dict[str, list[int]]:
+    """The published LMC-Memory Moving MNIST keys and shapes (tests/data/official_keys.json)."""
+    keys = json.loads((DATA / "official_keys.json").read_text())
+    return keys["lmc-memory-movingmnist"]["state_dict"]
 
 
 def test_family_recognised_from_key_names():
     assert official_family(["ST.patch_embed.proj.weight", "ST.layers.0.Swin.x"]) == "swinlstm-b"
     assert official_family(["Downsample.patch_embed.proj.weight"]) == "swinlstm-d"
-    assert official_family(["module." + k for k in lmc_keys()]) == "lmc-convlstm"
+    assert official_family(["module." + k for k in lmc_shapes()]) == "lmc-convlstm"
     assert official_family(["foo.weight"]) is None
 
 
@@ -169,9 +169,7 @@ def test_seed_command_exactly_as_written_on_an_lmc_memory_file(tmp_path):
     require("swinlstm.data", "build_datasets")
     from test_eval_cli import write_frame_folders
 
-    shapes = json.loads((DATA / "lmc_official_keys.json").read_text())["lmc-memory-movingmnist"][
-        "keys"
-    ]
+    shapes = lmc_shapes()
     gen = torch.Generator().manual_seed(0)
     sd = {"module." + k: torch.randn(*s, generator=gen) * 0.02 for k, s in shapes.items()}
     ckpt = tmp_path / "trained_model.pt"
@@ -189,3 +187,21 @@ def test_seed_command_exactly_as_written_on_an_lmc_memory_file(tmp_path):
     assert metrics["model"] == "lmc-convlstm" and metrics["checkpoint_format"] == "official"
     assert metrics["num_frames"] == 30
     assert len(list((result / "frames" / "00000").glob("pred_*.png"))) == 30
+
+
+@pytest.mark.parametrize("dataset", ["movingmnist", "kth"])
+def test_lmc_memory_authors_file_predicts_their_output(tmp_path, dataset):
+    """LMC-Memory's golden weights saved as their DataParallel file; inference is phase 2 with no
+    long clip, which is what their test.py runs."""
+    lmc_helpers = pytest.importorskip("lmc_helpers", reason="needs the LMC-Memory golden helpers")
+    z = np.load(DATA / "lmc_memory_tiny.npz")
+    ckpt = tmp_path / "trained_model.pt"
+    torch.save({f"module.{k}": v for k, v in lmc_helpers.golden_state_dict().items()}, ckpt)
+    np.save(tmp_path / "clip.npy", z["input"][0])  # uint8 (10, 1, 32, 32)
+    argv = ["predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "clip.npy")]
+    argv += ["--out_len", "3", "--output", str(tmp_path / "o"), "--img_size", "32"]
+    argv += ["--memory_size", "10", "--final_sigmoid", str(dataset == "kth")]
+    assert run(argv) == 0
+    pred = np.load(tmp_path / "o" / "prediction.npy")
+    expected = np.clip(z[f"output_{dataset}_phase2"][0], 0, 1)
+    np.testing.assert_allclose(pred, expected, atol=1e-5)
