@@ -1,0 +1,354 @@
+"""Swin building blocks for SwinLSTM: window attention, Swin block, patch embed/merge/expand/inflate.
+
+Token layout. Every token sequence here is ``(B, L, C)`` in *window order*: the ``L = H * W``
+tokens of an ``H x W`` grid are listed window by window (windows in raster order), and inside a
+window in raster order. Window attention is then a plain reshape, with no partition or reverse
+copy; a shifted block needs one gather to the shifted windows and one back (a precomputed
+permutation that also does the cyclic shift). Per-token layers (LayerNorm, Linear, MLP) do not
+care about the order. Patch embedding, merging, expanding and inflation gather straight between
+the window orders of two grids with precomputed indices.
+
+:class:`WindowLayout` holds these facts for one grid; the index tensors and the shift mask are
+non-persistent buffers of the module that owns the grid (built once per resolution, moved with
+the module to its device), so nothing is recomputed per block or per time step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Additive value of masked-out (cross-region) pairs in shifted windows: the authors' -100, which
+# stays finite in float16/bfloat16 (exp(-100) is 0 to float32 precision).
+MASK_VALUE = -100.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowLayout:
+    """Window partition of an ``H x W`` token grid.
+
+    Per axis, the window is ``min(window_size, size)`` and the shift of shifted blocks is
+    ``window_size // 2``, or 0 when the axis fits in one window. On square grids this is exactly
+    the authors' rule (window ``min(resolution)`` and no shift when the grid is not larger than
+    the window).
+    """
+
+    grid: tuple[int, int]
+    window: tuple[int, int]
+    shift: tuple[int, int]
+
+    @classmethod
+    def build(cls, grid: tuple[int, int], window_size: int) -> WindowLayout:
+        h, w = grid
+        window = (min(window_size, h), min(window_size, w))
+        shift = tuple(0 if n <= window_size else window_size // 2 for n in grid)
+        if h % window[0] or w % window[1]:
+            raise ValueError(f"token grid {h}x{w} is not divisible by the window {window}")
+        return cls((h, w), window, shift)
+
+    @property
+    def shifted(self) -> bool:
+        return any(self.shift)
+
+    @property
+    def num_windows(self) -> int:
+        return (self.grid[0] // self.window[0]) * (self.grid[1] // self.window[1])
+
+    @property
+    def window_tokens(self) -> int:
+        return self.window[0] * self.window[1]
+
+    def partition(self, grid_values: torch.Tensor) -> torch.Tensor:
+        """(H, W, ...) -> (L, ...) in window order."""
+        (h, w), (wh, ww) = self.grid, self.window
+        rest = grid_values.shape[2:]
+        x = grid_values.reshape(h // wh, wh, w // ww, ww, *rest).transpose(1, 2)
+        return x.reshape(h * w, *rest)
+
+    def order(self) -> torch.Tensor:
+        """(L,) raster index of each window-order position."""
+        return self.partition(torch.arange(self.grid[0] * self.grid[1]).view(self.grid))
+
+    def position(self) -> torch.Tensor:
+        """(H, W) window-order position of each grid cell (inverse of :meth:`order`)."""
+        pos = torch.empty(self.grid[0] * self.grid[1], dtype=torch.long)
+        pos[self.order()] = torch.arange(pos.numel())
+        return pos.view(self.grid)
+
+    def shift_index(self) -> torch.Tensor:
+        """(L,) gather index: window-order tokens -> tokens of the cyclically shifted windows."""
+        rolled = torch.roll(self.position(), shifts=(-self.shift[0], -self.shift[1]), dims=(0, 1))
+        return self.partition(rolled)
+
+    def shift_mask(self) -> torch.Tensor:
+        """(nW, N, N) additive mask of the shifted windows: 0 inside a region, -100 across."""
+        regions = torch.zeros(self.grid)
+        cuts = [
+            (slice(0, -w), slice(-w, -s), slice(-s, None)) if s else (slice(None),)
+            for w, s in zip(self.window, self.shift)
+        ]
+        label = 0
+        for hs in cuts[0]:
+            for ws in cuts[1]:
+                regions[hs, ws] = label
+                label += 1
+        ids = self.partition(regions).view(self.num_windows, self.window_tokens)
+        differ = ids.unsqueeze(1) != ids.unsqueeze(2)
+        return torch.zeros(differ.shape).masked_fill(differ, MASK_VALUE)
+
+    def relative_position_index(self) -> torch.Tensor:
+        """(N, N) index into the ``(2wh-1)(2ww-1)`` relative-position bias table."""
+        wh, ww = self.window
+        coords = torch.stack(
+            torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        ).flatten(1)
+        rel = coords[:, :, None] - coords[:, None, :]
+        return (rel[0] + wh - 1) * (2 * ww - 1) + (rel[1] + ww - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small layers
+# ----------------------------------------------------------------------------------------------
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample, scale survivors by 1/keep."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> dropout -> Linear -> dropout, on (..., C)."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+# ----------------------------------------------------------------------------------------------
+# Attention
+# ----------------------------------------------------------------------------------------------
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside windows, with a learned relative-position bias.
+
+    ``forward(x, mask)``: x (B, L, C) in window order, mask the additive attention mask from
+    :meth:`attention_mask` -> (B, L, C).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        layout: WindowLayout,
+        num_heads: int,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        shifted: bool = False,
+    ):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embedding dim {dim} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.window_tokens = layout.window_tokens
+        self.shifted = shifted
+        wh, ww = layout.window
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads)
+        )
+        self.register_buffer(
+            "relative_position_index", layout.relative_position_index(), persistent=False
+        )
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.attn_drop = float(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02, a=-2.0, b=2.0)
+
+    def attention_mask(
+        self, shift_mask: torch.Tensor | None, dtype: torch.dtype, batch_size: int = 1
+    ) -> torch.Tensor:
+        """Additive attention mask in the 4-D layout the fused CPU kernel takes: the bias
+        (1, heads, N, N), or for a shifted block bias + shift mask repeated over the batch,
+        (B * nW, heads, N, N)."""
+        n = self.window_tokens
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1)
+        if self.shifted and shift_mask is not None:
+            return (bias + shift_mask.unsqueeze(1)).to(dtype).repeat(batch_size, 1, 1, 1)
+        return bias.unsqueeze(0).to(dtype).contiguous()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, length, c = x.shape
+        n, heads = self.window_tokens, self.num_heads
+        qkv = self.qkv(x).view(b * (length // n), n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B * nW, heads, N, d)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0
+        )
+        out = out.transpose(1, 2).reshape(b, length, c)
+        return self.proj_drop(self.proj(out))
+
+
+class SwinBlock(nn.Module):
+    """Pre-LN Swin block; ``fuse=True`` adds the authors' fusion of a second input.
+
+    ``forward(x, mask, inject=None, shift_index=None, unshift_index=None)``: x (B, L, C).
+    With ``inject`` (B, L, C), the attention branch reads ``red(cat(norm1(x), norm1(inject)))``
+    instead of ``norm1(x)`` (the residual stays ``x``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        layout: WindowLayout,
+        num_heads: int,
+        shifted: bool,
+        fuse: bool,
+        mlp_ratio: float = 4.0,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+    ):
+        super().__init__()
+        self.shifted = shifted and layout.shifted
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, layout, num_heads, attn_drop, drop, self.shifted)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.red = nn.Linear(2 * dim, dim) if fuse else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        inject: torch.Tensor | None = None,
+        shift_index: torch.Tensor | None = None,
+        unshift_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        y = self.norm1(x)
+        if inject is not None:
+            y = self.red(torch.cat((y, self.norm1(inject)), dim=-1))
+        if self.shifted:
+            y = y.index_select(1, shift_index)
+        y = self.attn(y, mask)
+        if self.shifted:
+            y = y.index_select(1, unshift_index)
+        x = x + self.drop_path(y)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolution changes
+# ----------------------------------------------------------------------------------------------
+def _full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run a pixel-side layer (few FLOPs, sets the output's precision) outside autocast."""
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.to(layer.weight.dtype))
+
+
+class PatchEmbed(nn.Module):
+    """(B, C_in, H, W) pixels -> (B, L, C) tokens in window order: conv (stride = patch) + LN."""
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, layout: WindowLayout):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.register_buffer("order", layout.order(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _full_precision(self.proj, x).flatten(2).index_select(2, self.order)
+        return self.norm(x.transpose(1, 2))
+
+
+class PatchInflate(nn.Module):
+    """(B, L, C) tokens in window order -> (B, C_out, H*p, W*p): transposed conv.
+
+    Kernel ``2p - 1``, padding and output padding ``p - 1``: for the authors' patch 2 this is
+    their 3x3 / stride 2 / padding 1 / output padding 1 layer; other patch sizes scale it.
+    """
+
+    def __init__(self, patch_size: int, embed_dim: int, out_chans: int, layout: WindowLayout):
+        super().__init__()
+        p = patch_size
+        self.proj = nn.ConvTranspose2d(
+            embed_dim,
+            out_chans,
+            kernel_size=2 * p - 1,
+            stride=p,
+            padding=p - 1,
+            output_padding=p - 1,
+        )
+        self.grid = layout.grid
+        self.register_buffer("position", layout.position().view(-1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c = x.shape
+        x = x.index_select(1, self.position).transpose(1, 2).reshape(b, c, *self.grid)
+        return _full_precision(self.proj, x)
+
+
+class PatchMerging(nn.Module):
+    """(B, L, C) on grid H x W -> (B, L/4, 2C) on grid H/2 x W/2 (both in window order).
+
+    Each output token concatenates the 2x2 input tokens in the order (0,0), (1,0), (0,1), (1,1)
+    (row, column offsets), then LayerNorm(4C) and a bias-free Linear(4C, 2C).
+    """
+
+    def __init__(self, dim: int, fine: WindowLayout, coarse: WindowLayout):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        pos = fine.position()
+        quads = [pos[dh::2, dw::2] for dh, dw in ((0, 0), (1, 0), (0, 1), (1, 1))]
+        index = coarse.partition(torch.stack(quads, dim=-1))  # (L/4, 4)
+        self.register_buffer("index", index.reshape(-1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, length, c = x.shape
+        x = x.index_select(1, self.index).view(b, length // 4, 4 * c)
+        return self.reduction(self.norm(x))
+
+
+class PatchExpanding(nn.Module):
+    """(B, L, C) on grid H x W -> (B, 4L, C/2) on grid 2H x 2W (both in window order).
+
+    Bias-free Linear(C, 2C); the channels of each token split as (row offset, column offset,
+    C/2) into its 2x2 children; then LayerNorm(C/2).
+    """
+
+    def __init__(self, dim: int, coarse: WindowLayout, fine: WindowLayout):
+        super().__init__()
+        self.expand = nn.Linear(dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(dim // 2)
+        h, w = fine.grid
+        rows = torch.arange(h).view(h, 1)
+        cols = torch.arange(w).view(1, w)
+        child = 4 * coarse.position()[rows // 2, cols // 2] + 2 * (rows % 2) + cols % 2
+        self.register_buffer("index", fine.partition(child), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, length, c = x.shape
+        x = self.expand(x).view(b, 4 * length, c // 2).index_select(1, self.index)
+        return self.norm(x)

@@ -1,0 +1,514 @@
+"""SwinLSTM-B and SwinLSTM-D (Tang et al., ICCV 2023) as :class:`RecurrentPredictor`s.
+
+The networks compute what the authors' ``SwinLSTM_B.py`` / ``SwinLSTM_D.py`` compute (their
+published weights load through :func:`swinlstm.models.load_official`), and beyond them accept
+any frame shape (padded to what patching and windows need, cropped back), patch sizes other than
+2, any channel count, activation checkpointing and ``torch.compile``.
+
+Layout: tokens are ``(B, L, C)`` in window order (see :mod:`swinlstm.models.layers`), the
+recurrent state is one ``(h, c)`` pair of such tensors per cell.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from . import register_model
+from .layers import (
+    PatchEmbed,
+    PatchExpanding,
+    PatchInflate,
+    PatchMerging,
+    SwinBlock,
+    WindowLayout,
+)
+from .recurrent import RecurrentPredictor
+
+
+# ----------------------------------------------------------------------------------------------
+# The cell
+# ----------------------------------------------------------------------------------------------
+class SwinLSTMCell(nn.Module):
+    """F = SwinBlocks(x_t, h_{t-1}); gate = sigmoid(F); c = gate (c + tanh F); h = gate tanh c.
+
+    Block 0 fuses x_t with h_{t-1}; every later even block re-injects x_t; odd blocks attend in
+    shifted windows. ``forward(x, h, c, masks)`` with x, h, c (B, L, dim) -> (h, c).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        layout: WindowLayout,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float,
+        drop: float,
+        attn_drop: float,
+        drop_path: Sequence[float],
+    ):
+        super().__init__()
+        self.layout = layout
+        self.blocks = nn.ModuleList(
+            SwinBlock(
+                dim,
+                layout,
+                num_heads,
+                shifted=j % 2 == 1,
+                fuse=j % 2 == 0,
+                mlp_ratio=mlp_ratio,
+                drop=drop,
+                attn_drop=attn_drop,
+                drop_path=drop_path[j],
+            )
+            for j in range(depth)
+        )
+        if layout.shifted:
+            shift_index = layout.shift_index()
+            unshift_index = torch.empty_like(shift_index)
+            unshift_index[shift_index] = torch.arange(shift_index.numel())
+            self.register_buffer("shift_index", shift_index, persistent=False)
+            self.register_buffer("unshift_index", unshift_index, persistent=False)
+            self.register_buffer("shift_mask", layout.shift_mask(), persistent=False)
+        else:
+            self.shift_index = self.unshift_index = self.shift_mask = None
+
+    def attention_masks(self, dtype: torch.dtype, batch_size: int = 1) -> list[torch.Tensor]:
+        """Each block's additive attention mask (relative-position bias + shift mask)."""
+        return [blk.attn.attention_mask(self.shift_mask, dtype, batch_size) for blk in self.blocks]
+
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, *masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Under autocast the matmuls run in low precision; the residual stream, gates and states
+        # stay in the state's dtype (the frames' dtype), which keeps bf16 within 1e-2 of fp32.
+        f = x = x.to(h.dtype)
+        for j, blk in enumerate(self.blocks):
+            inject = h if j == 0 else (x if j % 2 == 0 else None)
+            f = blk(f, masks[j], inject, self.shift_index, self.unshift_index)
+        gate = torch.sigmoid(f)
+        c = gate * (c + torch.tanh(f))
+        h = gate * torch.tanh(c)
+        return h, c
+
+
+# ----------------------------------------------------------------------------------------------
+# State and the per-forward mask cache
+# ----------------------------------------------------------------------------------------------
+class AttentionMaskCache:
+    """Every block's attention mask, computed once and reused by all later time steps.
+
+    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables): an optimiser step
+    between two streaming steps, or switching autocast, rebuilds the masks; nothing else does.
+    One lives in each recurrent state, so a forward pass builds the masks once.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._masks: list[list[torch.Tensor]] = []
+
+    def get(
+        self, cells: Sequence[SwinLSTMCell], dtype: torch.dtype, batch_size: int
+    ) -> list[list[torch.Tensor]]:
+        tables = [blk.attn.relative_position_bias_table for cell in cells for blk in cell.blocks]
+        key = (
+            dtype,
+            batch_size,
+            torch.is_grad_enabled(),
+            torch.is_inference_mode_enabled(),
+            tuple(t._version for t in tables),
+            tables[0].device if tables else None,
+        )
+        if key != self._key:
+            self._masks = [cell.attention_masks(dtype, batch_size) for cell in cells]
+            self._key = key
+        return self._masks
+
+
+@dataclass
+class SwinLSTMState:
+    """Recurrent state: ``hidden[i] = (h, c)`` of cell i, each (B, L_i, C_i) in window order."""
+
+    hidden: list[tuple[torch.Tensor, torch.Tensor]]
+    masks: AttentionMaskCache = field(default_factory=AttentionMaskCache)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared network logic
+# ----------------------------------------------------------------------------------------------
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(value)
+    if len(value) != 2 or not all(isinstance(v, int) and v >= 1 for v in value):
+        raise ValueError(f"{name} must be a positive int or (H, W), got {value!r}")
+    return value
+
+
+def _positive_ints(value: Sequence[int], name: str) -> list[int]:
+    value = [value] if isinstance(value, int) else list(value)
+    if not value or not all(isinstance(v, int) and v >= 1 for v in value):
+        raise ValueError(f"{name} must be a non-empty list of positive ints, got {value!r}")
+    return value
+
+
+def _check_rate(value: float, name: str) -> float:
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def padded_grid(size: int, patch: int, window: int, levels: int) -> int:
+    """Smallest token-grid length >= ceil(size / patch) that every level can partition.
+
+    Level i (0..levels) has length g / 2**i, which must be an integer and either fit in one
+    window or be a multiple of the window (what the authors' code needs).
+    """
+    g = -(-size // patch)
+    while True:
+        if g % (2**levels) == 0 and all(
+            (g >> i) <= window or (g >> i) % window == 0 for i in range(levels + 1)
+        ):
+            return g
+        g += 1
+
+
+class SwinLSTMBase(RecurrentPredictor):
+    """What SwinLSTM-B and -D share: config checks, padding, state, masks, checkpoint, compile.
+
+    Subclasses build ``self.patch_embed``, ``self.inflate`` and the cells (``self.cells()``
+    lists them in state order) and implement ``_tokens_step(tokens, hidden, masks)``.
+    """
+
+    #: the authors' key prefixes -> ours (see :meth:`convert_official_state_dict`)
+    official_prefixes: dict[str, str] = {}
+    #: the authors' parameters our network does not build (never used by their forward)
+    official_unused: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 64,
+        patch_size: int = 2,
+        in_chans: int = 1,
+        embed_dim: int = 128,
+        num_heads: Sequence[int] = (4, 8),
+        window_size: int = 4,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        checkpointing: bool = False,
+        compile: bool = False,
+        memory_size: int = 0,
+        *,
+        levels: int,
+    ) -> None:
+        """Options every SwinLSTM shares (defaults: the authors' Moving MNIST configuration).
+
+        ``levels`` is the number of patch merges (0 for -B); the frame is padded so that every
+        level's token grid is even and fits the windows, and outputs are cropped back.
+        """
+        super().__init__()
+        self.img_size = _pair(img_size, "img_size")
+        for name, v in (
+            ("patch_size", patch_size),
+            ("in_chans", in_chans),
+            ("embed_dim", embed_dim),
+            ("window_size", window_size),
+        ):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
+        if memory_size != 0:
+            raise ValueError(
+                f"memory_size={memory_size}: SwinLSTM with LMC-Memory is not available in this "
+                "build; use memory_size=0"
+            )
+        self.num_heads = _positive_ints(num_heads, "num_heads")
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.embed_dim = embed_dim
+        self.window_size = window_size
+        self.mlp_ratio = float(mlp_ratio)
+        self.drop_rate = _check_rate(drop_rate, "drop_rate")
+        self.attn_drop_rate = _check_rate(attn_drop_rate, "attn_drop_rate")
+        self.drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
+        self.checkpointing = bool(checkpointing)
+        self.compile = bool(compile)
+        self.memory_size = memory_size
+        grid = tuple(padded_grid(n, patch_size, window_size, levels) for n in self.img_size)
+        self.grid = grid
+        self.padded_size = (grid[0] * patch_size, grid[1] * patch_size)
+
+    def layout(self, level: int) -> WindowLayout:
+        """Window layout of the token grid after ``level`` patch merges."""
+        return WindowLayout.build((self.grid[0] >> level, self.grid[1] >> level), self.window_size)
+
+    def cells(self) -> list[SwinLSTMCell]:
+        raise NotImplementedError
+
+    # ----- state ---------------------------------------------------------------------------
+    def init_state(self, batch_size, device=None, dtype=None) -> SwinLSTMState:
+        """Zero (h, c) for every cell, plus an empty attention-mask cache."""
+        if device is None or dtype is None:
+            ref = self.patch_embed.proj.weight
+            device = ref.device if device is None else device
+            dtype = ref.dtype if dtype is None else dtype
+        hidden = []
+        for cell in self.cells():
+            length = cell.layout.grid[0] * cell.layout.grid[1]
+            dim = cell.blocks[0].norm1.normalized_shape[0]
+            zeros = torch.zeros(batch_size, length, dim, device=device, dtype=dtype)
+            hidden.append((zeros, zeros))
+        return SwinLSTMState(hidden)
+
+    # ----- one step ------------------------------------------------------------------------
+    def _step(self, frame, state: SwinLSTMState, context: Any = None, decode: bool = True):
+        device = frame.device.type
+        dtype = (
+            torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else frame.dtype
+        )
+        masks = state.masks.get(self.cells(), dtype, frame.shape[0])
+        core = self._compiled_core() if self.compile else self._core
+        y, hidden = core(frame, state.hidden, masks, context, decode)
+        return y, SwinLSTMState(hidden, state.masks)
+
+    def _compiled_core(self):
+        """``torch.compile`` of :meth:`_core`, made on first use (kept out of pickles/copies)."""
+        fn = self.__dict__.get("_core_compiled")
+        if fn is None:
+            fn = torch.compile(self._core, dynamic=False)
+            self.__dict__["_core_compiled"] = fn
+        return fn
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_core_compiled", None)  # bound to this instance; rebuilt lazily
+        return state
+
+    def _core(self, frame, hidden, masks, context, decode):
+        """Pixels -> tokens -> cells -> (context fusion) -> pixels; pure tensor code."""
+        h, w = self.img_size
+        ph, pw = self.padded_size[0] - h, self.padded_size[1] - w
+        if ph or pw:
+            frame = F.pad(frame, (0, pw, 0, ph))
+        tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks)
+        if not decode:
+            return None, hidden
+        tokens = self._fuse_context(tokens, context)
+        y = self.inflate(tokens).to(frame.dtype)
+        if ph or pw:
+            y = y[..., :h, :w]
+        return torch.sigmoid(y), hidden
+
+    def _fuse_context(self, tokens: torch.Tensor, context: Any) -> torch.Tensor:
+        """Fuse a per-clip context (memory read-out) into the last tokens; identity without."""
+        return tokens
+
+    def _run_cell(self, index: int, x, hidden, masks):
+        cell = self.cells()[index]
+        h, c = hidden[index]
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(cell, x, h, c, *masks[index], use_reentrant=False)
+        return cell(x, h, c, *masks[index])
+
+    # ----- the authors' checkpoints --------------------------------------------------------
+    def convert_official_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The authors' key layout -> ours; drops the parameters their forward never uses."""
+        own = self.state_dict()
+        out = {}
+        for key, value in sd.items():
+            if key.startswith(self.official_unused):
+                continue
+            for theirs, ours in self.official_prefixes.items():
+                if key.startswith(theirs):
+                    key = ours + key[len(theirs) :]
+                    break
+            key = key.replace(".Swin.layers.", ".blocks.")
+            if ".red." in key and key not in own:
+                continue  # the fusion Linear of a block that never fuses
+            out[key] = value
+        return out
+
+
+def _drop_path_schedule(rate: float, depths: Sequence[int]) -> list[list[float]]:
+    """The authors' stochastic-depth rule: linear 0 -> rate over all blocks, split per cell."""
+    rates = [x.item() for x in torch.linspace(0, rate, sum(depths))]
+    out, start = [], 0
+    for d in depths:
+        out.append(rates[start : start + d])
+        start += d
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# SwinLSTM-B
+# ----------------------------------------------------------------------------------------------
+class SwinLSTMB(SwinLSTMBase):
+    """SwinLSTM-B: patch embed -> SwinLSTM cells at one resolution -> patch inflation -> sigmoid.
+
+    Cell i has ``depths[i]`` blocks and ``num_heads[i]`` heads (with the paper's ``depths=[12]``
+    only ``num_heads[0]`` is used). Every block has stochastic depth ``drop_path_rate``, as in
+    the authors' code. The other options are :class:`SwinLSTMBase`'s.
+    """
+
+    official_prefixes = {
+        "ST.patch_embed.": "patch_embed.",
+        "ST.PatchInflated.ConvT.": "inflate.proj.",
+        "ST.layers.": "layers.",
+    }
+
+    def __init__(self, depths: Sequence[int] = (12,), **config: Any):
+        super().__init__(levels=0, **config)
+        depths = _positive_ints(depths, "depths")
+        num_heads = self.num_heads
+        if len(num_heads) < len(depths):
+            raise ValueError(
+                f"num_heads needs one entry per cell: depths={depths} but num_heads={num_heads}"
+            )
+        layout = self.layout(0)
+        patch_size, in_chans, embed_dim = self.patch_size, self.in_chans, self.embed_dim
+        rates = (self.mlp_ratio, self.drop_rate, self.attn_drop_rate)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, layout)
+        self.layers = nn.ModuleList(
+            SwinLSTMCell(embed_dim, layout, d, num_heads[i], *rates, [self.drop_path_rate] * d)
+            for i, d in enumerate(depths)
+        )
+        self.inflate = PatchInflate(patch_size, embed_dim, in_chans, layout)
+
+    def cells(self) -> list[SwinLSTMCell]:
+        return list(self.layers)
+
+    def _tokens_step(self, x, hidden, masks):
+        new = []
+        for i in range(len(self.layers)):
+            h, c = self._run_cell(i, x, hidden, masks)
+            new.append((h, c))
+            x = h
+        return x, new
+
+
+# ----------------------------------------------------------------------------------------------
+# SwinLSTM-D
+# ----------------------------------------------------------------------------------------------
+class SwinLSTMD(SwinLSTMBase):
+    """SwinLSTM-D: patch embed -> (cell, patch merging) per level -> (cell, patch expanding) per
+    level -> patch inflation -> sigmoid.
+
+    With L = len(depths_down) levels: down cell i works at embed_dim * 2**i channels with
+    ``depths_down[i]`` blocks and ``num_heads[i]`` heads; up cell i works at the grid of L - i
+    merges, with ``depths_up[L-1-i]`` blocks and ``num_heads[L-1-i]`` heads (the authors'
+    indexing). Stochastic depth rises linearly over the down path, and over the up path read
+    from its deepest cell (the authors' schedule); ``drop_rate`` and ``attn_drop_rate`` are
+    honoured (the authors' network ignores them). The other options are :class:`SwinLSTMBase`'s.
+    """
+
+    official_prefixes = {
+        "Downsample.patch_embed.": "patch_embed.",
+        "Downsample.layers.": "down.",
+        "Downsample.downsample.": "merge.",
+        "Upsample.layers.": "up.",
+        "Upsample.upsample.": "expand.",
+        "Upsample.Unembed.Conv.": "inflate.proj.",
+    }
+    official_unused = ("Upsample.patch_embed.",)
+
+    def __init__(
+        self, depths_down: Sequence[int] = (2, 6), depths_up: Sequence[int] = (6, 2), **config: Any
+    ):
+        depths_down = _positive_ints(depths_down, "depths_down")
+        depths_up = _positive_ints(depths_up, "depths_up")
+        levels = len(depths_down)
+        if len(depths_up) != levels:
+            raise ValueError(
+                f"depths_up must have one entry per level like depths_down={depths_down}, "
+                f"got depths_up={depths_up}"
+            )
+        super().__init__(levels=levels, **config)
+        num_heads = self.num_heads
+        if len(num_heads) < levels:
+            raise ValueError(
+                f"num_heads needs one entry per level ({levels}), got num_heads={num_heads}"
+            )
+        patch_size, in_chans, embed_dim = self.patch_size, self.in_chans, self.embed_dim
+        rates = (self.mlp_ratio, self.drop_rate, self.attn_drop_rate)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, self.layout(0))
+        dpr_down = _drop_path_schedule(self.drop_path_rate, depths_down)
+        self.down = nn.ModuleList(
+            SwinLSTMCell(
+                embed_dim * 2**i, self.layout(i), depths_down[i], num_heads[i], *rates, dpr_down[i]
+            )
+            for i in range(levels)
+        )
+        self.merge = nn.ModuleList(
+            PatchMerging(embed_dim * 2**i, self.layout(i), self.layout(i + 1))
+            for i in range(levels)
+        )
+        dpr_up = _drop_path_schedule(self.drop_path_rate, depths_up)
+        self.up = nn.ModuleList()
+        self.expand = nn.ModuleList()
+        for i in range(levels):
+            k = levels - 1 - i  # the authors index depths_up and num_heads from the deep end
+            level = levels - i
+            self.up.append(
+                SwinLSTMCell(
+                    embed_dim * 2**level,
+                    self.layout(level),
+                    depths_up[k],
+                    num_heads[k],
+                    *rates,
+                    dpr_up[k][::-1],
+                )  # fmt: skip
+            )
+            self.expand.append(
+                PatchExpanding(embed_dim * 2**level, self.layout(level), self.layout(level - 1))
+            )
+        self.inflate = PatchInflate(patch_size, embed_dim, in_chans, self.layout(0))
+
+    def cells(self) -> list[SwinLSTMCell]:
+        return [*self.down, *self.up]
+
+    def _tokens_step(self, x, hidden, masks):
+        new = []
+        levels = len(self.down)
+        for i in range(levels):
+            h, c = self._run_cell(i, x, hidden, masks)
+            new.append((h, c))
+            x = self.merge[i](h)
+        for i in range(levels):
+            h, c = self._run_cell(levels + i, x, hidden, masks)
+            new.append((h, c))
+            x = self.expand[i](h)
+        return x, new
+
+
+def _build(cls: type[SwinLSTMBase], config: dict[str, Any]) -> SwinLSTMBase:
+    own = inspect.signature(cls.__init__).parameters
+    base = inspect.signature(SwinLSTMBase.__init__).parameters
+    accepted = [p for p in (*own, *base) if p not in ("self", "config", "levels")]
+    unknown = sorted(set(config) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} got unknown config keys {unknown}; accepted: {', '.join(accepted)}"
+        )
+    return cls(**config)
+
+
+@register_model("swinlstm-b")
+def build_swinlstm_b(**config) -> SwinLSTMB:
+    """SwinLSTM-B; defaults are the authors' Moving MNIST configuration."""
+    return _build(SwinLSTMB, config)
+
+
+@register_model("swinlstm-d")
+def build_swinlstm_d(**config) -> SwinLSTMD:
+    """SwinLSTM-D; defaults are the authors' Moving MNIST configuration."""
+    return _build(SwinLSTMD, config)

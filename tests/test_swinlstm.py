@@ -1,0 +1,446 @@
+"""SwinLSTM-B / -D: the authors' numbers, their checkpoints, and everything beyond their code.
+
+Golden vectors (tests/data/swinlstm_{b,d}_tiny.npz) and the published key lists
+(tests/data/official_keys.json) come from running the authors' SwinLSTM_B.py / SwinLSTM_D.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from swinlstm.models import build_model, load_official
+from swinlstm.models.layers import MASK_VALUE, WindowAttention, WindowLayout
+from swinlstm.models.official import official_to_ours
+from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, padded_grid
+
+DATA = Path(__file__).parent / "data"
+
+B_TINY = dict(
+    img_size=16, patch_size=2, in_chans=1, embed_dim=32, depths=[4], num_heads=[2], window_size=4
+)
+D_TINY = dict(
+    img_size=32,
+    patch_size=2,
+    in_chans=1,
+    embed_dim=16,
+    depths_down=[2, 2],
+    depths_up=[2, 2],
+    num_heads=[2, 4],
+    window_size=4,
+)
+# Smaller still, for the property tests.
+B_MINI = dict(embed_dim=8, depths=[3], num_heads=[2], window_size=2)
+D_MINI = dict(embed_dim=8, depths_down=[2, 1], depths_up=[1, 2], num_heads=[2, 2], window_size=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine run far faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def golden(name: str):
+    z = np.load(DATA / f"swinlstm_{name}_tiny.npz")
+    sd = {
+        k[len("state_dict/") :]: torch.from_numpy(z[k])
+        for k in z.files
+        if k.startswith("state_dict/")
+    }
+    return torch.from_numpy(z["input"]), torch.from_numpy(z["output"]), sd
+
+
+def official_keys(name: str) -> dict:
+    return json.loads((DATA / "official_keys.json").read_text())[name]
+
+
+def random_official(name: str) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        k: torch.randn(shape, generator=g) if shape else torch.randn((), generator=g)
+        for k, shape in official_keys(name)["state_dict"].items()
+    }
+
+
+def run_forward(model, frames, out_len):
+    with torch.no_grad():
+        return model(frames, out_len)
+
+
+# ------------------------------------------------------------------------------------------
+# Equivalence with the authors' networks
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "config"), [("b", B_TINY), ("d", D_TINY)])
+def test_golden_equivalence(name, config):
+    frames, expected, sd = golden(name)
+    model = build_model(f"swinlstm-{name}", **config).eval()
+    load_official(model, sd)
+    out = run_forward(model, frames, 4)
+    assert out.shape == expected.shape
+    assert (out - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(("name", "config"), [("b", B_TINY), ("d", D_TINY)])
+def test_golden_with_module_prefix_and_file(name, config, tmp_path):
+    frames, expected, sd = golden(name)
+    path = tmp_path / "trained_model_state_dict"
+    torch.save({f"module.{k}": v for k, v in sd.items()}, path)
+    model = load_official(build_model(f"swinlstm-{name}", **config).eval(), path)
+    assert (run_forward(model, frames[:, :3], 1) - expected[:, 2:3]).abs().max() > 0  # sanity
+    assert (run_forward(model, frames, 4) - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
+def test_official_key_set_loads_at_paper_config(name):
+    """The published key layout (with buffers, every `red`, D's up-path embed) fits the defaults."""
+    sd = random_official(name)
+    model = build_model(name)  # defaults = the paper's Moving MNIST configuration
+    load_official(model, sd)
+    converted = official_to_ours(model, sd)
+    own = model.state_dict()
+    assert set(own) == set(converted)
+    for k, v in own.items():
+        assert torch.equal(v, converted[k]), k
+    # Exactly the never-used parameters are left out: odd blocks' `red` and D's up-path embed.
+    n_red_unused = sum(1 for k in sd if k.endswith("red.weight")) - sum(
+        1 for k in own if k.endswith("red.weight")
+    )
+    assert n_red_unused > 0
+    assert sum(p.numel() for p in model.parameters()) < official_keys(name)["params"]
+    with pytest.raises(ValueError, match="unexpected keys"):
+        load_official(model, {**sd, "ST.extra.weight": torch.zeros(1)})
+
+
+def test_paper_config_parameter_count():
+    """Official count minus the unused `red` Linears (and D's unused up-path embedding)."""
+    b = build_model("swinlstm-b")
+    red = 2 * 128 * 128 + 128
+    assert sum(p.numel() for p in b.parameters()) == official_keys("swinlstm-b")["params"] - 6 * red
+    d = build_model("swinlstm-d")
+    unused = sum(
+        int(np.prod(s))
+        for k, s in official_keys("swinlstm-d")["state_dict"].items()
+        if k.startswith("Upsample.patch_embed.")
+    )
+    red_d = sum(
+        2 * c * c + c
+        for c, depth in ((128, 2), (256, 6), (512, 2), (256, 6))
+        for _ in range(depth // 2)
+    )
+    assert (
+        sum(p.numel() for p in d.parameters())
+        == official_keys("swinlstm-d")["params"] - unused - red_d
+    )
+
+
+def test_checkpoint_of_other_config_lists_mismatches():
+    sd = random_official("swinlstm-b")
+    model = build_model("swinlstm-b", embed_dim=64)
+    with pytest.raises(ValueError) as err:
+        load_official(model, sd)
+    msg = str(err.value)
+    assert "shape mismatches" in msg and "(128" in msg and "(64" in msg
+    with pytest.raises(ValueError, match="missing keys"):
+        load_official(build_model("swinlstm-b", depths=[14]), sd)
+
+
+def test_drop_path_schedule_is_the_authors():
+    b = build_model("swinlstm-b", **B_MINI, drop_path_rate=0.2)
+    assert [blk.drop_path.drop_prob for blk in b.layers[0].blocks] == [0.2] * 3
+    d = build_model("swinlstm-d", **D_MINI, drop_path_rate=0.3)
+
+    def rates(cell):
+        return [round(getattr(blk.drop_path, "drop_prob", 0.0), 6) for blk in cell.blocks]
+
+    assert [rates(c) for c in d.down] == [[0.0, 0.15], [0.3]]
+    # up cell 0 = deepest, uses depths_up[1] = 2 blocks, rates read backwards
+    assert [rates(c) for c in d.up] == [[0.3, 0.15], [0.0]]
+
+
+# ------------------------------------------------------------------------------------------
+# Window geometry
+# ------------------------------------------------------------------------------------------
+def test_layout_rules():
+    assert WindowLayout.build((8, 8), 4) == WindowLayout((8, 8), (4, 4), (2, 2))
+    assert WindowLayout.build((4, 4), 4) == WindowLayout((4, 4), (4, 4), (0, 0))  # authors' rule
+    assert WindowLayout.build((2, 2), 4) == WindowLayout((2, 2), (2, 2), (0, 0))
+    assert WindowLayout.build((2, 8), 4) == WindowLayout((2, 8), (2, 4), (0, 2))
+    with pytest.raises(ValueError, match="not divisible"):
+        WindowLayout.build((6, 8), 4)
+    assert padded_grid(12, 1, 4, 0) == 12
+    assert padded_grid(30, 2, 4, 0) == 16  # 15 tokens -> 16
+    assert padded_grid(60, 1, 4, 2) == 64  # 30 at level 1 is neither <= 4 nor a multiple
+
+
+def test_shift_index_is_roll_and_partition():
+    layout = WindowLayout.build((8, 12), 4)
+    grid = torch.arange(96).view(8, 12)
+    tokens = layout.partition(grid)  # window order
+    shifted = tokens[layout.shift_index()]
+    expected = layout.partition(torch.roll(grid, (-2, -2), (0, 1)))
+    assert torch.equal(shifted, expected)
+    mask = layout.shift_mask()
+    assert mask.shape == (6, 16, 16) and set(mask.unique().tolist()) == {0.0, MASK_VALUE}
+    assert (mask[0] == 0).all()  # the first window holds one region only
+
+
+# ------------------------------------------------------------------------------------------
+# Beyond the authors' code
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "config", "size"),
+    [
+        ("swinlstm-b", B_MINI, (24, 40)),
+        ("swinlstm-d", D_MINI, (24, 40)),
+        ("swinlstm-b", B_MINI, (13, 21)),
+        ("swinlstm-d", D_MINI, (18, 11)),
+    ],
+)
+def test_any_frame_shape(name, config, size):
+    torch.manual_seed(0)
+    model = build_model(name, img_size=size, in_chans=3, **config).eval()
+    frames = torch.rand(2, 3, 3, *size)
+    out = run_forward(model, frames, 2)
+    assert out.shape == (2, 4, 3, *size)
+    assert torch.isfinite(out).all() and (out >= 0).all() and (out <= 1).all()
+
+
+def test_padding_is_zero_padding_then_crop():
+    """A model padding 13x21 equals the same weights at the padded size on zero-padded input."""
+    torch.manual_seed(0)
+    small = build_model("swinlstm-b", img_size=(13, 21), **B_MINI).eval()
+    assert small.padded_size == (16, 24)  # 7x11 tokens -> 8x12, a multiple of the window 2
+    big = build_model("swinlstm-b", img_size=small.padded_size, **B_MINI).eval()
+    big.load_state_dict(small.state_dict())
+    frame = torch.rand(2, 1, 13, 21)
+    with torch.no_grad():
+        y_small, _ = small.step(frame, small.init_state(2))
+        padded = torch.nn.functional.pad(frame, (0, 3, 0, 3))
+        y_big, _ = big.step(padded, big.init_state(2))
+    assert torch.allclose(y_small, y_big[..., :13, :21], atol=1e-6)
+
+
+@pytest.mark.parametrize("patch", [1, 2, 4])
+@pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
+def test_patch_sizes(name, patch):
+    config = B_MINI if name == "swinlstm-b" else D_MINI
+    model = build_model(name, img_size=16, patch_size=patch, in_chans=2, **config).eval()
+    assert model.inflate.proj.kernel_size == (2 * patch - 1,) * 2
+    out = run_forward(model, torch.rand(1, 2, 2, 16, 16), 1)
+    assert out.shape == (1, 2, 2, 16, 16)
+
+
+@pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
+def test_single_input_frame_and_single_output(name):
+    config = B_MINI if name == "swinlstm-b" else D_MINI
+    model = build_model(name, img_size=8, **config).eval()
+    frames = torch.rand(3, 1, 1, 8, 8)
+    out = run_forward(model, frames, 1)
+    assert out.shape == (3, 1, 1, 8, 8)
+    assert torch.allclose(model.predict(frames, 1), out, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
+def test_step_by_step_equals_forward(name):
+    torch.manual_seed(0)
+    config = B_MINI if name == "swinlstm-b" else D_MINI
+    model = build_model(name, img_size=(8, 12), **config).eval()
+    frames = torch.rand(2, 3, 1, 8, 12)
+    expected = run_forward(model, frames, 3)
+    with torch.no_grad():
+        state = model.init_state(2)
+        outs = []
+        for t in range(3):
+            y, state = model.step(frames[:, t], state)
+            outs.append(y)
+        for _ in range(2):
+            y, state = model.step(y, state)
+            outs.append(y)
+    assert torch.allclose(torch.stack(outs, 1), expected, atol=1e-6)
+
+
+def test_masks_built_once_per_forward(monkeypatch):
+    model = build_model("swinlstm-d", img_size=8, **D_MINI).eval()
+    calls = []
+    original = WindowAttention.attention_mask
+
+    def counting(self, *args, **kwargs):
+        calls.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WindowAttention, "attention_mask", counting)
+    run_forward(model, torch.rand(1, 4, 1, 8, 8), 3)
+    n_blocks = sum(len(c.blocks) for c in model.cells())
+    assert len(calls) == n_blocks  # not n_blocks * 6 steps
+
+
+def test_streaming_state_sees_optimizer_updates():
+    """The mask cache in a state is rebuilt when a bias table changes between two steps."""
+    model = build_model("swinlstm-b", img_size=8, **B_MINI).eval()
+    frame = torch.rand(1, 1, 8, 8)
+    table = model.layers[0].blocks[0].attn.relative_position_bias_table
+    with torch.no_grad():
+        _, state = model.step(frame, model.init_state(1))
+        before = state.masks._masks[0][0].clone()
+        table.add_(1.0)
+        _, state = model.step(frame, state)
+    after = state.masks._masks[0][0]
+    assert torch.allclose(after, before + 1.0)
+
+
+def test_context_hook_is_identity_and_overridable():
+    class WithContext(SwinLSTMB):
+        def _fuse_context(self, tokens, context):
+            return tokens if context is None else tokens + context
+
+    torch.manual_seed(0)
+    model = WithContext(img_size=8, **B_MINI).eval()
+    frame = torch.rand(1, 1, 8, 8)
+    with torch.no_grad():
+        y0, _ = model._step(frame, model.init_state(1), None)
+        y1, _ = model._step(frame, model.init_state(1), torch.ones(1, 1, 8))
+    assert not torch.allclose(y0, y1)
+
+
+# ------------------------------------------------------------------------------------------
+# Training paths
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
+def test_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    config = B_MINI if name == "swinlstm-b" else D_MINI
+    model = build_model(name, img_size=8, **config).train()
+    out = model(torch.rand(2, 2, 1, 8, 8), 2)
+    out.square().mean().backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert unused == []
+
+
+@pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
+def test_checkpointing_same_numbers(name):
+    torch.manual_seed(0)
+    config = B_MINI if name == "swinlstm-b" else D_MINI
+    plain = build_model(name, img_size=8, drop_path_rate=0.0, **config).train()
+    ckpt = build_model(name, img_size=8, drop_path_rate=0.0, checkpointing=True, **config).train()
+    ckpt.load_state_dict(plain.state_dict())
+    frames = torch.rand(2, 3, 1, 8, 8)
+    grads = []
+    outs = []
+    for model in (plain, ckpt):
+        out = model(frames, 2)
+        out.square().mean().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow  # torch.compile of the step: about 90 s on the shared 2-core machine
+def test_compile_same_numbers():
+    torch.manual_seed(0)
+    plain = build_model("swinlstm-b", img_size=8, **B_MINI).eval()
+    compiled = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI).eval()
+    compiled.load_state_dict(plain.state_dict())
+    frames = torch.rand(1, 2, 1, 8, 8)
+    expected = run_forward(plain, frames, 1)
+    got = run_forward(compiled, frames, 1)
+    assert torch.allclose(expected, got, atol=1e-5)
+
+
+def test_dropout_options_honoured_by_d():
+    model = build_model("swinlstm-d", img_size=8, drop_rate=0.3, attn_drop_rate=0.2, **D_MINI)
+    blk = model.up[0].blocks[0]
+    assert blk.mlp.drop.p == 0.3 and blk.attn.proj_drop.p == 0.3 and blk.attn.attn_drop == 0.2
+    frames = torch.rand(1, 2, 1, 8, 8)
+    torch.manual_seed(0)
+    a = model.train()(frames, 1)
+    b = model(frames, 1)
+    assert not torch.allclose(a, b)
+    model.eval()
+    assert torch.equal(run_forward(model, frames, 1), run_forward(model, frames, 1))
+    # attention dropout alone also changes the training output
+    only_attn = build_model(
+        "swinlstm-d", img_size=8, attn_drop_rate=0.5, drop_path_rate=0.0, **D_MINI
+    )
+    only_attn.train()
+    assert not torch.allclose(only_attn(frames, 1), only_attn(frames, 1))
+
+
+@pytest.mark.parametrize(("name", "config"), [("swinlstm-b", B_TINY), ("swinlstm-d", D_TINY)])
+def test_bf16_autocast_finite_and_close(name, config):
+    torch.manual_seed(0)
+    model = build_model(name, **config).eval()
+    size = config["img_size"]
+    frames = torch.rand(2, 4, 1, size, size)
+    with torch.no_grad():
+        ref = model.predict(frames, 2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model.predict(frames, 2)
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert (low - ref).abs().max().item() <= 1e-2
+    # masks under autocast are finite in bf16 (no -inf)
+    state = model.init_state(1)
+    masks = state.masks.get(model.cells(), torch.bfloat16, 1)
+    assert all(torch.isfinite(m).all() for cell in masks for m in cell)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------
+def test_bad_frames_and_out_len():
+    model = build_model("swinlstm-b", img_size=(8, 12), in_chans=2, **B_MINI)
+    with pytest.raises(ValueError, match=r"\(B, T, C, H, W\).*\(2, 2, 8, 12\)"):
+        model(torch.rand(2, 2, 8, 12), 1)
+    with pytest.raises(ValueError, match="3 channels.*in_chans=2"):
+        model(torch.rand(1, 2, 3, 8, 12), 1)
+    with pytest.raises(ValueError, match=r"8x8.*\(8, 12\)"):
+        model(torch.rand(1, 2, 2, 8, 8), 1)
+    with pytest.raises(ValueError, match="out_len.*0"):
+        model(torch.rand(1, 2, 2, 8, 12), 0)
+    with pytest.raises(ValueError, match=r"one frame.*\(1, 2, 2, 8, 12\)"):
+        model.step(torch.rand(1, 2, 2, 8, 12), model.init_state(1))
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "match"),
+    [
+        ("swinlstm-b", dict(img_size=0), "img_size"),
+        ("swinlstm-b", dict(img_size=(8, 8, 8)), "img_size"),
+        ("swinlstm-b", dict(patch_size=0), "patch_size"),
+        ("swinlstm-b", dict(embed_dim=10, num_heads=[4]), "not divisible by num_heads=4"),
+        ("swinlstm-b", dict(depths=[2, 2], num_heads=[4]), "num_heads needs one entry"),
+        ("swinlstm-b", dict(drop_path_rate=1.5), "drop_path_rate"),
+        ("swinlstm-b", dict(memory_size=10), "memory_size=10"),
+        ("swinlstm-b", dict(depths_down=[2]), "unknown config keys.*depths_down"),
+        ("swinlstm-d", dict(depths_down=[2, 2], depths_up=[2]), "depths_up"),
+        ("swinlstm-d", dict(num_heads=[4]), "num_heads needs one entry per level"),
+        ("swinlstm-d", dict(depths_down=[]), "depths_down"),
+    ],
+)
+def test_bad_config(name, config, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(name, **config)
+
+
+def test_classes_registered():
+    assert isinstance(build_model("swinlstm-b", img_size=8, **B_MINI), SwinLSTMB)
+    assert isinstance(build_model("swinlstm_d", img_size=8, **D_MINI), SwinLSTMD)
+
+
+def test_compiled_model_copies_and_pickles(tmp_path):
+    import copy
+
+    model = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
+    model._compiled_core()  # the compiled wrapper exists (compilation itself is lazy)
+    clone = copy.deepcopy(model)
+    assert "_core_compiled" not in clone.__dict__
+    torch.save(model, tmp_path / "m.pt")
+    assert "_core_compiled" in model.__dict__
