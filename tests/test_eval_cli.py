@@ -94,7 +94,8 @@ def check_outputs(
     assert len(data["baseline_last_frame"]["per_frame"]["mse"]) == t_out
     with open(result / "metrics.csv") as f:
         rows = list(csv.reader(f))
-    assert len(rows) >= 2
+    assert rows[0][0] == "frame" and set(metrics) <= set(rows[0])
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, t_out + 1))  # one row per forecast frame
     assert Image.open(result / "per_frame.png").format == "PNG"
     frames = sorted((result / "frames").iterdir())
     assert [p.name for p in frames] == [f"{i:05d}" for i in range(clips)]
