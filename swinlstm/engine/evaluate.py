@@ -104,7 +104,9 @@ def evaluate(
         model: a ``RecurrentPredictor`` (any model with ``predict(frames, out_len)``).
         dataset: items ``(inputs (T_in, C, H, W), targets (T_out >= out_len, C, H, W))``.
         out_len: frames to forecast; targets are cut to this length.
-        metrics, protocol, lpips_weights: passed to ``swinlstm.metrics.MetricAccumulator``.
+        metrics, protocol: passed to ``swinlstm.metrics.MetricAccumulator``.
+        lpips_weights: LPIPS weights file (``load_lpips``); with "lpips" in ``metrics`` and no
+            file, the metrics package searches its usual sources (one warning if none).
         result_dir: where files go (none written when None).
         make_frame: write PNG frames and GIFs of the first ``num_frames_to_save`` clips
             (-1: all) and ``comparison.png``.
