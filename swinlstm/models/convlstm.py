@@ -37,8 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register_model
-from .memory import ChannelAttention, LMCMemory, check_phase, memory_context
-from .recurrent import RecurrentPredictor
+from .memory import MemoryPredictor, check_memory_size
 
 LSTMState = tuple[list[torch.Tensor], list[torch.Tensor]]
 
@@ -111,54 +110,18 @@ def stack_step(cells: Sequence[ConvLSTMCell], x: torch.Tensor, state: LSTMState)
     return new_h, new_c
 
 
-class MemoryPredictor(RecurrentPredictor):
-    """What every predictor with an (optional) LMC memory shares: the context and the fusion.
-
-    Subclasses set ``self.memory`` (LMCMemory or None), ``self.attention_func``
-    (ChannelAttention or None) and ``self.feature_size`` (H', W') of the fused feature map.
-    """
-
-    memory: LMCMemory | None
-    attention_func: ChannelAttention | None
-    feature_size: tuple[int, int]
+class FramePredictor(MemoryPredictor):
+    """The frame geometry checks the ConvLSTM predictors share."""
 
     def _init_frames(self, img_size: int | Sequence[int], in_chans: int, memory_size: int) -> None:
         """Validate and keep the frame geometry; validate ``memory_size`` (0: no memory)."""
         self.img_size = to_pair(img_size)
         check_positive("in_chans", in_chans)
         self.in_chans = in_chans
-        if not isinstance(memory_size, int) or memory_size < 0:
-            raise ValueError(
-                f"memory_size must be an integer >= 0 (0: no memory), got {memory_size!r}"
-            )
-
-    def _init_memory(self, memory_size: int, chans: int, feature_stride: int, slot_dim: int) -> int:
-        """Build the memory and its channel attention for a ``chans``-channel feature map
-        (frame size / ``feature_stride``); returns the channels of the fused map."""
-        self.memory = self.attention_func = None
-        if memory_size == 0:
-            return chans
-        self.memory = LMCMemory(memory_size, self.in_chans, chans, feature_stride, slot_dim)
-        self.attention_func = ChannelAttention(chans, chans)
-        return 2 * chans
-
-    def encode_context(
-        self, frames: torch.Tensor, long_frames: torch.Tensor | None = None, phase: int = 2
-    ) -> torch.Tensor | None:
-        """The memory feature (B, C_f, H', W') for this clip, or None without memory."""
-        check_phase(phase)
-        if self.memory is not None and phase == 1 and long_frames is not None:
-            self.check_frames(long_frames, name="long_frames")
-        return memory_context(self.memory, frames, long_frames, phase, size=self.feature_size)
-
-    def fuse(self, h: torch.Tensor, c: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        """Top hidden state joined with the attention-weighted memory feature (if any)."""
-        if context is None or self.attention_func is None:
-            return h
-        return torch.cat([h, self.attention_func(c, context)], dim=1)
+        check_memory_size(memory_size)
 
 
-class ConvLSTM(MemoryPredictor):
+class ConvLSTM(FramePredictor):
     """The ConvLSTM baseline (PredRNN / OpenSTL layout), optional memory at the patch grid.
 
     Frames (B, C, H, W) -> space-to-depth (B, C p^2, H/p, W/p) -> cells -> 1x1 conv -> depth-to-space.
@@ -235,7 +198,7 @@ def deconv_padding(small: tuple[int, int], big: tuple[int, int]) -> tuple[int, i
     return tuple(b - (2 * s - 1) for s, b in zip(small, big))  # type: ignore[return-value]
 
 
-class LMCConvLSTM(MemoryPredictor):
+class LMCConvLSTM(FramePredictor):
     """LMC-Memory's predictor (Lee et al. 2021); ``memory_size=0`` drops the memory.
 
     forward returns only the ``out_len`` forecast frames (the authors' training target).

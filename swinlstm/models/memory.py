@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .recurrent import RecurrentPredictor
+
 PHASES = (1, 2)
 
 
@@ -233,11 +235,13 @@ class ChannelAttention(nn.Sequential):
         )
 
     def weights(self, state: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """(B, C_s, H, W), (B, C_m, H, W) -> (B, C_m) or tokens (B, L, C_s), (B, L, C_m) -> (B, C_m)."""
+        """(B, C_s, H, W), (B, C_m, H, W) -> (B, C_m) or tokens (B, L_s, C_s), (B, L_m, C_m) -> (B, C_m)."""
         if state.dim() == 4 and memory.dim() == 4:
             pooled = self[1](self[0](torch.cat([state, memory], dim=1)))
         elif state.dim() == 3 and memory.dim() == 3:
-            pooled = torch.cat([state, memory], dim=2).mean(dim=1)
+            # mean over tokens per input: equal to pooling the concatenation when the token
+            # counts agree, and defined when they do not (SwinLSTM-D's last cell is coarser)
+            pooled = torch.cat([state.mean(dim=1), memory.mean(dim=1)], dim=1)
         else:
             raise ValueError(
                 "ChannelAttention takes two feature maps (B, C, H, W) or two token tensors "
@@ -291,8 +295,77 @@ def memory_context(
     return memory(clip, phase, size=size)
 
 
+def check_memory_size(memory_size: int) -> None:
+    """Raise ValueError unless ``memory_size`` is an integer >= 0 (0: no memory)."""
+    if not isinstance(memory_size, int) or isinstance(memory_size, bool) or memory_size < 0:
+        raise ValueError(f"memory_size must be an integer >= 0 (0: no memory), got {memory_size!r}")
+
+
+class MemoryPredictor(RecurrentPredictor):
+    """What every predictor with an (optional) LMC memory shares: the context and the fusion.
+
+    Subclasses call :meth:`_init_memory` (which sets ``self.memory`` and ``self.attention_func``,
+    both None without memory) and set ``self.feature_size`` (H', W'), the size of the feature map
+    the read-out joins. The fused feature is ``[h, attention(c, memory)]`` along channels, for
+    feature maps (B, C, H', W') and for tokens (B, L, C) alike.
+    """
+
+    memory: LMCMemory | None
+    attention_func: ChannelAttention | None
+    feature_size: tuple[int, int]
+
+    def _init_memory(
+        self,
+        memory_size: int,
+        chans: int,
+        feature_stride: int,
+        slot_dim: int,
+        state_chans: int | None = None,
+    ) -> int:
+        """Build the memory for a ``chans``-channel feature map (frame size / ``feature_stride``)
+        and its channel attention from a ``state_chans``-channel cell state (default ``chans``);
+        returns the channels of the fused map."""
+        check_memory_size(memory_size)
+        self.memory = self.attention_func = None
+        if memory_size == 0:
+            return chans
+        self.memory = LMCMemory(memory_size, self.in_chans, chans, feature_stride, slot_dim)
+        self.attention_func = ChannelAttention(state_chans or chans, chans)
+        return 2 * chans
+
+    def encode_context(
+        self, frames: torch.Tensor, long_frames: torch.Tensor | None = None, phase: int = 2
+    ) -> torch.Tensor | None:
+        """The memory feature (B, C_f, H', W') for this clip, or None without memory."""
+        check_phase(phase)
+        if self.memory is not None and phase == 1 and long_frames is not None:
+            self.check_frames(long_frames, name="long_frames")
+        return memory_context(self.memory, frames, long_frames, phase, size=self.feature_size)
+
+    def fuse(self, h: torch.Tensor, c: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """Top hidden state joined with the attention-weighted memory feature (if any).
+
+        Maps: (B, C, H', W') -> (B, 2C, H', W'); tokens: (B, L, C) -> (B, L, 2C).
+        """
+        if context is None or self.attention_func is None:
+            return h
+        return torch.cat([h, self.attention_func(c, context)], dim=1 if h.dim() == 4 else -1)
+
+
+def feature_stride_for(patch_size: int) -> int:
+    """The embedder stride for a predictor whose features are the frame / ``patch_size``: the
+    largest power of two <= ``patch_size`` that divides 16 (the read-out is then resized)."""
+    stride = 1
+    while stride * 2 <= min(patch_size, LMCMemory.query_stride):
+        stride *= 2
+    return stride
+
+
 __all__ = [
     "ChannelAttention",
+    "MemoryPredictor",
+    "check_memory_size",
+    "feature_stride_for",
     "HalvingMaxPool3d",
     "LMCMemory",
     "check_phase",

@@ -5,6 +5,17 @@ published weights load through :func:`swinlstm.models.load_official`), and beyon
 any frame shape (padded to what patching and windows need, cropped back), patch sizes other than
 2, any channel count, activation checkpointing and ``torch.compile``.
 
+SwinLSTM with LMC-Memory (``memory_size > 0``; no published code has it): the memory of
+:mod:`swinlstm.models.memory` reads the clip once (phase 2: the input clip; phase 1 in training:
+the long clip), and its read-out is brought to the first level's token grid (frame / patch,
+``embed_dim`` channels, in window order). At every decoded step the last cell's state ``c``
+weights the read-out's channels (the same channel attention as LMC-Memory's), and the weighted
+read-out is concatenated with the last tokens before patch inflation, which therefore takes
+``2 * embed_dim`` channels. SwinLSTM-D's last cell sits one level deeper (``2 * embed_dim``
+channels on a coarser grid): the attention pools each input over its own tokens, so the sizes
+need not agree. Training uses the same two-phase memory alignment as LMC-Memory
+(:func:`swinlstm.models.training.memory_alignment_step`).
+
 Layout: tokens are ``(B, L, C)`` in window order (see :mod:`swinlstm.models.layers`), the
 recurrent state is one ``(h, c)`` pair of such tensors per cell.
 """
@@ -30,7 +41,7 @@ from .layers import (
     SwinBlock,
     WindowLayout,
 )
-from .recurrent import RecurrentPredictor
+from .memory import MemoryPredictor, check_memory_size, feature_stride_for
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,9 +116,10 @@ class SwinLSTMCell(nn.Module):
 class AttentionMaskCache:
     """Every block's attention mask, computed once and reused by all later time steps.
 
-    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables): an optimiser step
-    between two streaming steps, or switching autocast, rebuilds the masks; nothing else does.
-    One lives in each recurrent state, so a forward pass builds the masks once.
+    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables,
+    device): an optimiser step between two streaming steps, or switching autocast, rebuilds the
+    masks; nothing else does. One lives in each recurrent state, so a forward pass builds the
+    masks once.
     """
 
     def __init__(self) -> None:
@@ -180,7 +192,7 @@ def padded_grid(size: int, patch: int, window: int, levels: int) -> int:
         g += 1
 
 
-class SwinLSTMBase(RecurrentPredictor):
+class SwinLSTMBase(MemoryPredictor):
     """What SwinLSTM-B and -D share: config checks, padding, state, masks, checkpoint, compile.
 
     Subclasses build ``self.patch_embed``, ``self.inflate`` and the cells (``self.cells()``
@@ -207,6 +219,7 @@ class SwinLSTMBase(RecurrentPredictor):
         checkpointing: bool = False,
         compile: bool = False,
         memory_size: int = 0,
+        slot_dim: int = 512,
         *,
         levels: int,
     ) -> None:
@@ -227,11 +240,7 @@ class SwinLSTMBase(RecurrentPredictor):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
-        if memory_size != 0:
-            raise ValueError(
-                f"memory_size={memory_size}: SwinLSTM with LMC-Memory is not available in this "
-                "build; use memory_size=0"
-            )
+        check_memory_size(memory_size)
         self.num_heads = _positive_ints(num_heads, "num_heads")
         self.patch_size = patch_size
         self.in_chans = in_chans
@@ -244,9 +253,26 @@ class SwinLSTMBase(RecurrentPredictor):
         self.checkpointing = bool(checkpointing)
         self.compile = bool(compile)
         self.memory_size = memory_size
+        self.slot_dim = slot_dim
         grid = tuple(padded_grid(n, patch_size, window_size, levels) for n in self.img_size)
         self.grid = grid
         self.padded_size = (grid[0] * patch_size, grid[1] * patch_size)
+        self.feature_size = grid  # where the memory read-out joins: the first level's tokens
+
+    def _init_memory_for(self, state_chans: int) -> int:
+        """The LMC memory on the first level's token grid (none when ``memory_size`` is 0);
+        returns the channels patch inflation takes (``embed_dim``, doubled with memory)."""
+        stride = feature_stride_for(self.patch_size)
+        return self._init_memory(
+            self.memory_size, self.embed_dim, stride, self.slot_dim, state_chans=state_chans
+        )
+
+    def encode_context(self, frames, long_frames=None, phase: int = 2):
+        """The memory read-out as first-level tokens (B, L, embed_dim) in window order, or None."""
+        feature = super().encode_context(frames, long_frames, phase)
+        if feature is None:
+            return None
+        return self.layout(0).partition(feature.permute(2, 3, 0, 1)).permute(1, 0, 2)
 
     def layout(self, level: int) -> WindowLayout:
         """Window layout of the token grid after ``level`` patch merges."""
@@ -303,15 +329,11 @@ class SwinLSTMBase(RecurrentPredictor):
         tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks)
         if not decode:
             return None, hidden
-        tokens = self._fuse_context(tokens, context)
+        tokens = self.fuse(tokens, hidden[-1][1], context)
         y = self.inflate(tokens).to(frame.dtype)
         if ph or pw:
             y = y[..., :h, :w]
         return torch.sigmoid(y), hidden
-
-    def _fuse_context(self, tokens: torch.Tensor, context: Any) -> torch.Tensor:
-        """Fuse a per-clip context (memory read-out) into the last tokens; identity without."""
-        return tokens
 
     def _run_cell(self, index: int, x, hidden, masks):
         cell = self.cells()[index]
@@ -382,7 +404,8 @@ class SwinLSTMB(SwinLSTMBase):
             SwinLSTMCell(embed_dim, layout, d, num_heads[i], *rates, [self.drop_path_rate] * d)
             for i, d in enumerate(depths)
         )
-        self.inflate = PatchInflate(patch_size, embed_dim, in_chans, layout)
+        fused = self._init_memory_for(state_chans=embed_dim)
+        self.inflate = PatchInflate(patch_size, fused, in_chans, layout)
 
     def cells(self) -> list[SwinLSTMCell]:
         return list(self.layers)
@@ -471,7 +494,8 @@ class SwinLSTMD(SwinLSTMBase):
             self.expand.append(
                 PatchExpanding(embed_dim * 2**level, self.layout(level), self.layout(level - 1))
             )
-        self.inflate = PatchInflate(patch_size, embed_dim, in_chans, self.layout(0))
+        fused = self._init_memory_for(state_chans=2 * embed_dim)  # the last up cell's width
+        self.inflate = PatchInflate(patch_size, fused, in_chans, self.layout(0))
 
     def cells(self) -> list[SwinLSTMCell]:
         return [*self.down, *self.up]
