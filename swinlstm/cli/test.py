@@ -1,0 +1,149 @@
+"""``swinlstm test`` and the root ``test.py``: evaluate a checkpoint on a test set.
+
+Runs the authors' README commands as written, e.g.::
+
+    python test.py --dataset 'movingmnist' --make_frame True --test_data_dir PATH \\
+      --test_result_dir PATH --checkpoint_load_file PATH --img_size 64 --img_channel 1 \\
+      --memory_size 100 --short_len 10 --out_len 30 --batch_size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from swinlstm.cli.common import (
+    add_data_args,
+    add_model_args,
+    img_size_of,
+    str2bool,
+)
+from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
+
+HELP = "evaluate a checkpoint on a test set; write metrics, frames and GIFs"
+
+
+def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    add_data_args(p, train=False)
+    add_model_args(p)
+    add_checkpoint_arg(p)
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--test_result_dir", default="./test_results", help="where files are written")
+    g.add_argument(
+        "--make_frame",
+        type=str2bool,
+        default=False,
+        help="write PNG frames, GIFs and comparison.png (True/False)",
+    )
+    g.add_argument(
+        "--num_frames_to_save",
+        type=int,
+        default=10,
+        help="clips whose frames and GIFs --make_frame writes (-1: all)",
+    )
+    g.add_argument("--evaluate", type=str2bool, default=True, help="compute metrics (True/False)")
+    g.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["mse", "mae", "ssim", "psnr"],
+        help="metrics to compute (add lpips for LPIPS)",
+    )
+    g.add_argument("--protocol", default="default", help="metric protocol (conventions of a paper)")
+    g.add_argument("--lpips_weights", default=None, help="LPIPS weights file (adds lpips)")
+    g.add_argument("--max_batches", type=int, default=None, help="stop after this many batches")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    return p
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("test", help=HELP, description=HELP)
+    configure(p)
+    p.set_defaults(func=run_test)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from swinlstm.data import build_datasets
+    from swinlstm.engine.evaluate import evaluate
+
+    if args.max_batches is not None and args.max_batches < 1:
+        raise ValueError(f"--max_batches must be >= 1, got {args.max_batches}")
+    if args.num_frames_to_save < -1:
+        raise ValueError(f"--num_frames_to_save must be >= -1, got {args.num_frames_to_save}")
+    model, info = load_checkpoint_model(args)
+    size = img_size_of(args) or tuple(model.img_size)
+    short_len = args.short_len or 10
+    out_len = args.out_len or 10
+    splits = build_datasets(
+        args.dataset,
+        test_dir=args.test_data_dir,
+        short_len=short_len,
+        out_len=out_len,
+        long_len=0,
+        img_size=size,
+        img_channel=args.img_channel or model.in_chans,
+        seed=args.seed if args.seed is not None else 1234,
+    )
+    metrics = list(args.metrics)
+    if args.lpips_weights and "lpips" not in metrics:
+        metrics.append("lpips")
+    meta = {
+        "dataset": args.dataset,
+        "test_data_dir": args.test_data_dir,
+        "test_set": str(splits.info.get("test", args.test_data_dir)),
+        "model": info["model"],
+        "model_config": info.get("config", {}),
+        "checkpoint": str(args.checkpoint),
+        "checkpoint_format": info.get("format"),
+        "short_len": short_len,
+    }
+    summary = evaluate(
+        model,
+        splits.test,
+        out_len=out_len,
+        batch_size=args.batch_size or 8,
+        metrics=metrics,
+        protocol=args.protocol,
+        result_dir=args.test_result_dir,
+        make_frame=args.make_frame,
+        num_frames_to_save=args.num_frames_to_save,
+        max_batches=args.max_batches,
+        lpips_weights=args.lpips_weights,
+        meta=meta,
+        evaluate_metrics=args.evaluate,
+        device=args.device,
+        workers=args.workers or 0,
+        progress_every=10.0,
+    )
+    print_summary(summary, args.test_result_dir, args.make_frame)
+    return 0
+
+
+def print_summary(summary: dict, result_dir: str, make_frame: bool) -> None:
+    """One line per metric with its protocol, the baseline, and where the files are."""
+    import torch
+
+    from swinlstm.metrics import format_summary
+
+    print(f"evaluated {summary['clips']} clips")
+    if summary["per_frame"]:
+        per_frame = {k: torch.tensor(v) for k, v in summary["per_frame"].items()}
+        for line in format_summary(per_frame, summary["protocol"]):
+            print(line)
+        base = summary["baseline_last_frame"]["mse"]
+        print(
+            f"{'baseline':<10} {base:12.6g}   [mse of repeating the last input frame, same protocol]"
+        )
+        print(f"metrics: {result_dir}/metrics.json, metrics.csv, per_frame.png")
+    if make_frame:
+        print(
+            f"frames: {result_dir}/frames/, GIFs: {result_dir}/gifs/, grid: {result_dir}/comparison.png"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of the root ``test.py``: the ``test`` subcommand with errors as one line, exit 2."""
+    from swinlstm.cli.main import run
+
+    parser = argparse.ArgumentParser(prog="test.py", description=HELP)
+    configure(parser)
+    parser.set_defaults(func=run_test, command="test")
+    return run(argv, parser=parser)

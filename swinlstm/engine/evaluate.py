@@ -1,0 +1,197 @@
+"""Evaluate a predictor on a test set: metrics streamed over batches, frames, GIFs, a grid.
+
+One pass over the test set: each batch is forecast with ``model.predict`` (inference: no long
+clip, memory phase 2), its metrics accumulated (nothing holds all predictions), the naive
+repeat-last-input-frame forecast scored beside it (a model that does not beat it has learned
+nothing about motion), and the first clips drawn.
+
+Files written into ``result_dir``:
+
+* ``metrics.json``, ``metrics.csv``, ``per_frame.png`` (``swinlstm.metrics.write_metrics``); the
+  JSON also holds, at its top level, the headline ``"mse"`` (mean over the horizon) beside
+  ``"baseline_last_frame": {"mse": ..., "per_frame": {"mse": [...]}}``, the same protocol's MSE of
+  repeating the last input frame;
+* with ``make_frame``, for the first ``num_frames_to_save`` clips:
+  ``frames/{clip:05d}/{input,gt,pred}_{t:02d}.png`` and ``gifs/{clip:05d}.gif``, and
+  ``comparison.png`` (rows ground truth, prediction, abs error) of the first few clips.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from swinlstm import viz
+
+DEFAULT_METRICS = ("mse", "mae", "ssim", "psnr")
+GRID_CLIPS = 4  # clips in comparison.png
+
+
+def repeat_last_frame(inputs: torch.Tensor, out_len: int) -> torch.Tensor:
+    """The naive forecast: the last input frame, ``out_len`` times. (B, T, C, H, W) -> (B, out_len, C, H, W)."""
+    return inputs[:, -1:].expand(-1, out_len, -1, -1, -1)
+
+
+class FrameWriter:
+    """Writes the frames, GIF and comparison grid of the first ``limit`` clips it is shown."""
+
+    def __init__(self, result_dir: str | os.PathLike, limit: int, fps: float = 4.0):
+        self.root = Path(result_dir)
+        self.limit = limit
+        self.fps = fps
+        self.count = 0
+        self.grid: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def add(self, inputs: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor) -> None:
+        """One batch (B, T, C, H, W) of inputs, ground truth and predictions."""
+        for b in range(inputs.shape[0]):
+            if self.limit >= 0 and self.count >= self.limit:
+                return
+            clip = f"{self.count:05d}"
+            folder = self.root / "frames" / clip
+            viz.save_frames(folder, "input", inputs[b])
+            viz.save_frames(folder, "gt", targets[b])
+            viz.save_frames(folder, "pred", preds[b])
+            viz.save_strip_gif(
+                self.root / "gifs" / f"{clip}.gif", inputs[b], targets[b], preds[b], fps=self.fps
+            )
+            if len(self.grid) < GRID_CLIPS:
+                self.grid.append((targets[b].clone(), preds[b].clone()))
+            self.count += 1
+
+    def close(self) -> None:
+        if self.grid:
+            viz.save_comparison(
+                self.root / "comparison.png", [g for g, _ in self.grid], [p for _, p in self.grid]
+            )
+
+
+def _as_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError("test set items must be (inputs, targets) or (inputs, targets, long)")
+    return batch[0], batch[1]
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    out_len: int,
+    batch_size: int = 8,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    protocol: str = "default",
+    result_dir: str | os.PathLike | None = None,
+    make_frame: bool = False,
+    num_frames_to_save: int = 10,
+    max_batches: int | None = None,
+    lpips_weights: str | None = None,
+    meta: dict | None = None,
+    evaluate_metrics: bool = True,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    progress_every: float | None = None,
+) -> dict[str, Any]:
+    """Forecast every clip of ``dataset`` and score it; returns the metrics summary.
+
+    Args:
+        model: a ``RecurrentPredictor`` (any model with ``predict(frames, out_len)``).
+        dataset: items ``(inputs (T_in, C, H, W), targets (T_out >= out_len, C, H, W))``.
+        out_len: frames to forecast; targets are cut to this length.
+        metrics, protocol: passed to ``swinlstm.metrics.MetricAccumulator``.
+        lpips_weights: LPIPS weights file (``load_lpips``); with "lpips" in ``metrics`` and no
+            file, the metrics package searches its usual sources (one warning if none).
+        result_dir: where files go (none written when None).
+        make_frame: write PNG frames and GIFs of the first ``num_frames_to_save`` clips
+            (-1: all) and ``comparison.png``.
+        max_batches: stop after this many batches (None: the whole set).
+        meta: recorded in ``metrics.json`` (dataset, model, checkpoint, ...).
+        evaluate_metrics: False skips the metrics (frames only).
+        progress_every: print a progress line to stderr every this many seconds (None: quiet).
+
+    Returns:
+        ``{"per_frame": {name: [T values]}, "means": {name: value}, "mse": value,
+        "protocol": ..., "baseline_last_frame": {"mse": value, "per_frame": {"mse": [...]}},
+        "clips": N}``
+        (metrics keys are empty when ``evaluate_metrics`` is False).
+    """
+    if not isinstance(out_len, int) or out_len < 1:
+        raise ValueError(f"out_len must be an integer >= 1, got {out_len!r}")
+    if batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+    if make_frame and result_dir is None:
+        raise ValueError("make_frame needs a result directory to write the frames into")
+    model.eval().to(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+
+    acc = base = None
+    if evaluate_metrics:
+        from swinlstm.metrics import MetricAccumulator, load_lpips
+
+        lpips = load_lpips(lpips_weights, device) if lpips_weights and "lpips" in metrics else None
+        acc = MetricAccumulator(metrics=tuple(metrics), protocol=protocol, lpips=lpips)
+        base = MetricAccumulator(metrics=("mse",), protocol=protocol)
+    writer = FrameWriter(result_dir, num_frames_to_save) if make_frame else None
+
+    clips = 0
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    start = last = time.perf_counter()
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        inputs, targets = _as_pair(batch)
+        if targets.shape[1] < out_len:
+            raise ValueError(
+                f"the test clips hold {targets.shape[1]} target frames but --out_len is {out_len}"
+            )
+        inputs, targets = inputs.to(device), targets[:, :out_len].to(device)
+        preds = model.predict(inputs, out_len)
+        if acc is not None:
+            acc.update(preds, targets)
+            base.update(repeat_last_frame(inputs, out_len), targets)
+        if writer is not None:
+            writer.add(inputs.cpu(), targets.cpu(), preds.clamp(0, 1).cpu())
+        clips += inputs.shape[0]
+        now = time.perf_counter()
+        if progress_every is not None and (now - last >= progress_every or i + 1 == total):
+            last = now
+            rate = clips / max(now - start, 1e-9)
+            print(
+                f"[test] batch {i + 1}/{total}, {clips} clips, {rate:.1f} clips/s", file=sys.stderr
+            )
+    if clips == 0:
+        raise ValueError("the test set is empty: no clip to evaluate")
+    if writer is not None:
+        writer.close()
+
+    summary: dict[str, Any] = {"clips": clips, "protocol": protocol, "per_frame": {}, "means": {}}
+    if acc is None:
+        return summary
+    per_frame = acc.compute()
+    baseline = base.compute()["mse"]
+    summary["per_frame"] = {k: [float(v) for v in t] for k, t in per_frame.items()}
+    summary["means"] = {k: float(t.mean()) for k, t in per_frame.items()}
+    summary["mse"] = summary["means"]["mse"] if "mse" in per_frame else None
+    summary["baseline_last_frame"] = {
+        "mse": float(baseline.mean()),
+        "per_frame": {"mse": [float(v) for v in baseline]},
+    }
+    if result_dir is not None:
+        from swinlstm.metrics import write_metrics
+
+        info = {
+            **(meta or {}),
+            "protocol": protocol,
+            "clips": clips,
+            "out_len": out_len,
+            "mse": summary["mse"],
+            "baseline_last_frame": summary["baseline_last_frame"],
+        }
+        write_metrics(result_dir, per_frame, info)
+    return summary

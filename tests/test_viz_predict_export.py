@@ -1,0 +1,223 @@
+"""Pictures, ``swinlstm predict`` and ``swinlstm export`` on a tiny registered toy model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from evalcli_helpers import ToyPredictor  # noqa: F401  (registers "toy")
+from PIL import Image
+
+from swinlstm import viz
+from swinlstm.cli.main import run
+from swinlstm.cli.predict import fit_clip, forecast, read_clip
+from swinlstm.engine.checkpoint import save_model
+from swinlstm.models import build_model
+
+
+@pytest.fixture()
+def toy_ckpt(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("toy", img_size=16, in_chans=1)
+    save_model(model, tmp_path / "ckpt")
+    return tmp_path / "ckpt", model.eval()
+
+
+def gif_frames(path) -> int:
+    with Image.open(path) as im:
+        assert im.format == "GIF"
+        return im.n_frames
+
+
+# ----- viz ------------------------------------------------------------------------------------
+def test_to_uint8_grey_rgb_and_other_channels():
+    x = torch.tensor([0.0, 0.5, 1.0, 2.0]).reshape(1, 1, 2, 2)
+    assert viz.to_uint8(x).tolist() == [[[0, 128], [255, 255]]]
+    assert viz.to_uint8(torch.rand(2, 3, 4, 5)).shape == (2, 4, 5, 3)
+    assert viz.to_uint8(torch.rand(2, 2, 4, 5)).shape == (2, 4, 10)  # channels side by side
+    with pytest.raises(ValueError, match="NaN"):
+        viz.to_uint8(torch.full((1, 4, 4), float("nan")))
+
+
+def test_strip_gif_has_one_frame_per_time_step_even_if_frames_repeat(tmp_path):
+    same = torch.zeros(3, 1, 8, 8)  # identical frames: GIF writers would merge them
+    path = viz.save_strip_gif(
+        tmp_path / "a.gif", same, torch.zeros(4, 1, 8, 8), same[:1].repeat(4, 1, 1, 1)
+    )
+    assert gif_frames(path) == 7
+    with Image.open(path) as im:
+        assert im.size == (3 * 8 + 2 * viz.SEPARATOR, 8 + viz.BAR_HEIGHT)
+
+
+def test_strip_frames_panels_show_input_then_truth_and_prediction():
+    inp, gt, pr = (
+        torch.full((2, 1, 4, 4), 0.2),
+        torch.full((3, 1, 4, 4), 0.6),
+        torch.ones(3, 1, 4, 4),
+    )
+    f = viz.strip_frames(inp, gt, pr)
+    assert f.shape[0] == 5
+    sep = viz.SEPARATOR
+    assert (f[0, :4, :4] == 51).all()
+    assert (f[0, :4, 4 + sep : 8 + sep] == 0).all()  # nothing forecast yet
+    assert (f[3, :4, 4 + sep : 8 + sep] == 153).all() and (f[3, :4, 8 + 2 * sep :] == 255).all()
+
+
+def test_comparison_grid_rows_and_error_colour(tmp_path):
+    gt = [torch.zeros(3, 1, 4, 4), torch.zeros(3, 1, 4, 4)]
+    pr = [torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 4, 4)]
+    g = viz.comparison_grid(gt, pr)
+    block = 3 * 4 + 2 * viz.SEPARATOR
+    assert g.shape == (2 * block + 2 * viz.SEPARATOR, 3 * 4 + 2 * viz.SEPARATOR, 3)
+    err_row_clip0 = g[8 + 2 * viz.SEPARATOR : 12 + 2 * viz.SEPARATOR, :4]
+    err_row_clip1 = g[block + 2 * viz.SEPARATOR + 8 + 2 * viz.SEPARATOR :][:4, :4]
+    assert err_row_clip0.sum() < err_row_clip1.sum()  # zero error dark, full error bright
+    path = viz.save_comparison(tmp_path / "c.png", gt, pr)
+    assert Image.open(path).format == "PNG"
+    with pytest.raises(ValueError, match="as many"):
+        viz.comparison_grid(gt, pr[:1])
+
+
+# ----- reading inputs ------------------------------------------------------------------------
+def write_avi(path, frames_rgb: np.ndarray, fps: float = 5.0):
+    import cv2
+
+    h, w = frames_rgb.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames_rgb:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def moving_square(t: int, size: int = 32) -> np.ndarray:
+    """uint8 (t, size, size, 3): a bright square moving right."""
+    frames = np.zeros((t, size, size, 3), np.uint8)
+    for k in range(t):
+        frames[k, 8:16, 2 + k : 10 + k] = 220
+    return frames
+
+
+def test_read_clip_video_folder_npy_agree(tmp_path):
+    import cv2
+
+    frames = moving_square(12)
+    write_avi(tmp_path / "clip.avi", frames)
+    (tmp_path / "frames").mkdir()
+    for k, f in enumerate(frames):  # names sort wrongly as text: natural order is needed
+        cv2.imwrite(str(tmp_path / "frames" / f"frame_{k}.png"), f)
+    np.save(tmp_path / "clip.npy", frames[..., 0])
+    video = read_clip(tmp_path / "clip.avi")
+    folder = read_clip(tmp_path / "frames")
+    array = read_clip(tmp_path / "clip.npy")
+    assert video.shape == folder.shape == (12, 32, 32, 3) and array.shape == (12, 32, 32, 1)
+    np.testing.assert_array_equal(folder[..., :1], array)  # natural order kept
+    assert np.abs(video.astype(float) - folder).mean() < 8  # MJPG is lossy
+    fitted = fit_clip(video, (16, 16), 1)
+    assert fitted.shape == (12, 1, 16, 16) and fitted.dtype == np.float32
+    assert 0 <= fitted.min() and fitted.max() <= 1
+    # area resizing: the 8x8 square of value 220 becomes a 4x4 one
+    np.testing.assert_allclose(fit_clip(folder, (16, 16), 1)[0, 0, 4:8, 1:5], 220 / 255, atol=1e-2)
+
+
+def test_read_npy_layouts_and_errors(tmp_path):
+    x = np.random.rand(5, 3, 8, 8).astype(np.float32)
+    np.save(tmp_path / "tchw.npy", x)
+    np.testing.assert_array_equal(read_clip(tmp_path / "tchw.npy"), x.transpose(0, 2, 3, 1))
+    np.save(tmp_path / "many.npy", np.zeros((20, 100, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="one clip"):
+        read_clip(tmp_path / "many.npy")
+    np.save(tmp_path / "range.npy", np.full((5, 8, 8), 3.0, np.float32))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        read_clip(tmp_path / "range.npy")
+    (tmp_path / "x.txt").write_text("no")
+    with pytest.raises(ValueError, match="unsupported input"):
+        read_clip(tmp_path / "x.txt")
+
+
+# ----- predict -------------------------------------------------------------------------------
+def test_predict_from_avi_writes_pngs_gif_npy_and_stream_matches(tmp_path, toy_ckpt, capsys):
+    ckpt, model = toy_ckpt
+    write_avi(tmp_path / "clip.avi", moving_square(12))
+    outs = {}
+    for mode in ("batch", "stream"):
+        argv = ["predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "clip.avi")]
+        argv += ["--out_len", "5", "--short_len", "6", "--output", str(tmp_path / mode)]
+        assert run(argv + (["--stream"] if mode == "stream" else [])) == 0
+        out = tmp_path / mode
+        assert sorted(p.name for p in out.glob("pred_*.png")) == [
+            f"pred_{t:02d}.png" for t in range(5)
+        ]
+        assert len(list(out.glob("input_*.png"))) == 6
+        assert Image.open(out / "pred_00.png").size == (16, 16)
+        assert gif_frames(out / "prediction.gif") == 11
+        outs[mode] = np.load(out / "prediction.npy")
+        assert outs[mode].shape == (5, 1, 16, 16)
+    np.testing.assert_allclose(outs["stream"], outs["batch"], atol=1e-6)
+    assert "streamed through step" in capsys.readouterr().out
+
+
+def test_forecast_stream_equals_predict(toy_ckpt):
+    _, model = toy_ckpt
+    x = torch.rand(2, 4, 1, 16, 16)
+    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+
+
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("convlstm", dict(patch_size=4, num_hidden=[8, 8], filter_size=3)),
+        ("lmc-convlstm", dict(memory_size=4, hidden=8, slot_dim=16)),  # context from the memory
+    ],
+)
+def test_stream_equals_predict_for_real_models(name, config):
+    model = build_model(name, img_size=16, in_chans=1, **config).eval()
+    x = torch.rand(2, 6, 1, 16, 16)
+    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+
+
+def test_predict_too_short_input_is_one_line_exit_2(tmp_path, toy_ckpt, capsys):
+    ckpt, _ = toy_ckpt
+    np.save(tmp_path / "c.npy", np.zeros((3, 16, 16), np.uint8))
+    argv = ["predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "c.npy")]
+    assert run(argv + ["--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds 3 frames" in err and "--short_len 10" in err
+
+
+def test_predict_missing_checkpoint_and_input(tmp_path, toy_ckpt, capsys):
+    ckpt, _ = toy_ckpt
+    argv = ["predict", "--input", str(tmp_path / "none.avi"), "--output", str(tmp_path / "o")]
+    assert run(argv + ["--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert run(argv + ["--checkpoint", str(ckpt)]) == 2
+    assert "--input not found" in capsys.readouterr().err
+
+
+# ----- export --------------------------------------------------------------------------------
+def test_export_onnx_parity(tmp_path, toy_ckpt, capsys):
+    import onnx
+
+    ckpt, model = toy_ckpt
+    out = tmp_path / "toy.onnx"
+    argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(out), "--short_len", "4"]
+    assert run(argv + ["--out_len", "3"]) == 0
+    assert "max abs difference" in capsys.readouterr().out
+    graph = onnx.load(str(out))
+    onnx.checker.check_model(graph)
+    from swinlstm.cli.export import onnx_parity
+
+    assert onnx_parity(model, out, 4, 3, batch_size=3) <= 1e-4  # dynamic batch axis
+
+
+def test_export_rejects_wrong_suffix(tmp_path, toy_ckpt, capsys):
+    ckpt, _ = toy_ckpt
+    assert run(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "x.pt")]) == 2
+    assert ".onnx" in capsys.readouterr().err
+
+
+def test_model_json_roundtrip_is_plain_json(toy_ckpt):
+    ckpt, _ = toy_ckpt
+    assert json.loads((ckpt / "model.json").read_text())["model"] == "toy"
