@@ -1,0 +1,303 @@
+"""``swinlstm reproduce cpu``: the paper's comparison at CPU scale, resumable, into docs/results.md.
+
+On moving digits (the built-in scikit-learn digits, or the real MNIST file with ``--mnist``), it
+trains ConvLSTM, SwinLSTM-B, SwinLSTM-D, LMC-Memory (ConvLSTM predictor) and SwinLSTM-D with the
+LMC memory at an equal budget (same iterations, batch, optimiser, schedule and seed; parameter
+counts of the same order, printed in the table) for 10 -> 10 and 10 -> 30, evaluates each on the
+same fixed generated test clips, and writes one table per setting (MSE, MAE, SSIM, PSNR, LPIPS
+when weights are available, parameters, training time, the repeat-last-frame baseline), a
+per-frame plot per setting and a GIF per model of the same test clips.
+
+Each (setting, model) run lives in ``OUTPUT/<setting>/<model>/``; a finished run leaves
+``result.json`` and is skipped on the next call, an interrupted one resumes from its
+``last.ckpt``. Sizes are chosen so that the whole run takes about 2 hours on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+SETTINGS = {"10-10": (10, 10), "10-30": (10, 30)}
+
+# Equal-budget models at CPU scale (64x64 frames, patch 4 -> 16x16 tokens / feature maps).
+# Parameter counts are of the same order (the table prints them); the memory models add the
+# memory's encoders on top of their predictor, as in the paper.
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "convlstm": ("convlstm", dict(patch_size=4, num_hidden=[64, 64, 64], filter_size=5)),
+    "swinlstm-b": (
+        "swinlstm-b",
+        dict(
+            patch_size=4, embed_dim=96, depths=[4], num_heads=[4], window_size=4, drop_path_rate=0.0
+        ),
+    ),
+    "swinlstm-d": (
+        "swinlstm-d",
+        dict(
+            patch_size=4,
+            embed_dim=48,
+            depths_down=[2, 2],
+            depths_up=[2, 2],
+            num_heads=[3, 6],
+            window_size=4,
+            drop_path_rate=0.0,
+        ),
+    ),
+    "lmc-convlstm": ("lmc-convlstm", dict(memory_size=50, hidden=64, num_layers=4, slot_dim=128)),
+    "swinlstm-d+memory": (
+        "swinlstm-d",
+        dict(
+            patch_size=4,
+            embed_dim=48,
+            depths_down=[2, 2],
+            depths_up=[2, 2],
+            num_heads=[3, 6],
+            window_size=4,
+            drop_path_rate=0.0,
+            memory_size=50,
+            slot_dim=128,
+        ),
+    ),
+}
+METRICS = ("mse", "mae", "ssim", "psnr")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the papers' comparison at CPU scale (docs/results.md)",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("scale", choices=["cpu"], help="cpu: the ~2-hour CPU-scale comparison")
+    p.add_argument("--output", default="runs/reproduce", help="run folder (resumable)")
+    p.add_argument("--results", default="docs/results.md", help="the Markdown report to write")
+    p.add_argument(
+        "--mnist", default=None, help="train-images-idx3-ubyte[.gz] (default: built-in digits)"
+    )
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--iterations", type=int, default=1500, help="training iterations per model")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--img_size", type=int, default=64)
+    p.add_argument("--test_clips", type=int, default=256, help="fixed generated test clips")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--lpips_weights", default=None, help="LPIPS weights (default: searched)")
+    p.set_defaults(func=run_reproduce)
+
+
+def _train_config(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
+    short_len, out_len = SETTINGS[setting]
+    name, model_config = MODELS[key]
+    memory = model_config.get("memory_size", 0) > 0
+    digit = 28 if args.img_size >= 48 else max(8, args.img_size // 2)
+    last = directory / "checkpoints" / "last.ckpt"
+    return dict(
+        dataset="movingmnist",
+        train_data_dir=args.mnist,
+        img_size=args.img_size,
+        img_channel=1,
+        short_len=short_len,
+        out_len=out_len,
+        long_len=short_len + out_len if memory else 0,
+        iterations_warmup=min(200, args.iterations // 5) if memory else 0,
+        data_options=dict(digit_size=digit, train_samples=4000, valid_samples=64),
+        batch_size=args.batch_size,
+        workers=0,
+        seed=args.seed,
+        model=name,
+        model_config=dict(model_config, img_size=args.img_size, in_chans=1),
+        lr=args.lr,
+        schedule="cosine",
+        schedule_warmup=min(50, args.iterations // 10),
+        min_lr=args.lr / 20,
+        iterations=args.iterations,
+        print_freq=max(1, args.iterations // 3),
+        valid_batches=4,
+        checkpoint_save_dir=str(directory / "checkpoints"),
+        checkpoint_load_file=str(last) if last.is_file() else None,
+        accelerator="cpu",
+        progress=False,
+    )
+
+
+def _run_one(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
+    """Train (or resume) and evaluate one model; ``result.json`` marks it done."""
+    from swinlstm.data import build_datasets
+    from swinlstm.engine.checkpoint import load_model
+    from swinlstm.engine.evaluate import evaluate
+    from swinlstm.engine.train import train
+
+    done = directory / "result.json"
+    if done.is_file():
+        print(f"[{setting}] {key}: done earlier ({done})")
+        return json.loads(done.read_text())
+    config = _train_config(args, setting, key, directory)
+    print(f"[{setting}] {key}: training {config['iterations']} iterations ...", flush=True)
+    spent_file = directory / "train_seconds.json"
+    spent = json.loads(spent_file.read_text())["seconds"] if spent_file.is_file() else 0.0
+    start = time.perf_counter()
+    train(config)
+    spent += time.perf_counter() - start
+    spent_file.write_text(json.dumps({"seconds": spent}))
+    model, _ = load_model(directory / "checkpoints")
+    short_len, out_len = SETTINGS[setting]
+    splits = build_datasets(
+        "movingmnist",
+        train_dir=args.mnist,
+        short_len=short_len,
+        out_len=out_len,
+        img_size=args.img_size,
+        img_channel=1,
+        seed=args.seed,
+        **dict(config["data_options"], test_samples=args.test_clips),
+    )
+    # LPIPS's AlexNet needs frames of at least 31 px (its weights are searched; none: skipped)
+    metrics = list(METRICS) + (["lpips"] if args.img_size >= 32 else [])
+    summary = evaluate(
+        model,
+        splits.test,
+        out_len=out_len,
+        batch_size=16,
+        metrics=metrics,
+        result_dir=directory,
+        make_frame=True,
+        num_frames_to_save=2,
+        lpips_weights=args.lpips_weights,
+        meta={"dataset": "movingmnist", "model": key, "setting": setting},
+    )
+    result = {
+        "model": key,
+        "setting": setting,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": spent,
+        "iterations": args.iterations,
+        "means": summary["means"],
+        "per_frame": summary["per_frame"],
+        "baseline_last_frame": summary["baseline_last_frame"],
+        "gif": str(directory / "gifs" / "00000.gif"),
+    }
+    done.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [m for m in METRICS if all(m in r["per_frame"] for r in results)]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], names):
+        for r in results:
+            values = r["per_frame"][metric]
+            ax.plot(range(1, len(values) + 1), values, label=r["model"])
+        if metric == "mse":
+            base = results[0]["baseline_last_frame"]["per_frame"]["mse"]
+            ax.plot(range(1, len(base) + 1), base, "k--", label="repeat last frame")
+        ax.set_title(metric.upper())
+        ax.set_xlabel("forecast frame")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return (
+        "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+    )
+
+
+def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path:
+    """The Markdown report: one table per setting, plots and GIFs beside it."""
+    report = Path(args.results)
+    assets = report.parent / "results"
+    lines = [
+        "# Results at CPU scale",
+        "",
+        "Written by the command below (it prints the same tables). Moving digits from "
+        + (
+            "the MNIST file"
+            if args.mnist
+            else "scikit-learn's built-in digits (8x8 UCI digits, upsampled)"
+        )
+        + f", {args.img_size}x{args.img_size}, 2 digits; every model trained "
+        f"{args.iterations} iterations at batch {args.batch_size}, Adam lr {args.lr} with a cosine "
+        f"schedule, seed {args.seed}; evaluated on the same {args.test_clips} fixed generated test "
+        "clips. Metrics: the default protocol (MSE and MAE per frame summed over pixels, SSIM and "
+        "PSNR as scikit-image with data_range 1; see docs/metrics.md). These are small models "
+        "trained for minutes, not the paper's: the question is whether the ordering the papers "
+        "report shows up at equal budget.",
+        "",
+        f"    {command}",
+        "",
+    ]
+    for setting, results in all_results.items():
+        if not results:
+            continue
+        _plot(results, assets / f"per_frame_{setting}.png")
+        base = results[0]["baseline_last_frame"]["mse"]
+        has_lpips = all("lpips" in r["means"] for r in results)
+        head = (
+            "| model | params | train time (min) | MSE | MAE | SSIM | PSNR |"
+            + (" LPIPS |" if has_lpips else "")
+            + " GIF |"
+        )
+        rule = "|" + "---|" * (head.count("|") - 1)
+        lines += [f"## {setting.replace('-', ' -> ')} frames", "", head, rule]
+        for r in results:
+            m = r["means"]
+            gif = Path(r["gif"])
+            rel = Path("results") / f"{setting}_{r['model']}.gif"
+            if gif.is_file():
+                (report.parent / rel).parent.mkdir(parents=True, exist_ok=True)
+                (report.parent / rel).write_bytes(gif.read_bytes())
+            cells = [
+                r["model"],
+                f"{r['params'] / 1e6:.2f}M",
+                f"{r['train_seconds'] / 60:.1f}",
+                *(_fmt(m.get(k)) for k in METRICS),
+                *([_fmt(m.get("lpips"))] if has_lpips else []),
+                f"[gif]({rel.as_posix()})" if gif.is_file() else "-",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append(
+            f"| repeat last frame | 0 | 0 | {_fmt(base)} | - | - | - |"
+            + (" - |" if has_lpips else "")
+            + " - |"
+        )
+        lines += ["", f"![per-frame metrics](results/per_frame_{setting}.png)", ""]
+    if not any(all_results.values()):
+        lines.append("No run has finished yet.")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    import sys
+
+    if args.iterations < 1 or args.test_clips < 1 or args.batch_size < 1:
+        raise ValueError("--iterations, --test_clips and --batch_size must be >= 1")
+    command = (
+        "swinlstm " + " ".join(sys.argv[1:])
+        if sys.argv[0].endswith("swinlstm")
+        else "swinlstm reproduce cpu"
+    )
+    output = Path(args.output)
+    all_results: dict[str, list[dict]] = {}
+    for setting in args.settings:
+        all_results[setting] = []
+        for key in args.models:
+            all_results[setting].append(_run_one(args, setting, key, output / setting / key))
+            write_report(args, all_results, command)
+    report = write_report(args, all_results, command)
+    print(report.read_text())
+    print(f"report: {report}")
+    return 0
