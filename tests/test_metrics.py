@@ -90,6 +90,23 @@ def test_ssim_float64_inputs_match_skimage_tightly():
     _close(out["ssim"], want, tol=1e-10)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 4 * 4 * 19 * 26, 1 << 20])
+def test_ssim_chunking_and_non_square_frames_match_skimage(monkeypatch, chunk_bytes):
+    """The flat shifted-add filter reads across rows, frames and chunk ends: one frame per chunk,
+    chunks of 3 frames that leave a remainder, and everything in one chunk give skimage's values
+    on non-square frames (H != W), and identical frames still give exactly 1."""
+    from swinlstm.metrics import ssim as ssim_module
+
+    monkeypatch.setattr(ssim_module, "CHUNK_BYTES", chunk_bytes)
+    pred, target = _frames(b=4, t=2, c=1, h=19, w=26, structured=True, noise=0.2)
+    out = compute(*_t(pred, target), metrics=("ssim",))
+    want = _loop(lambda p, g: structural_similarity(g[0], p[0], data_range=1.0), pred, target)
+    _close(out["ssim"], want)
+    same = compute(*_t(target, target), metrics=("ssim", "ssim_gauss"))
+    _close(same["ssim"], np.ones(2), tol=1e-12)
+    _close(same["ssim_gauss"], np.ones(2), tol=1e-12)
+
+
 # ----------------------------------------------------------------------------- anchor protocols
 
 

@@ -67,13 +67,25 @@ def _reduce(err: torch.Tensor, how: str) -> torch.Tensor:
     return total if how == "sum" else total / flat.shape[-1]
 
 
+def sum_squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error per sample and frame summed over C*H*W: (B, T) float64. Every MSE reduction
+    and PSNR derive from it (``reduce_squared_error``), so one pass serves them all."""
+    return _reduce(_diff(pred, target).square_(), "sum")
+
+
+def reduce_squared_error(total: torch.Tensor, shape: torch.Size, how: str) -> torch.Tensor:
+    """``sum_squared_error`` of frames of ``shape`` (B, T, C, H, W) as ``how``: "sum", "mean"
+    over C*H*W, or "mean_hw" (the mean times H*W, LMC-Memory's MSE)."""
+    if how == "sum":
+        return total
+    mean = total / (shape[-1] * shape[-2] * shape[-3])
+    return mean * (shape[-1] * shape[-2]) if how == "mean_hw" else mean
+
+
 def squared_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") -> torch.Tensor:
     """Squared error per sample and frame, summed (``how="sum"``) or averaged (``"mean"``) over
     C*H*W; ``"mean_hw"`` is the mean times H*W (LMC-Memory's MSE). Returns (B, T) float64."""
-    err = _diff(pred, target).square_()
-    if how == "mean_hw":
-        return _reduce(err, "mean") * (pred.shape[-1] * pred.shape[-2])
-    return _reduce(err, how)
+    return reduce_squared_error(sum_squared_error(pred, target), pred.shape, how)
 
 
 def absolute_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") -> torch.Tensor:
@@ -81,7 +93,7 @@ def absolute_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") -
     return _reduce(_diff(pred, target).abs_(), how)
 
 
-def _psnr_from_mse(mse: torch.Tensor, peak: float) -> torch.Tensor:
+def psnr_from_mse(mse: torch.Tensor, peak: float) -> torch.Tensor:
     """PSNR in dB for a given peak value, capped at ``PSNR_CAP_DB`` (mse 0 gives the cap)."""
     psnr = 20 * math.log10(peak) - 10 * torch.log10(mse)
     return psnr.clamp(max=PSNR_CAP_DB)
@@ -90,7 +102,7 @@ def _psnr_from_mse(mse: torch.Tensor, peak: float) -> torch.Tensor:
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """skimage ``peak_signal_noise_ratio(target, pred, data_range=1)`` per sample and frame:
     ``10 log10(1 / mean((pred - target)^2))`` over C*H*W, capped at ``PSNR_CAP_DB``. (B, T)."""
-    return _psnr_from_mse(squared_error(pred, target, "mean"), 1.0)
+    return psnr_from_mse(squared_error(pred, target, "mean"), 1.0)
 
 
 def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -110,4 +122,4 @@ def psnr_e3d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     diff = (quantize_uint8(pred) - quantize_uint8(target)) % 256
     sq = (diff * diff) % 256
-    return _psnr_from_mse(sq.double().flatten(2).mean(-1), 255.0)
+    return psnr_from_mse(sq.double().flatten(2).mean(-1), 255.0)

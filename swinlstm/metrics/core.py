@@ -81,13 +81,20 @@ def _metrics(
     p_mse = clipped if proto.clip_mse else pred
     p_rest = clipped if proto.clip_rest else pred
     out: dict[str, torch.Tensor] = {}
+    sq_totals: dict[int, torch.Tensor] = {}  # MSEs and PSNR of one input share one pass
+
+    def sq_error(p: torch.Tensor, how: str) -> torch.Tensor:
+        if id(p) not in sq_totals:
+            sq_totals[id(p)] = basic.sum_squared_error(p, target)
+        return basic.reduce_squared_error(sq_totals[id(p)], p.shape, how)
+
     for name in names:
         if name == "mse":
-            out[name] = basic.squared_error(p_mse, target, proto.mse_reduction)
+            out[name] = sq_error(p_mse, proto.mse_reduction)
         elif name == "mae":
             out[name] = basic.absolute_error(p_mse, target, "sum")
         elif name == "mse_pixel":
-            out[name] = basic.squared_error(p_mse, target, "mean")
+            out[name] = sq_error(p_mse, "mean")
         elif name == "mae_pixel":
             out[name] = basic.absolute_error(p_mse, target, "mean")
         elif name == "ssim":
@@ -95,8 +102,10 @@ def _metrics(
         elif name == "ssim_gauss":
             out[name] = ssim.ssim_gaussian(p_rest, target)
         elif name == "psnr":
-            fn = basic.psnr_e3d if proto.psnr == "e3d" else basic.psnr
-            out[name] = fn(p_rest, target)
+            if proto.psnr == "e3d":
+                out[name] = basic.psnr_e3d(p_rest, target)
+            else:
+                out[name] = basic.psnr_from_mse(sq_error(p_rest, "mean"), 1.0)
         elif name == "lpips" and lpips is not None:
             out[name] = lpips_frames(lpips, p_rest, target, rescale=proto.lpips_rescale)
     return out
