@@ -13,10 +13,17 @@ Every (model, batch, mode) row runs in a fresh subprocess, so its peak memory
 Columns: parameters; forward GFLOPs per sequence (``torch.utils.flop_counter`` over one
 forward, divided by the batch); inference time (no-grad forward); training-step time (forward,
 MSE over all outputs, backward, Adam step); peak memory of inference and of training; achieved
-GFLOP/s (forward FLOPs / inference time, 3x forward FLOPs / training time) and its fraction of
+GFLOP/s (forward FLOPs / inference time, 3x forward FLOPs per pass / training time) and its fraction of
 the machine's fp32 matmul GFLOP/s, measured in the same run with the same threads.
 
-Add a model to :data:`MODELS` (name -> build_model config) to give it rows.
+Rows: ``swinlstm-b`` / ``swinlstm-d`` (the paper's Moving MNIST configs), ``swinlstm-d-memory``
+(-D with ``memory_size=100``), ``convlstm`` (OpenSTL's Moving MNIST config) and
+``lmc-convlstm`` (LMC-Memory's predictor). For the memory models inference is phase 2 and the
+training step is the two-phase memory alignment (two forward/backward passes and two Adam
+steps, phase 1 on a ``LONG_LEN``-frame long clip), so their training GFLOP/s count 6x the
+forward FLOPs. Modes a network has no option for (checkpointing / compile / an authors'
+baseline for ConvLSTM or the memory models) are skipped. Add a :class:`BenchModel` to
+:data:`MODELS` to give a network rows.
 """
 
 from __future__ import annotations
@@ -30,19 +37,78 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
-#: model name -> build_model config (the paper's Moving MNIST configurations)
-MODELS: dict[str, dict[str, Any]] = {
-    "swinlstm-b": dict(
-        img_size=64, patch_size=2, in_chans=1, embed_dim=128, depths=[12], num_heads=[4, 8],
-        window_size=4, drop_path_rate=0.1,
+
+@dataclass(frozen=True)
+class BenchModel:
+    """One benchmarked network: ``build_model(name, **config)``.
+
+    ``alignment``: the training step is LMC-Memory's two-phase memory alignment
+    (:func:`swinlstm.models.training.memory_alignment_step`, long clip of ``LONG_LEN`` frames),
+    inference is phase 2. ``swin``: a SwinLSTM (has the checkpointing / compile options and an
+    authors' baseline).
+    """
+
+    name: str
+    config: dict[str, Any]
+    alignment: bool = False
+    swin: bool = True
+
+    def applies(self, mode: str) -> bool:
+        """Whether ``mode`` makes sense for this network (options it has, a baseline to run)."""
+        if mode in ("checkpointing", "compile"):
+            return self.swin
+        if mode == "authors":
+            return self.swin and not self.config.get("memory_size")
+        return True
+
+    @property
+    def train_passes(self) -> int:
+        """Forward + backward passes per training step (memory alignment: phase 1 and 2)."""
+        return 2 if self.alignment else 1
+
+
+_SWIN_B = dict(
+    img_size=64,
+    patch_size=2,
+    in_chans=1,
+    embed_dim=128,
+    depths=[12],
+    num_heads=[4, 8],
+    window_size=4,
+    drop_path_rate=0.1,
+)
+_SWIN_D = dict(
+    img_size=64,
+    patch_size=2,
+    in_chans=1,
+    embed_dim=128,
+    depths_down=[2, 6],
+    depths_up=[6, 2],
+    num_heads=[4, 8],
+    window_size=4,
+    drop_path_rate=0.1,
+)
+
+#: row name -> network (the paper's / OpenSTL's Moving MNIST configurations)
+MODELS: dict[str, BenchModel] = {
+    "swinlstm-b": BenchModel("swinlstm-b", _SWIN_B),
+    "swinlstm-d": BenchModel("swinlstm-d", _SWIN_D),
+    "swinlstm-d-memory": BenchModel("swinlstm-d", dict(_SWIN_D, memory_size=100), alignment=True),
+    "convlstm": BenchModel(
+        "convlstm", dict(img_size=64, in_chans=1, patch_size=4, num_hidden=[128, 128, 128, 128],
+                         filter_size=5), swin=False,
     ),
-    "swinlstm-d": dict(
-        img_size=64, patch_size=2, in_chans=1, embed_dim=128, depths_down=[2, 6],
-        depths_up=[6, 2], num_heads=[4, 8], window_size=4, drop_path_rate=0.1,
+    "lmc-convlstm": BenchModel(
+        "lmc-convlstm", dict(img_size=64, in_chans=1, memory_size=100, final_sigmoid=False),
+        alignment=True, swin=False,
     ),
 }  # fmt: skip
+
+#: frames of the long clip the memory-alignment training step reads in phase 1
+LONG_LEN = 20
 
 MODES = ("fp32", "bf16", "checkpointing", "compile", "authors")
 
@@ -79,6 +145,8 @@ class _AuthorsNet:
     """The authors' network behind our ``model(frames, out_len)`` call (their recurrence)."""
 
     def __init__(self, directory: str, name: str, config: dict[str, Any]):
+        if name not in ("swinlstm-b", "swinlstm-d") or config.get("memory_size"):
+            raise ValueError(f"no authors' baseline for {name} with {config}")
         import importlib
 
         import torch
@@ -134,20 +202,29 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     from torch.utils.flop_counter import FlopCounterMode
 
     from swinlstm.models import build_model
+    from swinlstm.models.training import memory_alignment_step
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    name, mode, batch = spec["model"], spec["mode"], spec["batch"]
-    config = dict(MODELS[name])
+    mode, batch = spec["mode"], spec["batch"]
+    bench = MODELS[spec["model"]]
+    config = dict(bench.config)
     if mode == "authors":
-        model = _AuthorsNet(spec["authors_dir"], name, config)
+        model = _AuthorsNet(spec["authors_dir"], bench.name, config)
     else:
-        config.update(checkpointing=mode == "checkpointing", compile=mode == "compile")
-        model = build_model(name, **config)
+        if bench.swin:
+            config.update(checkpointing=mode == "checkpointing", compile=mode == "compile")
+        model = build_model(bench.name, **config)
     params = sum(p.numel() for p in model.parameters())
-    size = config["img_size"]
-    frames = torch.rand(batch, spec["in_len"], config["in_chans"], size, size)
-    target = torch.rand(batch, spec["in_len"] - 1 + spec["out_len"], config["in_chans"], size, size)
+    size, chans = config["img_size"], config["in_chans"]
+    in_len, out_len = spec["in_len"], spec["out_len"]
+    frames = torch.rand(batch, in_len, chans, size, size)
+    future = torch.rand(batch, out_len, chans, size, size)
+    long = torch.rand(batch, LONG_LEN, chans, size, size) if bench.alignment else None
+    if getattr(model, "forecast_only", False):
+        target = future
+    else:
+        target = torch.cat([frames[:, 1:], future], dim=1)
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
     )
@@ -155,15 +232,19 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     def infer():
         model.eval()
         with torch.no_grad(), autocast:
-            model(frames, spec["out_len"])
+            model(frames, out_len)
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def train():
         model.train()
+        if bench.alignment:
+            with autocast:
+                memory_alignment_step(model, opt, frames, target, long, out_len)
+            return
         opt.zero_grad(set_to_none=True)
         with autocast:
-            out = model(frames, spec["out_len"])
+            out = model(frames, out_len)
             loss = torch.nn.functional.mse_loss(out.float(), target)
         loss.backward()
         opt.step()
@@ -188,7 +269,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         model.eval()
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), autocast, counter:
-            model(frames, spec["out_len"])
+            model(frames, out_len)
         flops = counter.get_total_flops()
     return dict(
         params=params,
@@ -284,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         for batch in args.batch:
             for mode in args.modes:
+                if not MODELS[name].applies(mode):
+                    continue
                 spec = dict(
                     model=name, batch=batch, mode=mode, threads=args.threads,
                     in_len=args.in_len, out_len=args.out_len, steps=args.steps,
@@ -304,7 +387,11 @@ def main(argv: list[str] | None = None) -> int:
                     r["flops"] = flops
                 gf = flops / 1e9 if flops else None
                 ips = gf / r["infer_s"] if gf else None
-                tps = 3 * gf / r["train_s"] if gf and r["train_s"] == r["train_s"] else None
+                tps = (
+                    3 * MODELS[name].train_passes * gf / r["train_s"]
+                    if gf and r["train_s"] == r["train_s"]
+                    else None
+                )
                 print(
                     f"| {name} | {batch} | {mode} | {r['params'] / 1e6:.2f} | "
                     f"{_fmt(gf / batch if gf else None)} | {_fmt(r['infer_s'])} | "

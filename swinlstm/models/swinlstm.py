@@ -40,6 +40,7 @@ from .layers import (
     PatchMerging,
     SwinBlock,
     WindowLayout,
+    lstm_gates,
 )
 from .memory import MemoryPredictor, check_memory_size, feature_stride_for
 
@@ -104,10 +105,7 @@ class SwinLSTMCell(nn.Module):
         for j, blk in enumerate(self.blocks):
             inject = h if j == 0 else (x if j % 2 == 0 else None)
             f = blk(f, masks[j], inject, self.shift_index, self.unshift_index)
-        gate = torch.sigmoid(f)
-        c = gate * (c + torch.tanh(f))
-        h = gate * torch.tanh(c)
-        return h, c
+        return lstm_gates(f, c)
 
 
 # ----------------------------------------------------------------------------------------------
