@@ -68,16 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.iterations < args.skip + 2:
         raise SystemExit("--iterations must exceed --skip by at least 2")
-    rows = [
-        measure(preset, args.batch_size or None, args.iterations, args.skip)
-        for preset in args.presets
-    ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'preset':34} {'model':12} {'params':>10} {'frames':>14} {'batch':>5} {'it/s':>8}")
-    for r in rows:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    header = f"{'preset':34} {'model':12} {'params':>10} {'frames':>14} {'batch':>5} {'it/s':>8}"
+    for preset in args.presets:  # each row printed as soon as it is measured
+        r = measure(preset, args.batch_size or None, args.iterations, args.skip)
+        print(header)
         print(
             f"{r['preset']:34} {r['model']:12} {r['params']:>10,} {r['frames']:>14} "
-            f"{r['batch']:>5} {r['it_per_s']:>8.3f}"
+            f"{r['batch']:>5} {r['it_per_s']:>8.3f}",
+            flush=True,
         )
     return 0
 
