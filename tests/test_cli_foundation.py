@@ -37,3 +37,11 @@ def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'nope'.*swinlstm-d"):
         build_model("nope")
     assert {"swinlstm-b", "swinlstm-d", "convlstm", "lmc-convlstm"} <= set(list_models())
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(["train", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unrecognized arguments: --bogus" in err
