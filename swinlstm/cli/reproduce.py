@@ -26,6 +26,16 @@ SETTINGS = {"10-10": (10, 10), "10-30": (10, 30)}
 # Equal-budget models at CPU scale (64x64 frames, patch 4 -> 16x16 tokens / feature maps).
 # Parameter counts are of the same order (the table prints them); the memory models add the
 # memory's encoders on top of their predictor, as in the paper.
+SWIN_D = dict(
+    patch_size=4,
+    embed_dim=48,
+    depths_down=[2, 2],
+    depths_up=[2, 2],
+    num_heads=[3, 6],
+    window_size=4,
+    drop_path_rate=0.0,
+)
+MEMORY = dict(memory_size=50, slot_dim=128)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "convlstm": ("convlstm", dict(patch_size=4, num_hidden=[64, 64, 64], filter_size=5)),
     "swinlstm-b": (
@@ -34,33 +44,9 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
             patch_size=4, embed_dim=96, depths=[4], num_heads=[4], window_size=4, drop_path_rate=0.0
         ),
     ),
-    "swinlstm-d": (
-        "swinlstm-d",
-        dict(
-            patch_size=4,
-            embed_dim=48,
-            depths_down=[2, 2],
-            depths_up=[2, 2],
-            num_heads=[3, 6],
-            window_size=4,
-            drop_path_rate=0.0,
-        ),
-    ),
-    "lmc-convlstm": ("lmc-convlstm", dict(memory_size=50, hidden=64, num_layers=4, slot_dim=128)),
-    "swinlstm-d+memory": (
-        "swinlstm-d",
-        dict(
-            patch_size=4,
-            embed_dim=48,
-            depths_down=[2, 2],
-            depths_up=[2, 2],
-            num_heads=[3, 6],
-            window_size=4,
-            drop_path_rate=0.0,
-            memory_size=50,
-            slot_dim=128,
-        ),
-    ),
+    "swinlstm-d": ("swinlstm-d", SWIN_D),
+    "lmc-convlstm": ("lmc-convlstm", dict(MEMORY, hidden=64, num_layers=4)),
+    "swinlstm-d+memory": ("swinlstm-d", dict(SWIN_D, **MEMORY)),
 }
 METRICS = ("mse", "mae", "ssim", "psnr")
 
