@@ -75,15 +75,20 @@ def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | Non
     return directory / MODEL_FILE
 
 
-def _load_ckpt(path: Path) -> tuple[dict, dict]:
+def read_weights_only(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``; ValueError (one line) for anything needing pickle."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
             f"{path}: cannot be read as a weights-only checkpoint ({first}); "
             "files that need arbitrary unpickling are refused"
         ) from None
+
+
+def _load_ckpt(path: Path) -> tuple[dict, dict]:
+    ckpt = read_weights_only(path)
     return ckpt, ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
 
 

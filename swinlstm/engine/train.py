@@ -32,7 +32,14 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from swinlstm.engine.checkpoint import CONFIG_FILE, MODEL_FILE, atomic_write, load_model, save_model
+from swinlstm.engine.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    atomic_write,
+    load_model,
+    read_weights_only,
+    save_model,
+)
 from swinlstm.engine.datamodule import PredictionDataModule
 from swinlstm.engine.module import PredictionModule
 
@@ -266,14 +273,7 @@ def read_training_checkpoint(path: Path) -> dict | None:
     """
     if path.suffix != ".ckpt":
         return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{path}: cannot be read as a weights-only checkpoint ({first}); "
-            "files that need arbitrary unpickling are refused"
-        ) from None
+    ckpt = read_weights_only(path)
     if (
         isinstance(ckpt, dict)
         and "loops" in ckpt
