@@ -9,7 +9,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from swinlstm.data import build_datasets
-from swinlstm.data.moving_mnist import _hash_uniform, generate, read_idx_images, trajectories
+from swinlstm.data.moving_mnist import (
+    _hash_uniform,
+    generate,
+    paste,
+    read_idx_images,
+    trajectories,
+)
 from tests.data_writers import ramp_video, write_frames, write_idx
 
 GOLDEN_TEST_SUM = 22212.392578125  # first 5 generated test clips, seed-independent
@@ -67,6 +73,20 @@ def test_generated_clip_is_pixelwise_max_of_pasted_digits():
             patch = ref[t, top : top + 28, left : left + 28]
             np.maximum(patch, DIGITS[which[d]], out=patch)
     np.testing.assert_array_equal(clips[2], ref)
+
+
+def test_paste_equals_per_frame_slices_including_the_far_corner():
+    rng = np.random.default_rng(4)
+    glyphs = rng.integers(0, 255, (5, 3, 7, 7), dtype=np.uint8)
+    h, w = 12, 19
+    top = rng.integers(0, h - 7 + 1, (5, 3, 4))
+    left = rng.integers(0, w - 7 + 1, (5, 3, 4))
+    top[0, 0], left[0, 0] = h - 7, w - 7  # the last run ends on the canvas' last pixel
+    ref = np.zeros((5, 4, h, w), np.uint8)
+    for b, d, t in np.ndindex(5, 3, 4):
+        patch = ref[b, t, top[b, d, t] : top[b, d, t] + 7, left[b, d, t] : left[b, d, t] + 7]
+        np.maximum(patch, glyphs[b, d], out=patch)
+    np.testing.assert_array_equal(paste(glyphs, top * w + left, (h, w)), ref)
 
 
 def test_generation_is_deterministic_per_seed_and_index_whatever_the_batch():

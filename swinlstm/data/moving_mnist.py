@@ -117,21 +117,54 @@ def trajectories(u: np.ndarray, steps: int, step_length: float) -> tuple[np.ndar
     exact multiple of the step (e.g. an exactly axis-aligned direction, probability ~0 for random
     angles) can the loop's rounding put a bounce one frame later.
     """
+    b, d = u.shape[:2]
+    p0 = u[..., 1::-1, None]  # (B, D, 2, 1) = (y, x)
     theta = u[..., 2] * (2 * np.pi)
-    p0 = np.stack([u[..., 1], u[..., 0]], axis=-1)[..., None]  # (B, D, 2, 1) = (y, x)
-    v = (np.stack([np.sin(theta), np.cos(theta)], axis=-1) * step_length)[..., None]
+    v = np.empty((b, d, 2, 1))
+    np.sin(theta, out=v[:, :, 0, 0])
+    np.cos(theta, out=v[:, :, 1, 0])
+    v *= step_length
     k = np.arange(1, steps + 1, dtype=np.float64)  # frame t is after k = t + 1 moves
     speed = np.maximum(np.abs(v), 1e-12)
-    # moves until the first hit (at 1 when moving up, at 0 when moving down); at least one
-    first = np.maximum(1.0, np.ceil(np.where(v > 0, 1.0 - p0, p0) / speed))
+    rising = v > 0
+    # moves until the first hit (at 1 when rising, at 0 when falling); at least one
+    first = np.maximum(1.0, np.ceil(np.where(rising, 1.0 - p0, p0) / speed))
     crossing = np.ceil(1.0 / speed)  # moves from one wall to the other
     after = k - first  # moves since the first hit (>= 0 from then on)
-    laps, within = np.divmod(np.maximum(after, 0.0), crossing)
-    wall = (v > 0) ^ (laps % 2 == 1)  # True: the wall at 1 was hit last
-    bouncing = np.where(wall, 1.0 - within * speed, within * speed)
-    free = p0 + k * v
-    track = np.where(after < 0, free, bouncing)
+    bounced = np.maximum(after, 0.0)
+    # whole numbers well below 2**53, so floor division and remainder are exact
+    laps = np.floor(bounced / crossing)
+    within = (bounced - laps * crossing) * speed
+    wall = (laps.astype(np.int64) & 1) != rising  # True: the wall at 1 was hit last
+    bouncing = np.where(wall, 1.0 - within, within)
+    track = np.where(after < 0, p0 + k * v, bouncing)
     return track[:, :, 0], track[:, :, 1]
+
+
+def paste(glyphs: np.ndarray, offsets: np.ndarray, canvas: tuple[int, int]) -> np.ndarray:
+    """Clips (B, T, H, W) of glyphs (B, D, S, S) moving over a zero canvas: glyph d of clip b has
+    its top-left pixel at flat offset ``offsets[b, d, t]`` (= top * W + left) in frame t, and
+    overlapping glyphs combine by pixel-wise max.
+
+    A glyph laid out with the canvas' row stride (zeros between its rows, harmless under max) is
+    one contiguous run of (S - 1) * W + S pixels, so each paste is one slice: the frames are viewed
+    as all their runs of that length and the runs at the offsets are max-ed with the glyphs.
+    """
+    b, dmax, size = glyphs.shape[:3]
+    h, w = canvas
+    frames = offsets.shape[-1]
+    run = (size - 1) * w + size
+    rows = np.zeros((b, dmax, size, w), glyphs.dtype)
+    rows[..., :size] = glyphs
+    rows = rows.reshape(b, dmax, size * w)[:, :, None, :run]  # (B, D, 1, run)
+    out = np.zeros((b, frames, h * w), glyphs.dtype)
+    sb, st, sp = out.strides
+    runs = np.lib.stride_tricks.as_strided(out, (b, frames, h * w - run + 1, run), (sb, st, sp, sp))
+    clip, time = np.arange(b)[:, None], np.arange(frames)[None, :]
+    for d in range(dmax):
+        at = (clip, time, offsets[:, d])
+        runs[at] = rows[:, d] if d == 0 else np.maximum(runs[at], rows[:, d])
+    return out.reshape(b, frames, h, w)
 
 
 def generate(
@@ -143,11 +176,7 @@ def generate(
     num_digits: Sequence[int] = (2,),
     step_length: float = 0.1,
 ) -> np.ndarray:
-    """Moving MNIST clips (len(indices), frames, H, W) uint8, deterministic per (seed, index).
-
-    Each digit is pasted into every frame of every clip at once: the canvas is viewed as all its
-    digit-sized windows and the windows at the digits' offsets are max-ed with the digit.
-    """
+    """Moving MNIST clips (len(indices), frames, H, W) uint8, deterministic per (seed, index)."""
     h, w = canvas
     size = digits.shape[-1]
     if size > h or size > w:
@@ -163,20 +192,9 @@ def generate(
     ys, xs = trajectories(u[:, 1 + dmax :].reshape(b, dmax, 3), frames, step_length)
     top = (ys * (h - size)).astype(np.int64)  # truncation, as the authors' astype(int32)
     left = (xs * (w - size)).astype(np.int64)
-
-    out = np.zeros((b, frames, h, w), np.uint8)
-    # every size x size window of every frame: (B, T, H - size + 1, W - size + 1, size, size)
-    # (as_strided directly: sliding_window_view's Python overhead is ~1/10 of a small batch's time)
-    sb, st, sh, sw = out.strides
-    windows = np.lib.stride_tricks.as_strided(
-        out, (b, frames, h - size + 1, w - size + 1, size, size), (sb, st, sh, sw, sh, sw)
-    )
-    clip, time = np.arange(b)[:, None], np.arange(frames)[None, :]
-    for d in range(dmax):
-        digit = digits[which[:, d]] * (d < n_per)[:, None, None].astype(np.uint8)  # 0 if unused
-        at = (clip, time, top[:, d], left[:, d])
-        windows[at] = digit[:, None] if d == 0 else np.maximum(windows[at], digit[:, None])
-    return out
+    used = np.arange(dmax) < n_per[:, None]  # (B, D): unused digits are pasted as zeros
+    glyphs = digits[which] * used[:, :, None, None].astype(digits.dtype)
+    return paste(glyphs, top * w + left, canvas)
 
 
 class GeneratedMovingMNIST(ClipDataset):
