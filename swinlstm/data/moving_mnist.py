@@ -95,14 +95,17 @@ def find_idx_file(path: Path) -> Path | None:
 
 def _hash_uniform(seed: int, index: np.ndarray, draws: int) -> np.ndarray:
     """(len(index), draws) uniforms in [0, 1) from a splitmix64 hash of (seed, index, draw)."""
-    with np.errstate(over="ignore"):
-        key = np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)
-        z = index.astype(np.uint64)[:, None] * np.uint64(0xD1B54A32D192ED03)
-        z = z + np.arange(draws, dtype=np.uint64)[None, :] * np.uint64(0x8CB92BA72F3D8DD7) + key
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    mask = (1 << 64) - 1  # uint64 arithmetic wraps; the per-draw keys are made with Python ints
+    key = (seed & mask) * 0x9E3779B97F4A7C15
+    draw = np.array([(key + j * 0x8CB92BA72F3D8DD7) & mask for j in range(draws)], np.uint64)
+    z = index.astype(np.uint64)[:, None] * np.uint64(0xD1B54A32D192ED03) + draw
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    z >>= np.uint64(11)
+    return z * (1.0 / (1 << 53))
 
 
 def trajectories(u: np.ndarray, steps: int, step_length: float) -> tuple[np.ndarray, np.ndarray]:
@@ -147,8 +150,8 @@ def paste(glyphs: np.ndarray, offsets: np.ndarray, canvas: tuple[int, int]) -> n
     overlapping glyphs combine by pixel-wise max.
 
     A glyph laid out with the canvas' row stride (zeros between its rows, harmless under max) is
-    one contiguous run of (S - 1) * W + S pixels, so each paste is one slice: the frames are viewed
-    as all their runs of that length and the runs at the offsets are max-ed with the glyphs.
+    one contiguous run of (S - 1) * W + S pixels, so each paste is one row of a view of the clips
+    as all their runs of that length: the rows at the offsets are set (first glyph) or max-ed.
     """
     b, dmax, size = glyphs.shape[:3]
     h, w = canvas
@@ -156,15 +159,15 @@ def paste(glyphs: np.ndarray, offsets: np.ndarray, canvas: tuple[int, int]) -> n
     run = (size - 1) * w + size
     rows = np.zeros((b, dmax, size, w), glyphs.dtype)
     rows[..., :size] = glyphs
-    rows = rows.reshape(b, dmax, size * w)[:, :, None, :run]  # (B, D, 1, run)
-    out = np.zeros((b, frames, h * w), glyphs.dtype)
-    sb, st, sp = out.strides
-    runs = np.lib.stride_tricks.as_strided(out, (b, frames, h * w - run + 1, run), (sb, st, sp, sp))
-    clip, time = np.arange(b)[:, None], np.arange(frames)[None, :]
-    for d in range(dmax):
-        at = (clip, time, offsets[:, d])
-        runs[at] = rows[:, d] if d == 0 else np.maximum(runs[at], rows[:, d])
-    return out.reshape(b, frames, h, w)
+    rows = rows.reshape(b, dmax, 1, size * w)[..., :run]  # (B, D, 1, run)
+    out = np.zeros((b, frames, h, w), glyphs.dtype)
+    runs = np.ndarray((out.size - run + 1, run), out.dtype, out, 0, (out.itemsize,) * 2)
+    at = offsets + np.arange(0, out.size, h * w).reshape(b, 1, frames)  # (B, D, T) run starts
+    runs[at[:, 0]] = rows[:, 0]
+    for d in range(1, dmax):
+        covered = runs[at[:, d]]  # a copy (B, T, run), max-ed in place: one temporary
+        runs[at[:, d]] = np.maximum(covered, rows[:, d], out=covered)
+    return out
 
 
 def generate(
@@ -187,13 +190,14 @@ def generate(
     dmax = int(counts.max())
     b = len(indices)
     u = _hash_uniform(seed, np.asarray(indices), 1 + 4 * dmax)
-    n_per = counts[np.minimum((u[:, 0] * len(counts)).astype(np.int64), len(counts) - 1)]
     which = np.minimum((u[:, 1 : 1 + dmax] * len(digits)).astype(np.int64), len(digits) - 1)
+    glyphs = digits[which]  # (B, D, S, S), a copy
+    if len(counts) > 1:  # a clip of n digits pastes its digits n.. as zeros
+        n_per = counts[np.minimum((u[:, 0] * len(counts)).astype(np.int64), len(counts) - 1)]
+        glyphs[np.arange(dmax) >= n_per[:, None]] = 0
     ys, xs = trajectories(u[:, 1 + dmax :].reshape(b, dmax, 3), frames, step_length)
     top = (ys * (h - size)).astype(np.int64)  # truncation, as the authors' astype(int32)
     left = (xs * (w - size)).astype(np.int64)
-    used = np.arange(dmax) < n_per[:, None]  # (B, D): unused digits are pasted as zeros
-    glyphs = digits[which] * used[:, :, None, None].astype(digits.dtype)
     return paste(glyphs, top * w + left, canvas)
 
 
