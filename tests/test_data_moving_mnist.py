@@ -97,6 +97,20 @@ def test_generation_is_deterministic_per_seed_and_index_whatever_the_batch():
     assert not np.array_equal(b, c)
 
 
+def test_batched_items_equal_per_index_items_across_chunks():
+    s = build_datasets(
+        "movingmnist", short_len=3, out_len=2, img_channel=3, train_samples=2, valid_samples=40
+    )
+    indices = list(range(3, 40))  # more than one chunk of the block conversion
+    batch = s.valid.__getitems__(indices)
+    for i, item in zip(indices, batch):
+        assert all(torch.equal(a, b) for a, b in zip(item, s.valid[i]))
+    x, y = batch[0]
+    assert x.shape == (3, 3, 64, 64) and y.shape == (2, 3, 64, 64) and x.dtype == torch.float32
+    clip = torch.from_numpy(s.valid.clips([3])[0])  # the uint8 frames, divided exactly by 255
+    assert torch.equal(x[:, 2], clip[:3].div(255.0)) and torch.equal(y[:, 0], clip[3:].div(255.0))
+
+
 def test_digit_count_drawn_from_list():
     clips = generate(DIGITS, np.arange(64), seed=0, frames=1, num_digits=[1, 3])
     lit = (clips[:, 0] > 0).sum(axis=(1, 2))
