@@ -9,7 +9,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from swinlstm.data import build_datasets
-from swinlstm.data.moving_mnist import _hash_uniform, generate, read_idx_images, trajectories
+from swinlstm.data.moving_mnist import (
+    _hash_uniform,
+    generate,
+    paste,
+    read_idx_images,
+    trajectories,
+)
 from tests.data_writers import ramp_video, write_frames, write_idx
 
 GOLDEN_TEST_SUM = 22212.392578125  # first 5 generated test clips, seed-independent
@@ -69,12 +75,40 @@ def test_generated_clip_is_pixelwise_max_of_pasted_digits():
     np.testing.assert_array_equal(clips[2], ref)
 
 
+def test_paste_equals_per_frame_slices_including_the_far_corner():
+    rng = np.random.default_rng(4)
+    glyphs = rng.integers(0, 255, (5, 3, 7, 7), dtype=np.uint8)
+    h, w = 12, 19
+    top = rng.integers(0, h - 7 + 1, (5, 3, 4))
+    left = rng.integers(0, w - 7 + 1, (5, 3, 4))
+    top[0, 0], left[0, 0] = h - 7, w - 7  # the last run ends on the canvas' last pixel
+    ref = np.zeros((5, 4, h, w), np.uint8)
+    for b, d, t in np.ndindex(5, 3, 4):
+        patch = ref[b, t, top[b, d, t] : top[b, d, t] + 7, left[b, d, t] : left[b, d, t] + 7]
+        np.maximum(patch, glyphs[b, d], out=patch)
+    np.testing.assert_array_equal(paste(glyphs, top * w + left, (h, w)), ref)
+
+
 def test_generation_is_deterministic_per_seed_and_index_whatever_the_batch():
     a = generate(DIGITS, np.array([7, 1, 9]), seed=11, frames=5)
     b = generate(DIGITS, np.array([9]), seed=11, frames=5)
     np.testing.assert_array_equal(a[2], b[0])
     c = generate(DIGITS, np.array([9]), seed=12, frames=5)
     assert not np.array_equal(b, c)
+
+
+def test_batched_items_equal_per_index_items_across_chunks():
+    s = build_datasets(
+        "movingmnist", short_len=3, out_len=2, img_channel=3, train_samples=2, valid_samples=40
+    )
+    indices = list(range(3, 40))  # more than one chunk of the block conversion
+    batch = s.valid.__getitems__(indices)
+    for i, item in zip(indices, batch):
+        assert all(torch.equal(a, b) for a, b in zip(item, s.valid[i]))
+    x, y = batch[0]
+    assert x.shape == (3, 3, 64, 64) and y.shape == (2, 3, 64, 64) and x.dtype == torch.float32
+    clip = torch.from_numpy(s.valid.clips([3])[0])  # the uint8 frames, divided exactly by 255
+    assert torch.equal(x[:, 2], clip[:3].div(255.0)) and torch.equal(y[:, 0], clip[3:].div(255.0))
 
 
 def test_digit_count_drawn_from_list():
