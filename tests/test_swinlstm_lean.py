@@ -1,4 +1,9 @@
-"""The memory-lean training Functions (swinlstm.models.layers) give the plain graph's numbers."""
+"""The chunked Swin block (swinlstm.models.fused) computes what the plain layers compute.
+
+Outputs and every parameter's gradient are compared with the plain module path (fused SDPA,
+autograd through nn layers) for each way rows can be chunked: one chunk, several chunks of
+windows of one sample, several samples per chunk with a partial last chunk.
+"""
 
 from __future__ import annotations
 
@@ -7,79 +12,141 @@ import torch
 
 import swinlstm.models.layers as layers
 from swinlstm.models import build_model
+from swinlstm.models.fused import BlockSpec, _FusedBlock, chunk_plan
 
 B_MINI = dict(embed_dim=8, depths=[3], num_heads=[2], window_size=2)
 D_MINI = dict(embed_dim=8, depths_down=[2, 1], depths_up=[1, 2], num_heads=[2, 2], window_size=2)
 
+# img 16, patch 2: 8x8 = 64 tokens per sample at level 0, windows of 2x2 = 4 tokens.
+CHUNKINGS = {
+    "one chunk": 1 << 20,
+    "one window per chunk": 4,
+    "two windows per chunk": 8,
+    "two samples per chunk, partial last": 2 * 64,
+    "cpu default": None,
+}
 
-def _loss_and_grads(model, frames, lean: bool, monkeypatch):
-    if not lean:
-        monkeypatch.setattr(layers, "lean_autograd", lambda: False)
+
+def _set_chunks(model, rows):
+    for m in model.modules():
+        if isinstance(m, layers.SwinBlock):
+            m.chunk_rows = rows
+
+
+def _run(model, frames, fused: bool, monkeypatch):
+    """Inference output, training output and gradients, on the fused or the plain path."""
+    if not fused:
+        monkeypatch.setattr(type(model), "fused_applies", lambda self, frame: False)
+    model.eval()
+    with torch.no_grad():
+        infer = model(frames, 2)
+    model.train()
     model.zero_grad(set_to_none=True)
     torch.manual_seed(1)  # the same stochastic-depth draws on both paths
     out = model(frames, 2)
     (out.square().mean() + out.mean()).backward()
     monkeypatch.undo()
-    return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+    return infer, out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
 @pytest.mark.parametrize("drop_path", [0.0, 0.3])
-def test_lean_training_matches_plain_graph(name, drop_path, monkeypatch):
+@pytest.mark.parametrize("chunking", list(CHUNKINGS))
+def test_fused_matches_plain_layers(name, drop_path, chunking, monkeypatch):
     torch.manual_seed(0)
     config = B_MINI if name == "swinlstm-b" else D_MINI
-    model = build_model(name, img_size=8, drop_path_rate=drop_path, **config).train()
-    frames = torch.rand(2, 3, 1, 8, 8)
-    out_lean, g_lean = _loss_and_grads(model, frames, True, monkeypatch)
-    out_plain, g_plain = _loss_and_grads(model, frames, False, monkeypatch)
-    torch.testing.assert_close(out_lean, out_plain, atol=1e-6, rtol=0)
-    assert g_lean.keys() == g_plain.keys()
-    for key in g_plain:
-        scale = g_plain[key].abs().max().item() + 1e-12
-        err = (g_lean[key] - g_plain[key]).abs().max().item()
+    model = build_model(name, img_size=16, drop_path_rate=drop_path, **config)
+    frames = torch.rand(3, 3, 1, 16, 16)
+    _set_chunks(model, CHUNKINGS[chunking])
+    inf_f, out_f, g_f = _run(model, frames, True, monkeypatch)
+    inf_p, out_p, g_p = _run(model, frames, False, monkeypatch)
+    torch.testing.assert_close(inf_f, inf_p, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out_f, out_p, atol=1e-6, rtol=0)
+    assert g_f.keys() == g_p.keys()
+    for key in g_p:
+        scale = g_p[key].abs().max().item() + 1e-12
+        err = (g_f[key] - g_p[key]).abs().max().item()
         assert err <= 1e-4 * scale, (key, err, scale)
 
 
-def test_lean_path_used_only_when_it_applies(monkeypatch):
-    monkeypatch.delenv("TORCH_COMPILE_DISABLE", raising=False)
+def test_fused_path_used_only_where_it_applies():
+    model = build_model("swinlstm-b", img_size=8, **B_MINI)
+    frame = torch.rand(1, 1, 8, 8)
+    assert model.train().fused_applies(frame)
     with torch.no_grad():
-        assert not layers.lean_autograd()
-    assert layers.lean_autograd()
+        assert model.eval().fused_applies(frame)
+        assert not model.fused_applies(frame.half())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not layers.lean_autograd()
+        assert not model.fused_applies(frame)
+    dropout = build_model("swinlstm-d", img_size=8, drop_rate=0.1, **D_MINI)
+    assert not dropout.train().fused_applies(frame)
+    with torch.no_grad():
+        assert dropout.eval().fused_applies(frame)
+    compiled = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
+    assert not compiled.fused_applies(frame)
 
 
-def test_lean_attention_gradcheck():
-    torch.manual_seed(0)
-    heads, n, c = 2, 4, 6
-    for mask_batch in (1, 3):
-        qkv = torch.randn(3, n, 3 * c, dtype=torch.float64, requires_grad=True)
-        mask = torch.randn(mask_batch, heads, n, n, dtype=torch.float64, requires_grad=True)
-        w = torch.randn(c, c, dtype=torch.float64, requires_grad=True)
-        b = torch.randn(c, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize(
+    "batch, length, rows", [(3, 64, 2), (3, 64, 128), (5, 16, 40), (2, 64, None)]
+)
+def test_chunk_plan_partitions_rows_into_whole_windows(batch, length, rows):
+    n = 4
+    k, chunks = chunk_plan(batch, length, n, rows)
+    covered = torch.zeros(batch * length, dtype=torch.int64)
+    n_win = length // n
+    for ch in chunks:
+        covered[ch.r0 : ch.r1] += 1
+        assert ch.r0 % n == 0 and ch.r1 % n == 0
+        assert ch.r1 - ch.r0 <= max(n, rows or batch * length)
+        assert ch.b0 == ch.r0 // length and ch.b1 == -(-ch.r1 // length)
+        assert (ch.w1 - ch.w0) * n == ch.r1 - ch.r0  # mask windows match the rows
+        assert ch.w0 == (ch.r0 // n) % n_win and ch.w1 <= k * n_win
+    assert bool((covered == 1).all())
+    if rows is not None and rows >= length:
+        assert k == min(batch, rows // length)
 
-        def fn(qkv, mask, w, b):
-            return layers._WindowAttentionCore.apply(qkv, mask, heads, 0.5, w, b)
 
-        assert torch.autograd.gradcheck(fn, (qkv, mask, w, b))
-
-
-def test_lean_norm_functions_gradcheck():
+def test_fused_block_gradcheck():
+    """Every input's gradient, shifted and fusing blocks, stochastic depth, several chunks."""
     torch.manual_seed(0)
     d = torch.float64
-    x = torch.randn(2, 4, 6, dtype=d, requires_grad=True)
-    inj = torch.randn(2, 4, 6, dtype=d, requires_grad=True)
-    norm = torch.nn.LayerNorm(6).double()
-    with torch.no_grad():
-        norm.weight.uniform_(0.5, 1.5)
-        norm.bias.normal_()
-    mlp = layers.Mlp(6, 12).double()
-    red = torch.nn.Linear(12, 6).double()
-    fc = torch.nn.Linear(6, 9).double()
-    index = torch.tensor([2, 0, 3, 1])
-    scale = torch.tensor([0.0, 2.0], dtype=d).view(2, 1, 1)
-    assert torch.autograd.gradcheck(lambda x: layers.norm_mlp_residual(x, norm, mlp, scale), (x,))
-    assert torch.autograd.gradcheck(lambda x, i: layers.norm_fuse(x, i, norm, red), (x, inj))
-    assert torch.autograd.gradcheck(lambda x: layers.norm_linear(x, index, norm, fc), (x,))
-    f = torch.randn(2, 4, 6, dtype=d, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda f, c: layers._LSTMGates.apply(f, c), (f, inj))
+    b, length, c, heads, n = 2, 8, 4, 2, 4
+
+    def params(fuse):
+        shapes = [(c,), (c,), (3 * c, c), (3 * c,), (c, c), (c,), (c,), (c,),
+                  (2 * c, c), (2 * c,), (c, 2 * c), (c,)]  # fmt: skip
+        if fuse:
+            shapes += [(c, 2 * c), (c,)]
+        wts = [torch.randn(s, dtype=d, requires_grad=True) for s in shapes]
+        return wts + ([] if fuse else [None, None])
+
+    x = torch.randn(b, length, c, dtype=d, requires_grad=True)
+    inject = torch.randn(b, length, c, dtype=d, requires_grad=True)
+    dp1 = torch.tensor([0.0, 2.0], dtype=d).view(2, 1, 1)
+    dp2 = torch.tensor([1.5, 0.5], dtype=d).view(2, 1, 1)
+    gather = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])
+    gather = torch.cat([gather, gather + length])
+    for fuse, shifted, rows in ((True, False, 8), (False, True, 4), (False, True, 1 << 10)):
+        wts = params(fuse)
+        mask = torch.randn(length // n if shifted else 1, heads, n, n, dtype=d, requires_grad=True)
+        k, chunks = chunk_plan(b, length, n, rows)
+        spec = BlockSpec(heads, n, 1e-5, 1e-5, k, tuple(chunks), gather if shifted else None)
+        inj = inject if fuse else None
+        tensors = [t for t in (x, inj, mask, *wts) if t is not None]
+
+        def fn(*ts, inj=inj, wts=wts, spec=spec):
+            it = iter(ts)
+            xx = next(it)
+            ii = None if inj is None else next(it)
+            mm = next(it)
+            ww = [None if w is None else next(it) for w in wts]
+            return _FusedBlock.apply(xx, ii, mm, dp1, dp2, spec, *ww)
+
+        assert torch.autograd.gradcheck(fn, tensors), (fuse, shifted, rows)
+
+
+def test_lstm_gates_gradcheck():
+    torch.manual_seed(0)
+    f = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda f, c: layers._LSTMGates.apply(f, c), (f, c))

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused import BlockSpec, chunk_plan, default_chunk_rows, fused_block
+
 # Additive value of masked-out (cross-region) pairs in shifted windows: the authors' -100, which
 # stays finite in float16/bfloat16 (exp(-100) is 0 to float32 precision).
 MASK_VALUE = -100.0
@@ -152,140 +154,18 @@ class Mlp(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Memory-lean training: autograd Functions that keep the matmul outputs and recompute the cheap
-# elementwise work (LayerNorm outputs, GELU, the attention weights' inputs) in backward
+# The LSTM update, lean in training
 # ----------------------------------------------------------------------------------------------
 def lean_autograd() -> bool:
-    """True where the lean Functions below replace the plain layers: gradients are recorded,
-    no autocast (their backward runs the matmuls in the saved tensors' dtype) and no
-    ``torch.compile`` tracing (inductor plans its own memory)."""
+    """True where the lean autograd Functions (:func:`lstm_gates` here, the chunked block of
+    :mod:`swinlstm.models.fused`) replace plain layers: gradients are recorded, no autocast and
+    no ``torch.compile`` tracing (inductor plans its own memory)."""
     return (
         torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
         and not torch.is_autocast_enabled("cuda")
         and not torch.compiler.is_compiling()
     )
-
-
-def _layer_norm_backward(grad, x, norm_shape, mean, rstd, weight, bias):
-    return torch.ops.aten.native_layer_norm_backward(
-        grad, x, norm_shape, mean, rstd, weight, bias, [True, True, True]
-    )
-
-
-def _linear_backward(grad: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor):
-    """(d input, d weight, d bias) of ``F.linear(inp, weight, bias)`` for ``grad`` (..., out)."""
-    g2 = grad.reshape(-1, grad.shape[-1])
-    d_w = g2.t().mm(inp.reshape(-1, inp.shape[-1]))
-    return grad.matmul(weight), d_w, g2.sum(0)
-
-
-class _NormMlpResidual(torch.autograd.Function):
-    """``x + scale * fc2(gelu(fc1(norm(x))))``, saving x and the fc1 output only (5 token-widths
-    at mlp_ratio 4 instead of 10): the LayerNorm output and the GELU are recomputed in backward.
-    ``scale``: None or the per-sample stochastic-depth factor (B, 1, 1)."""
-
-    @staticmethod
-    def forward(ctx, x, ln_w, ln_b, w1, b1, w2, b2, scale, eps):
-        shape = (x.shape[-1],)
-        n, mean, rstd = torch.ops.aten.native_layer_norm(x, shape, ln_w, ln_b, eps)
-        a = F.linear(n, w1, b1)
-        m = F.linear(F.gelu(a), w2, b2)
-        if scale is not None:
-            m = m * scale
-        ctx.save_for_backward(x, mean, rstd, a, ln_w, ln_b, w1, w2, scale)
-        ctx.eps = eps
-        return x + m
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, mean, rstd, a, ln_w, ln_b, w1, w2, scale = ctx.saved_tensors
-        gm = grad if scale is None else grad * scale
-        d_g, d_w2, d_b2 = _linear_backward(gm, F.gelu(a), w2)
-        d_a = torch.ops.aten.gelu_backward(d_g, a)
-        del d_g
-        shape = (x.shape[-1],)
-        n = torch.ops.aten.native_layer_norm(x, shape, ln_w, ln_b, ctx.eps)[0]
-        d_n, d_w1, d_b1 = _linear_backward(d_a, n, w1)
-        del n, d_a
-        d_x, d_lnw, d_lnb = _layer_norm_backward(d_n, x, shape, mean, rstd, ln_w, ln_b)
-        return grad + d_x, d_lnw, d_lnb, d_w1, d_b1, d_w2, d_b2, None, None
-
-
-def norm_mlp_residual(
-    x: torch.Tensor, norm: nn.LayerNorm, mlp: Mlp, scale: torch.Tensor | None
-) -> torch.Tensor:
-    """(B, L, C) -> ``x + scale * mlp(norm(x))`` through :class:`_NormMlpResidual`."""
-    return _NormMlpResidual.apply(
-        x, norm.weight, norm.bias, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
-        scale, norm.eps,
-    )  # fmt: skip
-
-
-class _NormFuse(torch.autograd.Function):
-    """``red(cat(norm(x), norm(inject)))`` saving x and inject (live tensors anyway), not the
-    2-token-wide concatenation: the two LayerNorms are recomputed in backward."""
-
-    @staticmethod
-    def forward(ctx, x, inject, ln_w, ln_b, w, b, eps):
-        shape = (x.shape[-1],)
-        nx, mx, rx = torch.ops.aten.native_layer_norm(x, shape, ln_w, ln_b, eps)
-        ni, mi, ri = torch.ops.aten.native_layer_norm(inject, shape, ln_w, ln_b, eps)
-        ctx.save_for_backward(x, inject, mx, rx, mi, ri, ln_w, ln_b, w)
-        ctx.eps = eps
-        return F.linear(torch.cat((nx, ni), dim=-1), w, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, inject, mx, rx, mi, ri, ln_w, ln_b, w = ctx.saved_tensors
-        shape = (x.shape[-1],)
-        nx = torch.ops.aten.native_layer_norm(x, shape, ln_w, ln_b, ctx.eps)[0]
-        ni = torch.ops.aten.native_layer_norm(inject, shape, ln_w, ln_b, ctx.eps)[0]
-        d_cat, d_w, d_b = _linear_backward(grad, torch.cat((nx, ni), dim=-1), w)
-        del nx, ni
-        d_nx, d_ni = d_cat.chunk(2, dim=-1)
-        d_x, gw1, gb1 = _layer_norm_backward(d_nx, x, shape, mx, rx, ln_w, ln_b)
-        d_i, gw2, gb2 = _layer_norm_backward(d_ni, inject, shape, mi, ri, ln_w, ln_b)
-        return d_x, d_i, gw1 + gw2, gb1 + gb2, d_w, d_b, None
-
-
-def norm_fuse(x: torch.Tensor, inject: torch.Tensor, norm: nn.LayerNorm, red: nn.Linear):
-    """(B, L, C), (B, L, C) -> ``red(cat(norm(x), norm(inject)))`` through :class:`_NormFuse`."""
-    return _NormFuse.apply(x, inject, norm.weight, norm.bias, red.weight, red.bias, norm.eps)
-
-
-class _NormLinear(torch.autograd.Function):
-    """``linear(norm(x)[:, index])`` (index: a token permutation or None), saving x only: the
-    LayerNorm output and its gathered copy are recomputed in backward."""
-
-    @staticmethod
-    def forward(ctx, x, index, ln_w, ln_b, w, b, eps):
-        shape = (x.shape[-1],)
-        n, mean, rstd = torch.ops.aten.native_layer_norm(x, shape, ln_w, ln_b, eps)
-        if index is not None:
-            n = n.index_select(1, index)
-        ctx.save_for_backward(x, index, mean, rstd, ln_w, ln_b, w)
-        ctx.eps = eps
-        return F.linear(n, w, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, index, mean, rstd, ln_w, ln_b, w = ctx.saved_tensors
-        shape = (x.shape[-1],)
-        n = torch.ops.aten.native_layer_norm(x, shape, ln_w, ln_b, ctx.eps)[0]
-        if index is not None:
-            n = n.index_select(1, index)
-        d_n, d_w, d_b = _linear_backward(grad, n, w)
-        del n
-        if index is not None:
-            d_n = torch.empty_like(d_n).index_copy_(1, index, d_n)
-        d_x, d_lnw, d_lnb = _layer_norm_backward(d_n, x, shape, mean, rstd, ln_w, ln_b)
-        return d_x, None, d_lnw, d_lnb, d_w, d_b, None
-
-
-def norm_linear(x: torch.Tensor, index: torch.Tensor | None, norm: nn.LayerNorm, fc: nn.Linear):
-    """(B, L, C) -> ``fc(norm(x)[:, index])`` through :class:`_NormLinear`."""
-    return _NormLinear.apply(x, index, norm.weight, norm.bias, fc.weight, fc.bias, norm.eps)
 
 
 class _LSTMGates(torch.autograd.Function):
@@ -323,61 +203,6 @@ def lstm_gates(f: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     gate = torch.sigmoid(f)
     c = gate * (c + torch.tanh(f))
     return gate * torch.tanh(c), c
-
-
-class _WindowAttentionCore(torch.autograd.Function):
-    """softmax(q k^T * scale + mask) v inside windows, from the fused qkv projection.
-
-    qkv (Bw, N, 3C) with channels (3, heads, d); mask (Bw or 1, heads, N, N) additive ->
-    ``proj`` of the (Bw, N, C) output (channels (heads, d)). Saves qkv and the attention weights
-    (heads * N per token) only: the output proj reads is recomputed in backward (a small bmm),
-    where the math SDPA path autograd takes with a mask that needs a gradient keeps the scaled
-    q, the scores, the weights and the output besides. Returns the mask's gradient.
-    """
-
-    @staticmethod
-    def _weighted_values(p, v, bw, n, c):
-        out = torch.empty(bw, n, v.shape[1], v.shape[-1], dtype=v.dtype, device=v.device)
-        torch.matmul(p, v, out=out.transpose(1, 2))
-        return out.view(bw, n, c)
-
-    @staticmethod
-    def forward(ctx, qkv, mask, heads, scale, w, b):
-        bw, n, c3 = qkv.shape
-        c = c3 // 3
-        q, k, v = qkv.view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
-        s = torch.matmul(q * scale, k.transpose(-2, -1))
-        s += mask
-        p = torch.softmax(s, dim=-1)
-        del s
-        out = _WindowAttentionCore._weighted_values(p, v, bw, n, c)
-        ctx.save_for_backward(qkv, p, w)
-        ctx.heads, ctx.scale, ctx.mask_batch = heads, scale, mask.shape[0]
-        return F.linear(out, w, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        qkv, p, w = ctx.saved_tensors
-        heads, scale = ctx.heads, ctx.scale
-        bw, n, c3 = qkv.shape
-        d = c3 // 3 // heads
-        q, k, v = qkv.view(bw, n, 3, heads, d).permute(2, 0, 3, 1, 4).unbind(0)
-        out = _WindowAttentionCore._weighted_values(p, v, bw, n, c3 // 3)
-        grad, d_w, d_b = _linear_backward(grad, out, w)
-        del out
-        g = grad.view(bw, n, heads, d).transpose(1, 2)
-        d_qkv = torch.empty(bw, n, 3, heads, d, dtype=qkv.dtype, device=qkv.device)
-        dq, dk, dv = d_qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        torch.matmul(p.transpose(-2, -1), g, out=dv)
-        d_s = torch.matmul(g, v.transpose(-2, -1))
-        d_s -= (d_s * p).sum(-1, keepdim=True)
-        d_s *= p
-        torch.matmul(d_s, k, out=dq)
-        dq *= scale
-        torch.matmul(d_s.transpose(-2, -1), q, out=dk)
-        dk *= scale
-        d_mask = d_s if ctx.mask_batch == bw else d_s.sum(0, keepdim=True)
-        return d_qkv.view(bw, n, c3), d_mask, None, None, d_w, d_b
 
 
 # ----------------------------------------------------------------------------------------------
@@ -431,19 +256,6 @@ class WindowAttention(nn.Module):
             return (bias + shift_mask.unsqueeze(1)).to(dtype).repeat(batch_size, 1, 1, 1)
         return bias.unsqueeze(0).to(dtype).contiguous()
 
-    def lean_applies(self) -> bool:
-        """Whether :meth:`lean_forward` computes what forward does (no dropout in training)."""
-        return not self.training or (self.attn_drop == 0 and self.proj_drop.p == 0)
-
-    def lean_forward(self, qkv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """From the qkv projection (B, L, 3C) -> (B, L, C), through :class:`_WindowAttentionCore`."""
-        b, length, c3 = qkv.shape
-        n, heads = self.window_tokens, self.num_heads
-        flat = qkv.view(b * (length // n), n, c3)
-        scale = (c3 // 3 // heads) ** -0.5
-        w, bias = self.proj.weight, self.proj.bias
-        return _WindowAttentionCore.apply(flat, mask, heads, scale, w, bias).view(b, length, -1)
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, c = x.shape
         n, heads = self.window_tokens, self.num_heads
@@ -484,6 +296,8 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.red = nn.Linear(2 * dim, dim) if fuse else None
+        #: rows (tokens) per chunk of the fused path; None: the device's default
+        self.chunk_rows: int | None = None
 
     def forward(
         self,
@@ -492,33 +306,45 @@ class SwinBlock(nn.Module):
         inject: torch.Tensor | None = None,
         shift_index: torch.Tensor | None = None,
         unshift_index: torch.Tensor | None = None,
+        fused: bool = False,
     ) -> torch.Tensor:
-        lean = lean_autograd()
-        if lean and self.attn.lean_applies():
-            if inject is not None:
-                y = norm_fuse(x, inject, self.norm1, self.red)
-                if self.shifted:
-                    y = y.index_select(1, shift_index)
-                qkv = self.attn.qkv(y)
-            else:
-                qkv = norm_linear(
-                    x, shift_index if self.shifted else None, self.norm1, self.attn.qkv
-                )
-            y = self.attn.lean_forward(qkv, mask)
-        else:
-            y = self.norm1(x)
-            if inject is not None:
-                y = self.red(torch.cat((y, self.norm1(inject)), dim=-1))
-            if self.shifted:
-                y = y.index_select(1, shift_index)
-            y = self.attn(y, mask)
+        """``fused``: run :func:`swinlstm.models.fused.fused_block` (mask of batch size 1 from
+        :meth:`WindowAttention.attention_mask`); else the plain layers (mask for this batch)."""
+        if fused:
+            return self._fused(x, mask, inject, shift_index)
+        y = self.norm1(x)
+        if inject is not None:
+            y = self.red(torch.cat((y, self.norm1(inject)), dim=-1))
+        if self.shifted:
+            y = y.index_select(1, shift_index)
+        y = self.attn(y, mask)
         if self.shifted:
             y = y.index_select(1, unshift_index)
         x = x + self.drop_path(y)
-        if lean and not (self.training and self.mlp.drop.p > 0):
-            factor = self.drop_path.factor(x) if isinstance(self.drop_path, DropPath) else None
-            return norm_mlp_residual(x, self.norm2, self.mlp, factor)
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def _fused(self, x, mask, inject, shift_index) -> torch.Tensor:
+        b, length, c = x.shape
+        n = self.attn.window_tokens
+        rows = self.chunk_rows or default_chunk_rows(x.device, torch.is_grad_enabled())
+        k, chunks = chunk_plan(b, length, n, rows)
+        gather = None
+        if self.shifted:
+            offsets = torch.arange(b, device=x.device).mul_(length).unsqueeze(1)
+            gather = (offsets + shift_index).view(-1)
+        spec = BlockSpec(self.attn.num_heads, n, self.norm1.eps, self.norm2.eps, k, chunks, gather)
+        if isinstance(self.drop_path, DropPath):  # drawn in the plain path's order
+            dp1, dp2 = self.drop_path.factor(x), self.drop_path.factor(x)
+        else:
+            dp1 = dp2 = None
+        attn, mlp, red = self.attn, self.mlp, self.red
+        wts = (
+            self.norm1.weight, self.norm1.bias, attn.qkv.weight, attn.qkv.bias,
+            attn.proj.weight, attn.proj.bias, self.norm2.weight, self.norm2.bias,
+            mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
+            None if red is None else red.weight, None if red is None else red.bias,
+        )  # fmt: skip
+        return fused_block(x, inject, mask, dp1, dp2, spec, wts)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -97,14 +97,20 @@ class SwinLSTMCell(nn.Module):
         return [blk.attn.attention_mask(self.shift_mask, dtype, batch_size) for blk in self.blocks]
 
     def forward(
-        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, *masks: torch.Tensor
+        self,
+        x: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        *masks: torch.Tensor,
+        fused: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fused``: the blocks run chunked (:mod:`swinlstm.models.fused`), masks of batch 1."""
         # Under autocast the matmuls run in low precision; the residual stream, gates and states
         # stay in the state's dtype (the frames' dtype), which keeps bf16 within 1e-2 of fp32.
         f = x = x.to(h.dtype)
         for j, blk in enumerate(self.blocks):
             inject = h if j == 0 else (x if j % 2 == 0 else None)
-            f = blk(f, masks[j], inject, self.shift_index, self.unshift_index)
+            f = blk(f, masks[j], inject, self.shift_index, self.unshift_index, fused)
         return lstm_gates(f, c)
 
 
@@ -194,7 +200,7 @@ class SwinLSTMBase(MemoryPredictor):
     """What SwinLSTM-B and -D share: config checks, padding, state, masks, checkpoint, compile.
 
     Subclasses build ``self.patch_embed``, ``self.inflate`` and the cells (``self.cells()``
-    lists them in state order) and implement ``_tokens_step(tokens, hidden, masks)``.
+    lists them in state order) and implement ``_tokens_step(tokens, hidden, masks, fused)``.
     """
 
     #: the authors' key prefixes -> ours (see :meth:`convert_official_state_dict`)
@@ -300,10 +306,27 @@ class SwinLSTMBase(MemoryPredictor):
         dtype = (
             torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else frame.dtype
         )
-        masks = state.masks.get(self.cells(), dtype, frame.shape[0])
+        fused = self.fused_applies(frame)
+        masks = state.masks.get(self.cells(), dtype, 1 if fused else frame.shape[0])
         core = self._compiled_core() if self.compile else self._core
-        y, hidden = core(frame, state.hidden, masks, context, decode)
+        y, hidden = core(frame, state.hidden, masks, context, decode, fused)
         return y, SwinLSTMState(hidden, state.masks)
+
+    def fused_applies(self, frame: torch.Tensor) -> bool:
+        """Whether the blocks run chunked (:mod:`swinlstm.models.fused`): in fp32/fp64 without
+        autocast, ``compile`` or an exporter's trace, not in training with dropout, and for inference only on the
+        CPU (elsewhere the fused SDPA kernels serve inference well; training keeps the chunked
+        path's lean backward on every device)."""
+        device = frame.device.type
+        if self.compile or torch.is_autocast_enabled(device) or torch.compiler.is_compiling():
+            return False
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False  # exporters record plain ops, not in-place chunk writes
+        if frame.dtype not in (torch.float32, torch.float64):
+            return False
+        if torch.is_grad_enabled():
+            return not (self.training and (self.drop_rate > 0 or self.attn_drop_rate > 0))
+        return device == "cpu"
 
     def _compiled_core(self):
         """``torch.compile`` of :meth:`_core`, made on first use (kept out of pickles/copies)."""
@@ -318,13 +341,13 @@ class SwinLSTMBase(MemoryPredictor):
         state.pop("_core_compiled", None)  # bound to this instance; rebuilt lazily
         return state
 
-    def _core(self, frame, hidden, masks, context, decode):
+    def _core(self, frame, hidden, masks, context, decode, fused=False):
         """Pixels -> tokens -> cells -> (context fusion) -> pixels; pure tensor code."""
         h, w = self.img_size
         ph, pw = self.padded_size[0] - h, self.padded_size[1] - w
         if ph or pw:
             frame = F.pad(frame, (0, pw, 0, ph))
-        tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks)
+        tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks, fused)
         if not decode:
             return None, hidden
         tokens = self.fuse(tokens, hidden[-1][1], context)
@@ -333,12 +356,12 @@ class SwinLSTMBase(MemoryPredictor):
             y = y[..., :h, :w]
         return torch.sigmoid(y), hidden
 
-    def _run_cell(self, index: int, x, hidden, masks):
+    def _run_cell(self, index: int, x, hidden, masks, fused: bool):
         cell = self.cells()[index]
         h, c = hidden[index]
         if self.checkpointing and torch.is_grad_enabled():
-            return checkpoint(cell, x, h, c, *masks[index], use_reentrant=False)
-        return cell(x, h, c, *masks[index])
+            return checkpoint(cell, x, h, c, *masks[index], fused=fused, use_reentrant=False)
+        return cell(x, h, c, *masks[index], fused=fused)
 
     # ----- the authors' checkpoints --------------------------------------------------------
     def convert_official_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -408,10 +431,10 @@ class SwinLSTMB(SwinLSTMBase):
     def cells(self) -> list[SwinLSTMCell]:
         return list(self.layers)
 
-    def _tokens_step(self, x, hidden, masks):
+    def _tokens_step(self, x, hidden, masks, fused):
         new = []
         for i in range(len(self.layers)):
-            h, c = self._run_cell(i, x, hidden, masks)
+            h, c = self._run_cell(i, x, hidden, masks, fused)
             new.append((h, c))
             x = h
         return x, new
@@ -498,15 +521,15 @@ class SwinLSTMD(SwinLSTMBase):
     def cells(self) -> list[SwinLSTMCell]:
         return [*self.down, *self.up]
 
-    def _tokens_step(self, x, hidden, masks):
+    def _tokens_step(self, x, hidden, masks, fused):
         new = []
         levels = len(self.down)
         for i in range(levels):
-            h, c = self._run_cell(i, x, hidden, masks)
+            h, c = self._run_cell(i, x, hidden, masks, fused)
             new.append((h, c))
             x = self.merge[i](h)
         for i in range(levels):
-            h, c = self._run_cell(levels + i, x, hidden, masks)
+            h, c = self._run_cell(levels + i, x, hidden, masks, fused)
             new.append((h, c))
             x = self.expand[i](h)
         return x, new

@@ -1,0 +1,374 @@
+"""The Swin block computed chunk by chunk: fast on the CPU, lean in training.
+
+:class:`~swinlstm.models.layers.SwinBlock` computes, for tokens x (B, L, C) in window order::
+
+    y  = norm1(x)                      or  red(cat(norm1(x), norm1(inject)))   (fusing blocks)
+    x1 = x + dp1 * unshift(proj(attn(shift(y))))
+    out = x1 + dp2 * fc2(gelu(fc1(norm2(x1))))
+
+(dp1, dp2: per-sample stochastic-depth factors). Every step but the attention is per token and
+the attention is per window, so the block can run over *chunks of rows* of the flattened
+(B * L, C) tokens, each chunk a whole number of windows of one sample or a whole number of
+samples. In inference a chunk of about 1024 rows stays in the CPU's caches from the first
+LayerNorm to the last residual add, so the matmuls keep their in-cache speed and the
+elementwise work (GELU in place) reads cache rather than memory; the attention of 16-token
+windows runs as three batched matmuls instead of the fused CPU SDPA kernel (about 3x faster at
+these sizes); biases are added in passes that happen anyway (the reorder of q, k, v by head,
+the residual the projections accumulate onto). A shifted block gathers its rows straight from
+the unshifted tokens and scatters its results back (the cyclic shift is a permutation of
+tokens), so it needs no shifted copy.
+
+Training runs the same chunks (larger: the whole batch up to 8192 rows, where fewer ops pay
+less overhead) inside one autograd Function. It saves the matmul outputs (q, k, v by head, the
+attention weights, x1, fc1's output and a fusing block's y: about 9.5 token-widths per block)
+and recomputes the LayerNorms, GELU and the attention output in backward, chunk by chunk;
+weight gradients accumulate over the chunks in place. That is under half the training memory
+of the authors' code (docs/benchmarks.md).
+
+The plain module path (``SwinBlock``'s own layers, fused SDPA) stays for what this path does not
+do: autocast, ``torch.compile`` tracing and dropout in training.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+#: rows (tokens) per chunk on the CPU, in inference and in training (fewer, larger chunks pay
+#: less per-op overhead in the longer backward); other devices take the whole batch at once
+CPU_CHUNK_ROWS = 1024
+CPU_TRAIN_CHUNK_ROWS = 8192
+
+
+def default_chunk_rows(device: torch.device, grad: bool) -> int | None:
+    """The chunk size (rows) for a block on ``device``; None: one chunk."""
+    if device.type != "cpu":
+        return None
+    return CPU_TRAIN_CHUNK_ROWS if grad else CPU_CHUNK_ROWS
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``r0:r1`` of the flattened tokens: samples ``b0:b1`` and windows ``w0:w1`` of the
+    (repeated) mask."""
+
+    r0: int
+    r1: int
+    b0: int
+    b1: int
+    w0: int
+    w1: int
+
+
+@functools.lru_cache(maxsize=256)
+def chunk_plan(
+    batch: int, length: int, window_tokens: int, rows: int | None
+) -> tuple[int, tuple[Chunk, ...]]:
+    """Split ``batch`` samples of ``length`` tokens into chunks of at most ``rows`` rows.
+
+    Returns ``(k, chunks)``: ``k`` samples per chunk when a sample fits in a chunk (the mask is
+    then repeated k times), else 1 and chunks of whole windows of one sample (the largest
+    number of windows that divides the sample's and fits). ``rows=None``: one chunk.
+    """
+    n_win = length // window_tokens
+    rows = batch * length if rows is None else max(window_tokens, rows)
+    if length <= rows:
+        k = min(batch, rows // length)
+        chunks = [
+            Chunk(b * length, min(b + k, batch) * length, b, min(b + k, batch), 0,
+                  (min(b + k, batch) - b) * n_win)
+            for b in range(0, batch, k)
+        ]  # fmt: skip
+        return k, tuple(chunks)
+    per = max(w for w in range(1, n_win + 1) if n_win % w == 0 and w * window_tokens <= rows)
+    chunks = [
+        Chunk(b * length + w * window_tokens, b * length + (w + per) * window_tokens, b, b + 1,
+              w, w + per)
+        for b in range(batch)
+        for w in range(0, n_win, per)
+    ]  # fmt: skip
+    return 1, tuple(chunks)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """What the fused block needs besides tensors with gradients."""
+
+    heads: int
+    window_tokens: int
+    eps1: float
+    eps2: float
+    k: int  # samples per chunk (mask repeats)
+    chunks: tuple[Chunk, ...]
+    gather: torch.Tensor | None  # (B * L,) row of each shifted-order token, or None
+
+
+def _rows(t: torch.Tensor, gather: torch.Tensor | None, c: Chunk) -> torch.Tensor:
+    """Rows of chunk ``c`` of a flat (B * L, C) tensor, in the block's (shifted) order."""
+    return t[c.r0 : c.r1] if gather is None else t.index_select(0, gather[c.r0 : c.r1])
+
+
+def _scaled(t: torch.Tensor, factor: torch.Tensor | None, c: Chunk) -> torch.Tensor:
+    """``t`` (rows, C) times the chunk's per-sample factors (B, 1, 1) (in place), or ``t``."""
+    if factor is not None:
+        t.view(c.b1 - c.b0, -1, t.shape[-1]).mul_(factor[c.b0 : c.b1])
+    return t
+
+
+def _times(t: torch.Tensor, factor: torch.Tensor | None, c: Chunk) -> torch.Tensor:
+    """``t`` (rows, C) times the chunk's per-sample factors (B, 1, 1), as a new tensor; or ``t``."""
+    if factor is None:
+        return t
+    return (t.view(c.b1 - c.b0, -1, t.shape[-1]) * factor[c.b0 : c.b1]).view(t.shape)
+
+
+def _heads(t: torch.Tensor, windows: int, spec: BlockSpec, parts: int) -> torch.Tensor:
+    """(rows, parts * C) token-major -> (parts, windows * heads, N, d) head-major (a copy)."""
+    n, h = spec.window_tokens, spec.heads
+    d = t.shape[-1] // parts // h
+    t = t.view(windows, n, parts, h, d).permute(2, 0, 3, 1, 4)
+    return t.reshape(parts, windows * h, n, d)
+
+
+def _tokens(t: torch.Tensor, windows: int, spec: BlockSpec) -> torch.Tensor:
+    """(parts, windows * heads, N, d) -> (rows, parts * C): the inverse of :func:`_heads`."""
+    parts, _, n, d = t.shape
+    t = t.view(parts, windows, spec.heads, n, d).permute(1, 3, 0, 2, 4)
+    return t.reshape(windows * n, parts * spec.heads * d)
+
+
+def _heads_with_bias(qkv, bias, windows: int, spec: BlockSpec, out=None):
+    """q, k, v (each (windows * heads, N, d)) from the bias-free projection (rows, 3C): the
+    bias is added in the same pass that reorders tokens by head (into ``out`` if given)."""
+    n, h = spec.window_tokens, spec.heads
+    d = qkv.shape[-1] // 3 // h
+    if out is None:
+        out = qkv.new_empty(3, windows * h, n, d)
+    src = qkv.view(windows, n, 3, h, d).permute(2, 0, 3, 1, 4)
+    torch.add(src, bias.view(3, 1, h, 1, d), out=out.view(3, windows, h, n, d))
+    return out.unbind(0)
+
+
+def _residual(x, a, w, b, factor, c: Chunk, out=None):
+    """``x + factor * (a @ w.T + b)`` (rows, C), into ``out`` if given. Without a factor, the
+    residual and the bias are summed first and the matmul accumulates onto them."""
+    if factor is None:
+        return torch.add(x, b, out=out).addmm_(a, w.t())
+    return _scaled(torch.addmm(b, a, w.t(), out=out), factor, c).add_(x)
+
+
+def _tile_mask(mask: torch.Tensor, windows: int) -> torch.Tensor:
+    """(m, heads, N, N) with m = 1 or nW -> (windows * heads, N, N): the mask of every window
+    of ``k`` consecutive samples (a view when it already is)."""
+    _, heads, n, _ = mask.shape
+    return mask.unsqueeze(0).expand(windows // mask.shape[0], *mask.shape).reshape(-1, n, n)
+
+
+def _norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float):
+    """LayerNorm over the last dim -> (out, mean, rstd)."""
+    return torch.ops.aten.native_layer_norm(x, (x.shape[-1],), w, b, eps)
+
+
+def _norm_backward(grad, x, mean, rstd, w, b):
+    """(d x, d weight, d bias) of :func:`_norm`."""
+    return torch.ops.aten.native_layer_norm_backward(
+        grad, x, (x.shape[-1],), mean, rstd, w, b, [True, True, True]
+    )
+
+
+def _branch_input(x_c, inj_c, wts, spec, out=None):
+    """The attention branch's input y (rows, C): norm1(x), or the fusion with ``inject``
+    (written to ``out`` if given)."""
+    ln1_w, ln1_b, red_w, red_b = wts[0], wts[1], wts[12], wts[13]
+    n1 = _norm(x_c, ln1_w, ln1_b, spec.eps1)[0]
+    if red_w is None:
+        return n1
+    ni = _norm(inj_c, ln1_w, ln1_b, spec.eps1)[0]
+    return torch.addmm(red_b, torch.cat((n1, ni), dim=1), red_w.t(), out=out)
+
+
+def block_forward(x, inject, mask, dp1, dp2, spec: BlockSpec, wts, save: bool):
+    """The block over all chunks. x, inject (B, L, C); mask (nW or 1, heads, N, N) additive
+    (the attention mask of every window of one sample, or of all windows).
+
+    ``wts``: (ln1 w, b, qkv w, b, proj w, b, ln2 w, b, fc1 w, b, fc2 w, b, red w, b), red None
+    for a block that does not fuse. Returns ``(out (B, L, C), saved)``; ``saved`` holds what
+    backward needs when ``save`` (else None).
+    """
+    ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b = wts[:12]
+    b, length, c = x.shape
+    n, heads = spec.window_tokens, spec.heads
+    scale = (c // heads) ** -0.5
+    xf = x.reshape(b * length, c)
+    injf = None if inject is None else inject.reshape(b * length, c)
+    mask3 = _tile_mask(mask, spec.k * length // n)
+    out = torch.empty_like(xf)
+    saved = None
+    if save:
+        rows = b * length
+        saved = dict(
+            qkv=xf.new_empty(3, rows // n * heads, n, c // heads),  # q, k, v by head
+            p=xf.new_empty(rows // n * heads, n, n),
+            x1=xf.new_empty(rows, c),
+            h=xf.new_empty(rows, fc1_w.shape[0]),
+            y=xf.new_empty(rows, c) if wts[12] is not None else None,
+        )
+    for ch in spec.chunks:
+        windows = (ch.r1 - ch.r0) // n
+
+        def slot(key: str, lo: int = ch.r0, hi: int = ch.r1) -> torch.Tensor | None:
+            """Where this chunk's ``key`` is kept for backward (None: a temporary)."""
+            return None if saved is None or saved[key] is None else saved[key][lo:hi]
+
+        x_c = _rows(xf, spec.gather, ch)
+        inj_c = None if injf is None else injf[ch.r0 : ch.r1]
+        y = _branch_input(x_c, inj_c, wts, spec, out=slot("y"))
+        hs = slice(ch.r0 // n * heads, ch.r1 // n * heads)  # this chunk's (window, head) rows
+        q, k, v = _heads_with_bias(
+            torch.mm(y, qkv_w.t()),
+            qkv_b,
+            windows,
+            spec,
+            None if saved is None else saved["qkv"][:, hs],
+        )
+        s = torch.baddbmm(mask3[ch.w0 * heads : ch.w1 * heads], q, k.transpose(1, 2), alpha=scale)
+        p = (
+            torch.softmax(s, dim=-1)
+            if saved is None
+            else torch.softmax(s, dim=-1, out=saved["p"][hs])
+        )
+        o = _tokens(torch.bmm(p, v).unsqueeze(0), windows, spec)
+        x1 = _residual(x_c, o, proj_w, proj_b, dp1, ch, out=slot("x1"))
+        z = _norm(x1, ln2_w, ln2_b, spec.eps2)[0]
+        hid = torch.addmm(fc1_b, z, fc1_w.t(), out=slot("h"))
+        g = F.gelu(hid) if save else torch.ops.aten.gelu_(hid)
+        direct = out[ch.r0 : ch.r1] if spec.gather is None else None  # unshifted: write in place
+        res = _residual(x1, g, fc2_w, fc2_b, dp2, ch, out=direct)
+        if direct is None:
+            out.index_copy_(0, spec.gather[ch.r0 : ch.r1], res)
+    return out.view(b, length, c), saved
+
+
+def block_backward(d_out, x, inject, mask, dp1, dp2, spec: BlockSpec, wts, saved, need_inject):
+    """Gradients of :func:`block_forward`: (d x, d inject, d mask, d weights...)."""
+    ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b = wts[:12]
+    red_w = wts[12]
+    b, length, c = x.shape
+    n, heads = spec.window_tokens, spec.heads
+    scale = (c // heads) ** -0.5
+    xf = x.reshape(b * length, c)
+    injf = None if inject is None else inject.reshape(b * length, c)
+    gf = d_out.reshape(b * length, c)
+    dx = torch.empty_like(xf)
+    d_inj = torch.empty_like(xf) if need_inject and injf is not None else None
+    dw = [None if t is None else torch.zeros_like(t) for t in wts]
+    d_ln1_w, d_ln1_b, d_qkv_w, d_qkv_b, d_proj_w, d_proj_b = dw[:6]
+    d_ln2_w, d_ln2_b, d_fc1_w, d_fc1_b, d_fc2_w, d_fc2_b, d_red_w, d_red_b = dw[6:]
+    tiles = spec.k * length // n  # windows of the tiled mask
+    d_mask = mask.new_zeros(tiles * heads, n, n)
+    for ch in spec.chunks:
+        windows = (ch.r1 - ch.r0) // n
+        rs = slice(ch.r0, ch.r1)
+        g_out = _rows(gf, spec.gather, ch)
+        # MLP branch: out = x1 + dp2 * fc2(gelu(fc1(norm2(x1))))
+        x1, hid = saved["x1"][rs], saved["h"][rs]
+        d_m = _times(g_out, dp2, ch)
+        d_fc2_w.addmm_(d_m.t(), F.gelu(hid))
+        d_fc2_b += d_m.sum(0)
+        d_h = torch.ops.aten.gelu_backward(d_m.mm(fc2_w), hid)
+        z, mean2, rstd2 = _norm(x1, ln2_w, ln2_b, spec.eps2)
+        d_fc1_w.addmm_(d_h.t(), z)
+        d_fc1_b += d_h.sum(0)
+        d_x1, gw, gb = _norm_backward(d_h.mm(fc1_w), x1, mean2, rstd2, ln2_w, ln2_b)
+        d_ln2_w += gw
+        d_ln2_b += gb
+        d_x1 += g_out
+        # attention branch: x1 = x + dp1 * proj(softmax(q k^T * scale + mask) v)
+        d_a = _times(d_x1, dp1, ch)
+        hs = slice(ch.r0 // n * heads, ch.r1 // n * heads)
+        q, k, v = saved["qkv"][:, hs].unbind(0)
+        p = saved["p"][hs]
+        d_proj_w.addmm_(d_a.t(), _tokens(torch.bmm(p, v).unsqueeze(0), windows, spec))
+        d_proj_b += d_a.sum(0)
+        d_o = _heads(d_a.mm(proj_w), windows, spec, 1)[0]
+        d_qkv_h = torch.empty((3, *q.shape), dtype=q.dtype, device=q.device)
+        torch.bmm(p.transpose(1, 2), d_o, out=d_qkv_h[2])
+        d_s = torch.bmm(d_o, v.transpose(1, 2))
+        d_s -= (d_s * p).sum(-1, keepdim=True)
+        d_s *= p
+        d_mask[ch.w0 * heads : ch.w1 * heads] += d_s
+        torch.bmm(d_s, k, out=d_qkv_h[0]).mul_(scale)
+        torch.bmm(d_s.transpose(1, 2), q, out=d_qkv_h[1]).mul_(scale)
+        d_qkv = _tokens(d_qkv_h, windows, spec)
+        x_c = _rows(xf, spec.gather, ch)
+        n1, mean1, rstd1 = _norm(x_c, ln1_w, ln1_b, spec.eps1)
+        if red_w is None:
+            y = n1
+        else:
+            y = saved["y"][rs]
+            inj_c = injf[rs]
+            ni, mean_i, rstd_i = _norm(inj_c, ln1_w, ln1_b, spec.eps1)
+        d_qkv_w.addmm_(d_qkv.t(), y)
+        d_qkv_b += d_qkv.sum(0)
+        d_y = d_qkv.mm(qkv_w)
+        if red_w is not None:
+            d_red_w.addmm_(d_y.t(), torch.cat((n1, ni), dim=1))
+            d_red_b += d_y.sum(0)
+            d_cat = d_y.mm(red_w)
+            d_y = d_cat[:, :c]
+            d_i, gw, gb = _norm_backward(d_cat[:, c:], inj_c, mean_i, rstd_i, ln1_w, ln1_b)
+            d_ln1_w += gw
+            d_ln1_b += gb
+            if d_inj is not None:
+                d_inj[rs] = d_i
+        d_x, gw, gb = _norm_backward(d_y, x_c, mean1, rstd1, ln1_w, ln1_b)
+        d_ln1_w += gw
+        d_ln1_b += gb
+        if spec.gather is None:
+            torch.add(d_x, d_x1, out=dx[rs])
+        else:
+            dx.index_copy_(0, spec.gather[rs], d_x.add_(d_x1))
+    d_mask = d_mask.view(tiles // mask.shape[0], *mask.shape).sum(0)
+    d_inj = None if d_inj is None else d_inj.view(b, length, c)
+    return (dx.view(b, length, c), d_inj, d_mask, *dw)
+
+
+class _FusedBlock(torch.autograd.Function):
+    """:func:`block_forward` with :func:`block_backward` as its gradient."""
+
+    @staticmethod
+    def forward(ctx, x, inject, mask, dp1, dp2, spec, *wts):
+        out, saved = block_forward(x, inject, mask, dp1, dp2, spec, wts, save=True)
+        keys = [k for k, v in saved.items() if v is not None]
+        ctx.keys, ctx.spec, ctx.n_wts = keys, spec, len(wts)
+        ctx.has_inject = inject is not None
+        ctx.save_for_backward(x, inject, mask, dp1, dp2, *wts, *(saved[k] for k in keys))
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out):
+        t = ctx.saved_tensors
+        x, inject, mask, dp1, dp2 = t[:5]
+        wts = t[5 : 5 + ctx.n_wts]
+        saved = dict(zip(ctx.keys, t[5 + ctx.n_wts :]))
+        saved.setdefault("y", None)
+        grads = block_backward(
+            d_out.contiguous(), x, inject, mask, dp1, dp2, ctx.spec, wts, saved,
+            need_inject=ctx.needs_input_grad[1],
+        )  # fmt: skip
+        d_x, d_inj, d_mask, *dw = grads
+        return (d_x, d_inj, d_mask, None, None, None, *dw)
+
+
+def fused_block(x, inject, mask, dp1, dp2, spec: BlockSpec, wts) -> torch.Tensor:
+    """(B, L, C) -> (B, L, C) through the chunked block; an autograd Function when gradients are
+    recorded, the plain chunk loop (in-place GELU, nothing saved) otherwise."""
+    x = x.contiguous()
+    inject = None if inject is None else inject.contiguous()
+    if torch.is_grad_enabled():
+        return _FusedBlock.apply(x, inject, mask, dp1, dp2, spec, *wts)
+    return block_forward(x, inject, mask, dp1, dp2, spec, wts, save=False)[0]
