@@ -96,7 +96,9 @@ def test_ssim_chunking_and_non_square_frames_match_skimage(monkeypatch, chunk_by
     chunks of 3 frames that leave a remainder, and everything in one chunk give skimage's values
     on non-square frames (H != W), and identical frames still give exactly 1."""
     from swinlstm.metrics import ssim as ssim_module
+    from swinlstm.metrics import ssim_cpu
 
+    monkeypatch.setattr(ssim_cpu, "available", lambda x: False)  # the torch filter
     monkeypatch.setattr(ssim_module, "CHUNK_BYTES", chunk_bytes)
     pred, target = _frames(b=4, t=2, c=1, h=19, w=26, structured=True, noise=0.2)
     out = compute(*_t(pred, target), metrics=("ssim",))
@@ -105,6 +107,25 @@ def test_ssim_chunking_and_non_square_frames_match_skimage(monkeypatch, chunk_by
     same = compute(*_t(target, target), metrics=("ssim", "ssim_gauss"))
     _close(same["ssim"], np.ones(2), tol=1e-12)
     _close(same["ssim_gauss"], np.ones(2), tol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 2, 1, 19, 26), (2, 2, 3, 7, 7), (1, 4, 1, 64, 64)])
+def test_compiled_ssim_equals_torch_filter(monkeypatch, dtype, shape):
+    """The numba loop (running window sums, float64) and the torch shifted-add filter agree on
+    every frame, window-sized frames included, and both give exactly 1 for identical frames."""
+    from swinlstm.metrics import ssim as ssim_module
+    from swinlstm.metrics import ssim_cpu
+
+    b, t, c, h, w = shape
+    pred, target = (torch.from_numpy(a.astype(dtype)) for a in _frames(b, t, c, h, w, noise=0.3))
+    assert ssim_cpu.available(pred)
+    compiled = ssim_module.ssim(pred, target)
+    same = ssim_module.ssim(target, target)
+    monkeypatch.setattr(ssim_cpu, "available", lambda x: False)
+    plain = ssim_module.ssim(pred, target)
+    np.testing.assert_allclose(compiled.numpy(), plain.numpy(), rtol=0, atol=2e-6)
+    assert bool((same == 1).all())
 
 
 # ----------------------------------------------------------------------------- anchor protocols

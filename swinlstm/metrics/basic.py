@@ -16,9 +16,12 @@ from swinlstm.metrics.protocols import PSNR_CAP_DB
 RANGE_TOL = 1e-4
 
 
-def check_frames(pred: torch.Tensor, target: torch.Tensor) -> None:
+def check_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[bool, bool]:
     """Raise ``ValueError`` unless ``pred`` and ``target`` are finite (B, T, C, H, W) tensors of one
-    shape with targets in [0, 1]."""
+    shape with targets in [0, 1]. Returns whether each has values outside [0, 1] (to be clipped).
+
+    One min/max pass per tensor serves every check: a NaN or inf shows in its min or max.
+    """
     for name, x in (("pred", pred), ("target", target)):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"metrics: {name} must be a torch.Tensor, got {type(x).__name__}")
@@ -37,24 +40,30 @@ def check_frames(pred: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(
             f"metrics: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"
         )
+    spans = {}
     for name, x in (("pred", pred), ("target", target)):
-        # a sum is finite only if every value is (or it overflows): then count precisely
-        if not torch.isfinite(x.sum()):
+        lo, hi = (float(v) for v in torch.aminmax(x))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             bad = int((~torch.isfinite(x)).sum())
-            if bad:
-                raise ValueError(f"metrics: {name} has {bad} NaN/inf values")
-    lo, hi = (float(v) for v in torch.aminmax(target))
+            raise ValueError(f"metrics: {name} has {bad} NaN/inf values")
+        spans[name] = (lo, hi)
+    lo, hi = spans["target"]
     if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
         raise ValueError(
             f"metrics: target values span [{lo:.4g}, {hi:.4g}]; expected [0, 1] "
             "(map [-1, 1] data such as TaxiBJ with (x + 1) / 2, uint8 frames with x / 255)"
         )
+    return tuple(lo < 0 or hi > 1 for lo, hi in spans.values())
 
 
-def _diff(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """pred - target in float32 (float64 for float64 inputs), as skimage keeps float32 frames."""
+def _diff(pred: torch.Tensor, target: torch.Tensor, out: torch.Tensor | None = None):
+    """pred - target in float32 (float64 for float64 inputs), as skimage keeps float32 frames;
+    into ``out`` when it has that shape and dtype (a reused buffer saves page-faulting a fresh
+    one per call)."""
     dtype = torch.float64 if torch.float64 in (pred.dtype, target.dtype) else torch.float32
-    return pred.to(dtype) - target.to(dtype)
+    if out is None or out.shape != pred.shape or out.dtype != dtype:
+        out = None
+    return torch.sub(pred.to(dtype), target.to(dtype), out=out)
 
 
 def _reduce(err: torch.Tensor, how: str) -> torch.Tensor:
@@ -67,10 +76,11 @@ def _reduce(err: torch.Tensor, how: str) -> torch.Tensor:
     return total if how == "sum" else total / flat.shape[-1]
 
 
-def sum_squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def sum_squared_error(pred: torch.Tensor, target: torch.Tensor, out=None) -> torch.Tensor:
     """Squared error per sample and frame summed over C*H*W: (B, T) float64. Every MSE reduction
-    and PSNR derive from it (``reduce_squared_error``), so one pass serves them all."""
-    return _reduce(_diff(pred, target).square_(), "sum")
+    and PSNR derive from it (``reduce_squared_error``), so one pass serves them all. ``out``: an
+    optional work buffer of ``pred``'s shape."""
+    return _reduce(_diff(pred, target, out).square_(), "sum")
 
 
 def reduce_squared_error(total: torch.Tensor, shape: torch.Size, how: str) -> torch.Tensor:
@@ -88,9 +98,9 @@ def squared_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") ->
     return reduce_squared_error(sum_squared_error(pred, target), pred.shape, how)
 
 
-def absolute_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum") -> torch.Tensor:
+def absolute_error(pred: torch.Tensor, target: torch.Tensor, how: str = "sum", out=None):
     """Absolute error per sample and frame, summed or averaged over C*H*W. Returns (B, T)."""
-    return _reduce(_diff(pred, target).abs_(), how)
+    return _reduce(_diff(pred, target, out).abs_(), how)
 
 
 def psnr_from_mse(mse: torch.Tensor, peak: float) -> torch.Tensor:

@@ -51,21 +51,23 @@ def per_sample(
     """
     names = check_metrics(metrics)
     proto = get_protocol(protocol)
-    basic.check_frames(pred, target)
-    clip_pred, clip_target = _outside_unit(pred), _outside_unit(target)
+    clip_pred, clip_target = basic.check_frames(pred, target)
     step = max(1, FRAMES_PER_CHUNK // (pred.shape[1] * pred.shape[2]))
     parts = []
+    work = torch.empty(0)  # difference buffer, reused by every chunk of the same shape
     for i in range(0, pred.shape[0], step):
         p, t = pred[i : i + step], target[i : i + step]
         clipped = p.clamp(0, 1) if clip_pred else p
-        parts.append(_metrics(p, clipped, t.clamp(0, 1) if clip_target else t, names, proto, lpips))
+        t = t.clamp(0, 1) if clip_target else t
+        if work.shape != p.shape:
+            work = torch.empty(p.shape, dtype=_error_dtype(p, t), device=p.device)
+        parts.append(_metrics(p, clipped, t, names, proto, lpips, work))
     return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
 
 
-def _outside_unit(x: torch.Tensor) -> bool:
-    """Whether any value of ``x`` lies outside [0, 1] (then it needs clipping)."""
-    lo, hi = torch.aminmax(x)
-    return bool(lo < 0) or bool(hi > 1)
+def _error_dtype(pred: torch.Tensor, target: torch.Tensor) -> torch.dtype:
+    """The dtype pixel errors are taken in (``basic._diff``'s)."""
+    return torch.float64 if torch.float64 in (pred.dtype, target.dtype) else torch.float32
 
 
 def _metrics(
@@ -75,9 +77,10 @@ def _metrics(
     names: tuple[str, ...],
     proto: Protocol,
     lpips: LPIPS | None,
+    work: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """``per_sample`` on one chunk of validated frames; ``clipped`` is ``pred`` clipped to [0, 1]
-    and ``target`` already lies in [0, 1]."""
+    and ``target`` already lies in [0, 1]; ``work`` a buffer of the chunk's shape for errors."""
     p_mse = clipped if proto.clip_mse else pred
     p_rest = clipped if proto.clip_rest else pred
     out: dict[str, torch.Tensor] = {}
@@ -85,18 +88,18 @@ def _metrics(
 
     def sq_error(p: torch.Tensor, how: str) -> torch.Tensor:
         if id(p) not in sq_totals:
-            sq_totals[id(p)] = basic.sum_squared_error(p, target)
+            sq_totals[id(p)] = basic.sum_squared_error(p, target, work)
         return basic.reduce_squared_error(sq_totals[id(p)], p.shape, how)
 
     for name in names:
         if name == "mse":
             out[name] = sq_error(p_mse, proto.mse_reduction)
         elif name == "mae":
-            out[name] = basic.absolute_error(p_mse, target, "sum")
+            out[name] = basic.absolute_error(p_mse, target, "sum", work)
         elif name == "mse_pixel":
             out[name] = sq_error(p_mse, "mean")
         elif name == "mae_pixel":
-            out[name] = basic.absolute_error(p_mse, target, "mean")
+            out[name] = basic.absolute_error(p_mse, target, "mean", work)
         elif name == "ssim":
             out[name] = ssim.ssim(p_rest, target, data_range=proto.ssim_data_range)
         elif name == "ssim_gauss":
