@@ -14,6 +14,7 @@ def test_reproduce_tiny_writes_report_and_resumes(tmp_path, capsys):
         "reproduce", "cpu", "--output", str(out), "--results", str(report),
         "--settings", "10-10", "--models", "convlstm", "swinlstm-d+memory",
         "--iterations", "2", "--batch_size", "2", "--img_size", "16", "--test_clips", "4",
+        "--jobs", "1",
     ]  # fmt: skip
     assert run(argv) == 0
     text = report.read_text()
@@ -31,6 +32,28 @@ def test_reproduce_tiny_writes_report_and_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.count("done earlier") == 2
 
 
+@pytest.mark.slow
+def test_reproduce_runs_jobs_in_parallel_processes(tmp_path):
+    """Two runs at a time in worker processes; 10 -> 30 gets half the iterations."""
+    out, report = tmp_path / "runs", tmp_path / "results.md"
+    argv = [
+        "reproduce", "cpu", "--output", str(out), "--results", str(report),
+        "--models", "swinlstm-b", "--iterations", "2", "--batch_size", "1", "--img_size", "16",
+        "--test_clips", "2", "--jobs", "2", "--threads", "1",
+    ]  # fmt: skip
+    assert run(argv) == 0
+    text = report.read_text()
+    assert "## 10 -> 10 frames" in text and "## 10 -> 30 frames" in text
+    assert "2 at 10 -> 10, 1 at 10 -> 30" in text and "2 run(s) at a time" in text
+    iterations = [
+        json.loads((out / s / "swinlstm-b" / "result.json").read_text())["iterations"]
+        for s in ("10-10", "10-30")
+    ]
+    assert iterations == [2, 1]
+
+
 def test_reproduce_rejects_bad_budget(tmp_path, capsys):
     assert run(["reproduce", "cpu", "--iterations", "0", "--output", str(tmp_path)]) == 2
     assert "--iterations" in capsys.readouterr().err
+    assert run(["reproduce", "cpu", "--jobs", "0", "--output", str(tmp_path)]) == 2
+    assert "--jobs" in capsys.readouterr().err
