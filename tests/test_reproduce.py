@@ -57,3 +57,23 @@ def test_reproduce_rejects_bad_budget(tmp_path, capsys):
     assert "--iterations" in capsys.readouterr().err
     assert run(["reproduce", "cpu", "--jobs", "0", "--output", str(tmp_path)]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_train_clock_counts_interrupted_sessions(tmp_path):
+    """A run killed mid-training keeps the seconds written by the heartbeat; the next session
+    adds its own to them (the table's training time is the sum)."""
+    import time
+
+    from swinlstm.cli.reproduce import TrainClock
+
+    path = tmp_path / "run" / "train_seconds.json"
+    clock = TrainClock(path, every=0.05)
+    with clock:
+        time.sleep(0.3)
+        first = json.loads(path.read_text())["seconds"]  # written while still running
+    assert 0.05 <= first <= 0.3
+    assert 0.3 <= clock.seconds() < 1.0
+    path.write_text(json.dumps({"seconds": 100.0}))  # as left by a killed earlier session
+    with TrainClock(path, every=10) as again:
+        time.sleep(0.1)
+    assert 100.1 <= again.seconds() < 101 and json.loads(path.read_text())["seconds"] >= 100.1

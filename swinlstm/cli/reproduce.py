@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,43 @@ def _train_config(args, setting: str, key: str, directory: Path) -> dict[str, An
     )
 
 
+class TrainClock:
+    """Training seconds of a run across interruptions: the time of earlier sessions is read from
+    ``path`` and the running total is written back every ``every`` seconds while the block runs
+    (and at its end), so a killed run loses at most ``every`` seconds of its count."""
+
+    def __init__(self, path: Path, every: float = 10.0) -> None:
+        self.path, self.every = path, every
+        self.before = json.loads(path.read_text())["seconds"] if path.is_file() else 0.0
+        self._start = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def seconds(self) -> float:
+        """Earlier sessions plus this one so far."""
+        return self.before + time.perf_counter() - self._start
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"seconds": self.seconds()}))
+        tmp.replace(self.path)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            self._write()
+
+    def __enter__(self) -> TrainClock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._write()
+
+
 def _run_one(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
     """Train (or resume) and evaluate one model; ``result.json`` marks it done."""
     from swinlstm.data import build_datasets
@@ -143,12 +181,9 @@ def _run_one(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
         return json.loads(done.read_text())
     config = _train_config(args, setting, key, directory)
     print(f"[{setting}] {key}: training {config['iterations']} iterations ...", flush=True)
-    spent_file = directory / "train_seconds.json"
-    spent = json.loads(spent_file.read_text())["seconds"] if spent_file.is_file() else 0.0
-    start = time.perf_counter()
-    train(config)
-    spent += time.perf_counter() - start
-    spent_file.write_text(json.dumps({"seconds": spent}))
+    with TrainClock(directory / "train_seconds.json") as clock:
+        train(config)
+    spent = clock.seconds()
     model, _ = load_model(directory / "checkpoints")
     short_len, out_len, _ = SETTINGS[setting]
     splits = build_datasets(
