@@ -1,9 +1,11 @@
 """download(): against a real HTTP server on 127.0.0.1 (a thread), checksums, and offline failure."""
 
+import dataclasses
 import functools
 import hashlib
 import http.server
 import socket
+import tarfile
 import threading
 import zipfile
 
@@ -107,3 +109,30 @@ def test_bad_names(tmp_path):
         download("custom", tmp_path)
     with pytest.raises(ValueError, match="does not have"):
         download("kth", tmp_path, urls={"nope.zip": "http://127.0.0.1/x"})
+
+
+def test_download_human36m_prepares_the_images_its_lists_name(tmp_path, server, monkeypatch):
+    """The S*.tar frames are unpacked, written to images/ (as OpenSTL's script) and the unpacked
+    copy removed; the loader then reads the lists."""
+    base, www = server
+    for subject in ("S1", "S5", "S6", "S7", "S8", "S9", "S11"):
+        frames = write_frames(
+            tmp_path / "src" / subject,
+            ramp_video(40 if subject == "S1" else 1, 12, 12, 3),
+            subject + "_Walking.54138969_{:06d}.jpg",
+            1,
+        )
+        with tarfile.open(www / f"{subject}.tar", "w") as tar:
+            for frame in frames:
+                tar.add(frame, arcname=frame.name)  # flat, as the lists' paths imply
+    (www / "train.txt").write_text("images/S1_Walking.54138969_,1,71\r\n")
+    (www / "test.txt").write_text("images/S1_Walking.54138969_,2,72\r\n")
+    # the served lists are not OpenSTL's: drop their pinned checksums
+    unpinned = tuple(dataclasses.replace(r, md5=None) for r in SOURCES["human36m"])
+    monkeypatch.setitem(SOURCES, "human36m", unpinned)
+    root = tmp_path / "h36m"
+    download("human36m", root, urls={r.filename: f"{base}/{r.filename}" for r in unpinned})
+    assert not (root / "images_source").exists() and (root / "S1.tar").is_file()
+    assert len(list((root / "images").glob("*.jpg"))) == 46
+    s = build_datasets("human36m", train_dir=root, short_len=4, out_len=4, img_size=12)
+    assert len(s.train) == 1 and s.test[0][1].shape == (4, 3, 12, 12)

@@ -1,4 +1,4 @@
-"""``swinlstm data {prepare-kth,prepare-taxibj,download}``: get benchmark data into the layouts the
+"""``swinlstm data {prepare-kth,prepare-taxibj,prepare-human36m,download}``: get benchmark data into the layouts the
 loaders read (see docs/datasets.md)."""
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     taxi.add_argument("--out", default=None, help="output .npz (default RAW/dataset.npz)")
     taxi.set_defaults(func=_prepare_taxibj)
 
+    h36m = actions.add_parser(
+        "prepare-human36m",
+        help="H36M image tars' frames -> images/ at 256x256 (OpenSTL's layout for its lists)",
+    )
+    h36m.add_argument("--raw", required=True, help="folder with the unpacked S*.tar archives")
+    h36m.add_argument("--out", required=True, help="output root (gets images/)")
+    h36m.add_argument("--size", type=int, default=256, help="frame side in pixels (default 256)")
+    h36m.set_defaults(func=_prepare_human36m)
+
     down = actions.add_parser(
         "download", help="fetch a dataset from its canonical address and unpack it"
     )
@@ -48,6 +57,14 @@ def _prepare_kth(args: argparse.Namespace) -> int:
 
     n = prepare_kth(args.raw, args.out, size=args.size)
     print(f"wrote {n} videos to {args.out}")
+    return 0
+
+
+def _prepare_human36m(args: argparse.Namespace) -> int:
+    from swinlstm.data.human36m import prepare_human36m
+
+    n = prepare_human36m(args.raw, args.out, size=args.size)
+    print(f"wrote {n} frames to {args.out}/images")
     return 0
 
 

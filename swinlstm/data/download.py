@@ -19,8 +19,10 @@ from pathlib import Path
 log = logging.getLogger("swinlstm.data")
 
 _OPENSTL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0"
+# pinned to the last commit that changed the lists (OpenSTL's default branch is no longer master)
 _OPENSTL_META = (
-    "https://raw.githubusercontent.com/chengtan9907/OpenSTL/master/tools/prepare_data/meta/human"
+    "https://raw.githubusercontent.com/chengtan9907/OpenSTL/"
+    "a0f4606afe395a0442d210d352bb263e55805f30/tools/prepare_data/meta/human"
 )
 _H36M = "http://visiondata.cis.upenn.edu/volumetric/h36m"
 
@@ -53,14 +55,28 @@ SOURCES: dict[str, tuple[Remote, ...]] = {
     "kth": (Remote(f"{_OPENSTL}/kth_action.zip", "kth_action.zip", extract=True),),
     "taxibj": (Remote(f"{_OPENSTL}/taxibj_dataset.zip", "taxibj_dataset.zip", extract=True),),
     "human36m": (
-        Remote(f"{_OPENSTL_META}/train.txt", "train.txt"),
-        Remote(f"{_OPENSTL_META}/test.txt", "test.txt"),
+        # md5 of the files at that commit (not published; computed from its git blobs)
+        Remote(f"{_OPENSTL_META}/train.txt", "train.txt", md5="3cca4454322eb43e730a735069013889"),
+        Remote(f"{_OPENSTL_META}/test.txt", "test.txt", md5="69ba47dd751b44e204361e3c103ee6a6"),
         *(
             Remote(f"{_H36M}/{s}.tar", f"{s}.tar", extract=True, into="images_source")
             for s in ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
         ),
     ),
 }
+
+
+def _human36m_images(root: Path) -> None:
+    """The unpacked tars -> ``images/`` at 256 x 256 (as OpenSTL's download script), then the
+    unpacked copy is removed (the tars stay)."""
+    from swinlstm.data.human36m import prepare_human36m
+
+    prepare_human36m(root / "images_source", root, size=256)
+    shutil.rmtree(root / "images_source")
+
+
+#: what runs once every file of a dataset is fetched and unpacked
+AFTER = {"human36m": _human36m_images}
 
 
 class DownloadError(RuntimeError):
@@ -142,4 +158,6 @@ def download(
             unpack(dest, root / remote.into)
         paths.append(dest)
         log.info("download: %s ready", dest)
+    if name in AFTER:
+        AFTER[name](root)
     return paths

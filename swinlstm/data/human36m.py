@@ -7,11 +7,19 @@
     or root/images/S1_Directions.54138969/001276.jpg   (one folder per video, also accepted)
 
 A line ``prefix,begin`` is the clip of frames begin, begin + step, ... (step 5, as OpenSTL), 4 -> 4,
-resized to ``img_size`` (OpenSTL uses 128 or 256).
+resized to ``img_size`` (default 128; OpenSTL trains at 256). Frames are RGB (OpenSTL feeds cv2's
+BGR order unchanged) and are resized with area / bilinear interpolation (OpenSTL: bicubic).
+
+:func:`prepare_human36m` turns the frames of the original H36M image tars into ``images/`` at 256 x
+256, as OpenSTL's ``resize_image.py`` (``swinlstm data prepare-human36m``; the download runs it).
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from swinlstm.data.common import (
@@ -22,7 +30,13 @@ from swinlstm.data.common import (
     parse_img_size,
     read_frames,
     require_path,
+    warn_skipped,
 )
+
+log = logging.getLogger("swinlstm.data")
+
+#: a frame of the H36M image tars, as the lists name them: S1_Directions.54138969_000001.jpg
+FRAME_RE = re.compile(r"^S\d+_.+\.\d+_\d{6}\.jpg$")
 
 
 def parse_list(path: Path) -> list[tuple[str, int]]:
@@ -118,3 +132,48 @@ def build(
     if valid_dir is not None:
         valid, info["valid"] = split(valid_dir, "test.txt", False)
     return Splits(train, valid, test, info)
+
+
+def prepare_human36m(raw: str | Path, out: str | Path, size: int = 256, workers: int = 0) -> int:
+    """Frames of the H36M image tars unpacked anywhere below ``raw`` (``S1_Directions.54138969_
+    000001.jpg``, flat or in folders) -> ``out/images/<name>`` at ``size`` x ``size``, the layout
+    OpenSTL's lists name. As OpenSTL's ``resize_image.py``: cv2's default (bilinear) resize, and
+    frames no larger than ``size`` are copied. ``workers`` threads (0: one per CPU).
+
+    Unreadable frames are skipped with one warning naming them; finding no frame is a
+    ValueError. Returns the number of frames written.
+    """
+    import os
+
+    import cv2
+
+    raw = require_path(raw, "prepare-human36m --raw")
+    if size < 1:
+        raise ValueError(f"prepare-human36m --size must be >= 1, got {size}")
+    files = sorted(p for p in raw.rglob("*.jpg") if FRAME_RE.match(p.name))
+    if not files:
+        raise ValueError(
+            f"{raw}: no H36M frames (S<n>_<Action>.<camera>_<6-digit frame>.jpg) found; "
+            "unpack the S*.tar image archives there"
+        )
+    images = Path(out) / "images"
+    images.mkdir(parents=True, exist_ok=True)
+
+    def one(path: Path) -> bool:
+        frame = cv2.imread(str(path))
+        if frame is None:
+            return False
+        dest = images / path.name
+        if max(frame.shape[:2]) <= size:
+            shutil.copyfile(path, dest)
+            return True
+        return bool(cv2.imwrite(str(dest), cv2.resize(frame, (size, size))))
+
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:  # cv2 releases the GIL
+        done = list(pool.map(one, files))
+    warn_skipped("H36M frames", [p.name for p, ok in zip(files, done) if not ok], "unreadable")
+    written = sum(done)
+    if not written:
+        raise ValueError(f"{raw}: none of the {len(files)} frames could be read")
+    log.info("prepare-human36m: wrote %d frames to %s", written, images)
+    return written
