@@ -77,3 +77,34 @@ def test_train_clock_counts_interrupted_sessions(tmp_path):
     with TrainClock(path, every=10) as again:
         time.sleep(0.1)
     assert 100.1 <= again.seconds() < 101 and json.loads(path.read_text())["seconds"] >= 100.1
+
+
+def test_findings_state_each_claim_whichever_way_it_comes_out():
+    from swinlstm.cli.reproduce import findings
+
+    def result(model, per_frame_mse, ssim):
+        return {
+            "model": model,
+            "means": {"mse": sum(per_frame_mse) / len(per_frame_mse), "ssim": ssim},
+            "per_frame": {"mse": per_frame_mse},
+            "baseline_last_frame": {"mse": 50.0},
+        }
+
+    results = {
+        "10-30": [
+            result("convlstm", [10, 20, 30], 0.7),
+            result("swinlstm-d", [8, 16, 24], 0.8),  # better than convlstm: agrees
+            result("lmc-convlstm", [12, 24, 36], 0.6),  # worse than convlstm: does not agree
+            result("swinlstm-d+memory", [60, 60, 60], 0.5),  # worse than repeating the frame
+        ]
+    }
+    text = "\n".join(findings(results))
+    assert "MSE ranking (best first): swinlstm-d 16, convlstm 20, lmc-convlstm 24" in text
+    assert "Not beaten by: swinlstm-d+memory." in text
+    assert (
+        "swinlstm-d vs convlstm: MSE 16 vs 20 (-20%), SSIM 0.800 vs 0.700; last 1 frame(s) MSE "
+        "24 vs 30 (-20%): agrees with the claim for Swin blocks" in text
+    )
+    assert "lmc-convlstm vs convlstm: MSE 24 vs 20 (+20%)" in text
+    assert "does not agree with the claim for the LMC memory" in text
+    assert "swinlstm-b" not in text  # a model that did not run is not compared

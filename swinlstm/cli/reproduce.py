@@ -255,6 +255,63 @@ def _fmt(value: Any, digits: int = 4) -> str:
     )
 
 
+#: the papers' claims checked by :func:`findings`: (claim, model, reference model)
+CLAIMS = (
+    ("Swin blocks instead of convolutions (SwinLSTM paper)", "swinlstm-b", "convlstm"),
+    ("Swin blocks instead of convolutions (SwinLSTM paper)", "swinlstm-d", "convlstm"),
+    ("the LMC memory (LMC-Memory paper)", "lmc-convlstm", "convlstm"),
+    ("the LMC memory (LMC-Memory paper)", "swinlstm-d+memory", "swinlstm-d"),
+)
+
+
+def _pct(new: float, ref: float) -> str:
+    return f"{100 * (new - ref) / ref:+.0f}%" if ref else "n/a"
+
+
+def findings(all_results: dict[str, list[dict]]) -> list[str]:
+    """The report's "What it shows": per setting, the MSE ranking, which models beat repeating the
+    last frame, and each claim as measured (MSE and SSIM against the reference model, over the
+    whole horizon and over its last third), stated whichever way it comes out."""
+    lines: list[str] = []
+    for setting, results in all_results.items():
+        if not results:
+            continue
+        by_name = {r["model"]: r for r in results}
+        base = results[0]["baseline_last_frame"]["mse"]
+        ranked = sorted(results, key=lambda r: r["means"]["mse"])
+        arrow = setting.replace("-", " -> ")
+        lines.append(
+            f"- **{arrow}**: MSE ranking (best first): "
+            + ", ".join(f"{r['model']} {r['means']['mse']:.4g}" for r in ranked)
+            + f"; repeating the last frame: {base:.4g}. "
+            + (
+                "Every model beats it."
+                if all(r["means"]["mse"] < base for r in results)
+                else "Not beaten by: "
+                + ", ".join(r["model"] for r in results if r["means"]["mse"] >= base)
+                + "."
+            )
+        )
+        for claim, model, ref in CLAIMS:
+            if model not in by_name or ref not in by_name:
+                continue
+            a, b = by_name[model], by_name[ref]
+            mse_a, mse_b = a["means"]["mse"], b["means"]["mse"]
+            third = max(1, len(a["per_frame"]["mse"]) // 3)
+            late_a = sum(a["per_frame"]["mse"][-third:]) / third
+            late_b = sum(b["per_frame"]["mse"][-third:]) / third
+            ssim = ""
+            if "ssim" in a["means"] and "ssim" in b["means"]:
+                ssim = f", SSIM {a['means']['ssim']:.3f} vs {b['means']['ssim']:.3f}"
+            verdict = "agrees with" if mse_a < mse_b else "does not agree with"
+            lines.append(
+                f"  - {model} vs {ref}: MSE {mse_a:.4g} vs {mse_b:.4g} ({_pct(mse_a, mse_b)}){ssim}; "
+                f"last {third} frame(s) MSE {late_a:.4g} vs {late_b:.4g} ({_pct(late_a, late_b)}): "
+                f"{verdict} the claim for {claim}."
+            )
+    return lines
+
+
 def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path:
     """The Markdown report: one table per setting, plots and GIFs beside it."""
     report = Path(args.results)
@@ -319,6 +376,16 @@ def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path
         lines += ["", f"![per-frame metrics](results/per_frame_{setting}.png)", ""]
     if not any(all_results.values()):
         lines.append("No run has finished yet.")
+    else:
+        lines += [
+            "## What it shows",
+            "",
+            "Computed from the tables above (lower MSE is better; one seed, small models, so a "
+            "few percent either way is within what another seed could change):",
+            "",
+            *findings(all_results),
+            "",
+        ]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines) + "\n")
     return report
