@@ -391,3 +391,19 @@ def test_chunked_evaluation_equals_whole_batch(monkeypatch):
     chunked = compute(pred, target, metrics=ALL_BUT_LPIPS)
     for k in whole:
         _close(chunked[k], whole[k].numpy(), tol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_ssim_leaves_torch_thread_count_alone(threads):
+    """numba's OpenMP pool shares torch's libgomp; a metric call must not change how many threads
+    torch uses afterwards (it did: 1 -> 2, which oversubscribed parallel training runs)."""
+    from swinlstm.metrics import ssim as ssim_module
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = torch.rand(2, 3, 1, 16, 16)
+        ssim_module.ssim(x, x.flip(-1))
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -84,6 +84,13 @@ def ssim_sums(
     xa = x.detach().contiguous().numpy()
     ya = y.detach().to(x.dtype).contiguous().numpy()
     out = np.zeros(len(xa))
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    _kernel(xa, ya, win, c1, c2, cov_norm, out)
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _kernel(xa, ya, win, c1, c2, cov_norm, out)
+    finally:
+        # numba's OpenMP layer shares torch's libgomp and sets this thread's OpenMP thread count
+        # to its pool size: without this, torch would run every later op on all cores (seen:
+        # two 1-thread training runs slowed ~5x by oversubscription after their first validation)
+        torch.set_num_threads(threads)
     return torch.from_numpy(out)
