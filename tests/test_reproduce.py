@@ -71,12 +71,13 @@ def test_train_clock_counts_interrupted_sessions(tmp_path):
     with clock:
         time.sleep(0.3)
         first = json.loads(path.read_text())["seconds"]  # written while still running
-    assert 0.05 <= first <= 0.3
-    assert 0.3 <= clock.seconds() < 1.0
+        now = clock.seconds()
+    assert 0.05 <= first <= now  # (upper bounds only loose: a loaded machine may be slow)
+    assert 0.3 <= clock.seconds() < 10
     path.write_text(json.dumps({"seconds": 100.0}))  # as left by a killed earlier session
     with TrainClock(path, every=10) as again:
         time.sleep(0.1)
-    assert 100.1 <= again.seconds() < 101 and json.loads(path.read_text())["seconds"] >= 100.1
+    assert 100.1 <= again.seconds() < 110 and json.loads(path.read_text())["seconds"] >= 100.1
 
 
 def test_findings_state_each_claim_whichever_way_it_comes_out():
