@@ -21,7 +21,8 @@ def test_reproduce_tiny_writes_report_and_resumes(tmp_path, capsys):
     assert (
         "## 10 -> 10 frames" in text and "| convlstm |" in text and "| swinlstm-d+memory |" in text
     )
-    assert "| repeat last frame |" in text
+    assert "| repeat last frame |" in text and "| empty (all-black) frames |" in text
+    assert "## What it shows" in text and "Forecasting empty frames scores MSE" in text
     assert (report.parent / "results" / "per_frame_10-10.png").stat().st_size > 0
     result = json.loads((out / "10-10" / "convlstm" / "result.json").read_text())
     assert result["iterations"] == 2 and result["params"] > 0
@@ -99,7 +100,7 @@ def test_findings_state_each_claim_whichever_way_it_comes_out():
             result("swinlstm-d+memory", [60, 60, 60], 0.5),  # worse than repeating the frame
         ]
     }
-    text = "\n".join(findings(results))
+    text = "\n".join(findings(results, blank={"10-30": 61.0}))
     assert "MSE ranking (best first): swinlstm-d 16, convlstm 20, lmc-convlstm 24" in text
     assert "Not beaten by: swinlstm-d+memory." in text
     assert (
@@ -109,3 +110,7 @@ def test_findings_state_each_claim_whichever_way_it_comes_out():
     assert "lmc-convlstm vs convlstm: MSE 24 vs 20 (+20%)" in text
     assert "does not agree with the claim for the LMC memory" in text
     assert "swinlstm-b" not in text  # a model that did not run is not compared
+    assert "Forecasting empty frames scores MSE 61. Within 5% of it" in text
+    assert "mostly black targets): swinlstm-d+memory." in text
+    far = "\n".join(findings(results, blank={"10-30": 1000.0}))
+    assert "Every model is more than 5% below it." in far

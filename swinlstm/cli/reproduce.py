@@ -95,12 +95,35 @@ def setting_iterations(args, setting: str) -> int:
     return max(1, round(args.iterations * SETTINGS[setting][2]))
 
 
+def _data_options(args) -> dict[str, Any]:
+    """Moving-digit options shared by training and the test split."""
+    digit = 28 if args.img_size >= 48 else max(8, args.img_size // 2)
+    return dict(digit_size=digit, train_samples=4000, valid_samples=64)
+
+
+def _test_split(args, setting: str):
+    """The fixed generated test clips every model of ``setting`` is evaluated on."""
+    from swinlstm.data import build_datasets
+
+    short_len, out_len, _ = SETTINGS[setting]
+    return build_datasets(
+        "movingmnist",
+        train_dir=args.mnist,
+        short_len=short_len,
+        out_len=out_len,
+        img_size=args.img_size,
+        img_channel=1,
+        seed=args.seed,
+        **_data_options(args),
+        test_samples=args.test_clips,
+    ).test
+
+
 def _train_config(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
     short_len, out_len, _ = SETTINGS[setting]
     iterations = setting_iterations(args, setting)
     name, model_config = MODELS[key]
     memory = model_config.get("memory_size", 0) > 0
-    digit = 28 if args.img_size >= 48 else max(8, args.img_size // 2)
     last = directory / "checkpoints" / "last.ckpt"
     return dict(
         dataset="movingmnist",
@@ -111,7 +134,7 @@ def _train_config(args, setting: str, key: str, directory: Path) -> dict[str, An
         out_len=out_len,
         long_len=short_len + out_len if memory else 0,
         iterations_warmup=min(200, iterations // 5) if memory else 0,
-        data_options=dict(digit_size=digit, train_samples=4000, valid_samples=64),
+        data_options=_data_options(args),
         batch_size=args.batch_size,
         workers=0,
         seed=args.seed,
@@ -170,7 +193,6 @@ class TrainClock:
 
 def _run_one(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
     """Train (or resume) and evaluate one model; ``result.json`` marks it done."""
-    from swinlstm.data import build_datasets
     from swinlstm.engine.checkpoint import load_model
     from swinlstm.engine.evaluate import evaluate
     from swinlstm.engine.train import train
@@ -185,22 +207,12 @@ def _run_one(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
         train(config)
     spent = clock.seconds()
     model, _ = load_model(directory / "checkpoints")
-    short_len, out_len, _ = SETTINGS[setting]
-    splits = build_datasets(
-        "movingmnist",
-        train_dir=args.mnist,
-        short_len=short_len,
-        out_len=out_len,
-        img_size=args.img_size,
-        img_channel=1,
-        seed=args.seed,
-        **dict(config["data_options"], test_samples=args.test_clips),
-    )
+    out_len = SETTINGS[setting][1]
     # LPIPS's AlexNet needs frames of at least 31 px (its weights are searched; none: skipped)
     metrics = list(METRICS) + (["lpips"] if args.img_size >= 32 else [])
     summary = evaluate(
         model,
-        splits.test,
+        _test_split(args, setting),
         out_len=out_len,
         batch_size=16,
         metrics=metrics,
@@ -223,6 +235,24 @@ def _run_one(args, setting: str, key: str, directory: Path) -> dict[str, Any]:
     }
     done.write_text(json.dumps(result, indent=2))
     return result
+
+
+def blank_mse(args, setting: str) -> float:
+    """MSE (default protocol) of forecasting empty (all-zero) frames for the test clips of
+    ``setting``: a model near it has learnt to draw nothing, whatever its SSIM says (black frames
+    score a high SSIM against mostly black targets)."""
+    import torch
+
+    from swinlstm.metrics import compute
+
+    test = _test_split(args, setting)
+    total, count = 0.0, 0
+    for lo in range(0, len(test), 64):
+        targets = torch.stack([test[i][1] for i in range(lo, min(len(test), lo + 64))])
+        mse = compute(torch.zeros_like(targets), targets, metrics=("mse",))["mse"]
+        total += float(torch.as_tensor(mse).mean()) * len(targets)
+        count += len(targets)
+    return total / count
 
 
 def _plot(results: list[dict], path: Path) -> None:
@@ -268,11 +298,15 @@ def _pct(new: float, ref: float) -> str:
     return f"{100 * (new - ref) / ref:+.0f}%" if ref else "n/a"
 
 
-def findings(all_results: dict[str, list[dict]]) -> list[str]:
+def findings(
+    all_results: dict[str, list[dict]], blank: dict[str, float] | None = None
+) -> list[str]:
     """The report's "What it shows": per setting, the MSE ranking, which models beat repeating the
-    last frame, and each claim as measured (MSE and SSIM against the reference model, over the
-    whole horizon and over its last third), stated whichever way it comes out."""
+    last frame, which are within 5% of the all-black forecast's MSE (``blank``: setting -> MSE),
+    and each claim as measured (MSE and SSIM against the reference model, over the whole
+    horizon and over its last third), stated whichever way it comes out."""
     lines: list[str] = []
+    blank = blank or {}
     for setting, results in all_results.items():
         if not results:
             continue
@@ -292,6 +326,19 @@ def findings(all_results: dict[str, list[dict]]) -> list[str]:
                 + "."
             )
         )
+        if setting in blank:
+            empty = [r["model"] for r in results if r["means"]["mse"] > 0.95 * blank[setting]]
+            lines.append(
+                f"  - Forecasting empty frames scores MSE {blank[setting]:.4g}. "
+                + (
+                    "Within 5% of it (these models draw next to nothing; their SSIM is high "
+                    "because black frames match the mostly black targets): "
+                    + ", ".join(empty)
+                    + "."
+                    if empty
+                    else "Every model is more than 5% below it."
+                )
+            )
         for claim, model, ref in CLAIMS:
             if model not in by_name or ref not in by_name:
                 continue
@@ -339,6 +386,7 @@ def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path
         f"    {command}",
         "",
     ]
+    blank: dict[str, float] = {}
     for setting, results in all_results.items():
         if not results:
             continue
@@ -368,11 +416,14 @@ def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path
                 f"[gif]({rel.as_posix()})" if gif.is_file() else "-",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append(
-            f"| repeat last frame | 0 | 0 | {_fmt(base)} | - | - | - |"
-            + (" - |" if has_lpips else "")
-            + " - |"
-        )
+        for label, value in (("repeat last frame", base), ("empty (all-black) frames", None)):
+            if value is None:
+                value = blank[setting] = blank_mse(args, setting)
+            lines.append(
+                f"| {label} | 0 | 0 | {_fmt(value)} | - | - | - |"
+                + (" - |" if has_lpips else "")
+                + " - |"
+            )
         lines += ["", f"![per-frame metrics](results/per_frame_{setting}.png)", ""]
     if not any(all_results.values()):
         lines.append("No run has finished yet.")
@@ -383,7 +434,7 @@ def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path
             "Computed from the tables above (lower MSE is better; one seed, small models, so a "
             "few percent either way is within what another seed could change):",
             "",
-            *findings(all_results),
+            *findings(all_results, blank),
             "",
         ]
     report.parent.mkdir(parents=True, exist_ok=True)
