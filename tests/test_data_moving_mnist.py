@@ -10,7 +10,9 @@ from torch.utils.data import DataLoader
 
 from swinlstm.data import build_datasets
 from swinlstm.data.moving_mnist import (
+    _bounce,
     _hash_uniform,
+    _render,
     generate,
     paste,
     read_idx_images,
@@ -86,7 +88,36 @@ def test_paste_equals_per_frame_slices_including_the_far_corner():
     for b, d, t in np.ndindex(5, 3, 4):
         patch = ref[b, t, top[b, d, t] : top[b, d, t] + 7, left[b, d, t] : left[b, d, t] + 7]
         np.maximum(patch, glyphs[b, d], out=patch)
-    np.testing.assert_array_equal(paste(glyphs, top * w + left, (h, w)), ref)
+    np.testing.assert_array_equal(paste(glyphs, top, left, (h, w)), ref)
+
+
+@pytest.mark.skipif(not hasattr(_render, "py_func"), reason="numba not installed")
+def test_compiled_kernels_equal_their_python_loops():
+    """The numba kernels and the same functions run as plain Python (the no-numba fallback)."""
+    rng = np.random.default_rng(8)
+    p0, v = rng.random(50), rng.uniform(-0.1, 0.1, 50)
+    v[0] = 0.0  # a digit that never moves
+    a, b = np.empty((50, 30)), np.empty((50, 30))
+    _bounce(p0, v, 30, a)
+    _bounce.py_func(p0, v, 30, b)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(a[0] == p0[0])
+    digits = rng.integers(0, 255, (6, 5, 5), dtype=np.uint8)
+    which, count = rng.integers(0, 6, (3, 2)), np.array([2, 1, 2])
+    tops, lefts = rng.integers(0, 4, (3, 2, 4)), rng.integers(0, 7, (3, 2, 4))
+    outs = [np.full((3, 4, 8, 11), 7, np.uint8) for _ in range(2)]  # frames are zeroed first
+    _render(digits, which, count, tops, lefts, outs[0])
+    _render.py_func(digits, which, count, tops, lefts, outs[1])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert outs[0][1].sum() == digits[which[1, 0]].sum() * 4  # clip 1 shows one digit
+
+
+def test_float_digits_give_the_uint8_clips_divided_by_255():
+    unit = np.divide(DIGITS, np.float32(255.0), dtype=np.float32)
+    a = generate(DIGITS, np.arange(6), seed=3, frames=7, num_digits=[1, 2, 3])
+    b = generate(unit, np.arange(6), seed=3, frames=7, num_digits=[1, 2, 3])
+    assert b.dtype == np.float32
+    np.testing.assert_array_equal(b, np.divide(a, np.float32(255.0), dtype=np.float32))
 
 
 def test_generation_is_deterministic_per_seed_and_index_whatever_the_batch():

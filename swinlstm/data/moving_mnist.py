@@ -3,9 +3,10 @@
 Dynamics as the SwinLSTM authors' generator: each digit starts at a uniform position in the free
 range, moves in a uniform direction by ``step_length`` of the free range per frame, and at a border
 is clamped and its velocity component flipped; overlapping digits combine by pixel-wise max.
-The generator is vectorised over samples, digits and frames and its
-random numbers come from a counter-based hash of (seed, index, draw), so sample ``i`` of a seed is
-the same on every run, machine and batch composition.
+The generator works on a batch of samples per call (numpy for the random draws, two compiled
+loops for the trajectories and the pasting) and its random numbers come from a counter-based hash
+of (seed, index, draw), so sample ``i`` of a seed is the same on every run, machine and batch
+composition.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+try:  # numba is a dependency; a broken install only costs speed
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = None
 
 from swinlstm.data.common import (
     ArrayWindows,
@@ -107,65 +113,105 @@ def _hash_uniform(seed: int, index: np.ndarray, draws: int) -> np.ndarray:
     return z * (1.0 / (1 << 53))
 
 
+def _bounce(p0, v, steps, out):  # pragma: no cover - compiled by numba (or run as Python)
+    """Closed-form tracks: out[n, t] = position after t + 1 moves of a point starting at p0[n] in
+    [0, 1] with velocity v[n], bouncing between the walls 0 and 1. See :func:`trajectories`."""
+    for n in range(p0.shape[0]):
+        start, vel = p0[n], v[n]
+        speed = max(abs(vel), 1e-12)
+        rising = vel > 0
+        # moves until the first hit (at 1 when rising, at 0 when falling); at least one
+        first = max(1.0, np.ceil(((1.0 - start) if rising else start) / speed))
+        crossing = np.ceil(1.0 / speed)  # moves from one wall to the other
+        for t in range(steps):
+            k = t + 1.0
+            after = k - first  # moves since the first hit
+            if after < 0:
+                out[n, t] = start + k * vel
+            else:  # whole numbers well below 2**53: floor division and remainder are exact
+                laps = np.floor(after / crossing)
+                within = (after - laps * crossing) * speed
+                if (int(laps) & 1) != rising:  # the wall at 1 was hit last
+                    out[n, t] = 1.0 - within
+                else:
+                    out[n, t] = within
+
+
+def _render(digits, which, count, tops, lefts, out):  # pragma: no cover - compiled by numba
+    """Paste ``digits[which[b, d]]`` (d < count[b]) at (tops, lefts)[b, d, t] into frame t of clip
+    b of ``out`` (B, T, H, W), zeroing each frame first; overlaps combine by pixel-wise max.
+
+    A glyph laid out with the canvas' row stride (zeros between its rows, harmless under max) is
+    one contiguous run of (S - 1) * W + S pixels, so each paste is one vectorisable loop over a run;
+    each frame is zeroed right before its pastes, while it is in cache.
+    """
+    b_n, d_n, t_n = tops.shape
+    s = digits.shape[-1]
+    h, w = out.shape[-2:]
+    run = (s - 1) * w + s
+    runs = np.zeros((d_n, run), out.dtype)
+    flat = out.reshape(-1)
+    for b in range(b_n):
+        n = count[b]
+        for d in range(n):
+            glyph = digits[which[b, d]]
+            for r in range(s):
+                runs[d, r * w : r * w + s] = glyph[r]
+        for t in range(t_n):
+            base = (b * t_n + t) * h * w
+            frame = flat[base : base + h * w]
+            for p in range(h * w):
+                frame[p] = 0
+            for d in range(n):
+                dst = flat[base + tops[b, d, t] * w + lefts[b, d, t] :]
+                src = runs[d]
+                for p in range(run):
+                    dst[p] = max(dst[p], src[p])
+
+
+if numba is not None:  # numba is a dependency; without it the same loops run as (slow) Python
+    _bounce = numba.njit(cache=True, nogil=True)(_bounce)
+    _render = numba.njit(cache=True, nogil=True, boundscheck=False)(_render)
+
+
 def trajectories(u: np.ndarray, steps: int, step_length: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions in [0, 1] of (B, D) digits for ``steps`` frames, from uniforms u (B, D, 3) =
     (x, y, angle), following the authors' rule: move by the velocity, and at a border clamp the
     position and flip that velocity component. Returns y, x of shape (B, D, steps).
 
-    Closed form, no loop over time: along one axis a digit moves freely until its first hit, after
-    which it shuttles between the walls, taking ``n = ceil(1 / |v|)`` frames per crossing and
-    starting each crossing exactly on a wall. It equals the frame-by-frame loop up to float
-    rounding (the loop sums the steps where this multiplies them); only when a distance is an
+    Closed form (compiled, :func:`_bounce`): along one axis a digit moves freely until its first
+    hit, after which it shuttles between the walls, taking ``n = ceil(1 / |v|)`` frames per
+    crossing and starting each crossing exactly on a wall. It equals the frame-by-frame loop up to
+    float rounding (the loop sums the steps where this multiplies them); only when a distance is an
     exact multiple of the step (e.g. an exactly axis-aligned direction, probability ~0 for random
     angles) can the loop's rounding put a bounce one frame later.
     """
     b, d = u.shape[:2]
-    p0 = u[..., 1::-1, None]  # (B, D, 2, 1) = (y, x)
     theta = u[..., 2] * (2 * np.pi)
-    v = np.empty((b, d, 2, 1))
-    np.sin(theta, out=v[:, :, 0, 0])
-    np.cos(theta, out=v[:, :, 1, 0])
+    v = np.empty((b, d, 2))
+    np.sin(theta, out=v[..., 0])
+    np.cos(theta, out=v[..., 1])
     v *= step_length
-    k = np.arange(1, steps + 1, dtype=np.float64)  # frame t is after k = t + 1 moves
-    speed = np.maximum(np.abs(v), 1e-12)
-    rising = v > 0
-    # moves until the first hit (at 1 when rising, at 0 when falling); at least one
-    first = np.maximum(1.0, np.ceil(np.where(rising, 1.0 - p0, p0) / speed))
-    crossing = np.ceil(1.0 / speed)  # moves from one wall to the other
-    after = k - first  # moves since the first hit (>= 0 from then on)
-    bounced = np.maximum(after, 0.0)
-    # whole numbers well below 2**53, so floor division and remainder are exact
-    laps = np.floor(bounced / crossing)
-    within = (bounced - laps * crossing) * speed
-    wall = (laps.astype(np.int64) & 1) != rising  # True: the wall at 1 was hit last
-    bouncing = np.where(wall, 1.0 - within, within)
-    track = np.where(after < 0, p0 + k * v, bouncing)
+    track = np.empty((b, d, 2, steps))
+    _bounce(
+        np.ascontiguousarray(u[..., 1::-1]).reshape(-1),
+        v.reshape(-1),
+        steps,
+        track.reshape(-1, steps),
+    )
     return track[:, :, 0], track[:, :, 1]
 
 
-def paste(glyphs: np.ndarray, offsets: np.ndarray, canvas: tuple[int, int]) -> np.ndarray:
+def paste(
+    glyphs: np.ndarray, tops: np.ndarray, lefts: np.ndarray, canvas: tuple[int, int]
+) -> np.ndarray:
     """Clips (B, T, H, W) of glyphs (B, D, S, S) moving over a zero canvas: glyph d of clip b has
-    its top-left pixel at flat offset ``offsets[b, d, t]`` (= top * W + left) in frame t, and
-    overlapping glyphs combine by pixel-wise max.
-
-    A glyph laid out with the canvas' row stride (zeros between its rows, harmless under max) is
-    one contiguous run of (S - 1) * W + S pixels, so each paste is one row of a view of the clips
-    as all their runs of that length: the rows at the offsets are set (first glyph) or max-ed.
-    """
-    b, dmax, size = glyphs.shape[:3]
-    h, w = canvas
-    frames = offsets.shape[-1]
-    run = (size - 1) * w + size
-    rows = np.zeros((b, dmax, size, w), glyphs.dtype)
-    rows[..., :size] = glyphs
-    rows = rows.reshape(b, dmax, 1, size * w)[..., :run]  # (B, D, 1, run)
-    out = np.zeros((b, frames, h, w), glyphs.dtype)
-    runs = np.ndarray((out.size - run + 1, run), out.dtype, out, 0, (out.itemsize,) * 2)
-    at = offsets + np.arange(0, out.size, h * w).reshape(b, 1, frames)  # (B, D, T) run starts
-    runs[at[:, 0]] = rows[:, 0]
-    for d in range(1, dmax):
-        covered = runs[at[:, d]]  # a copy (B, T, run), max-ed in place: one temporary
-        runs[at[:, d]] = np.maximum(covered, rows[:, d], out=covered)
+    its top-left pixel at (tops, lefts)[b, d, t] in frame t; overlapping glyphs combine by
+    pixel-wise max. The output has the glyphs' dtype."""
+    b, d, size = glyphs.shape[:3]
+    out = np.empty((b, tops.shape[-1], *canvas), glyphs.dtype)
+    which = np.arange(b * d).reshape(b, d)
+    _render(glyphs.reshape(b * d, size, size), which, np.full(b, d), tops, lefts, out)
     return out
 
 
@@ -178,7 +224,9 @@ def generate(
     num_digits: Sequence[int] = (2,),
     step_length: float = 0.1,
 ) -> np.ndarray:
-    """Moving MNIST clips (len(indices), frames, H, W) uint8, deterministic per (seed, index)."""
+    """Moving MNIST clips (len(indices), frames, H, W), deterministic per (seed, index), in the
+    dtype of ``digits`` (N, S, S): uint8 digits give uint8 clips, ``digits / 255`` float32 ones
+    give the same clips divided by 255 (max commutes with the division). Digits must be >= 0."""
     h, w = canvas
     size = digits.shape[-1]
     if size > h or size > w:
@@ -190,14 +238,20 @@ def generate(
     b = len(indices)
     u = _hash_uniform(seed, np.asarray(indices), 1 + 4 * dmax)
     which = np.minimum((u[:, 1 : 1 + dmax] * len(digits)).astype(np.int64), len(digits) - 1)
-    glyphs = digits[which]  # (B, D, S, S), a copy
-    if len(counts) > 1:  # a clip of n digits pastes its digits n.. as zeros
+    if len(counts) > 1:  # a clip of n digits pastes its first n
         n_per = counts[np.minimum((u[:, 0] * len(counts)).astype(np.int64), len(counts) - 1)]
-        glyphs[np.arange(dmax) >= n_per[:, None]] = 0
+    else:
+        n_per = np.full(b, dmax)
     ys, xs = trajectories(u[:, 1 + dmax :].reshape(b, dmax, 3), frames, step_length)
     top = (ys * (h - size)).astype(np.int64)  # truncation, as the authors' astype(int32)
     left = (xs * (w - size)).astype(np.int64)
-    return paste(glyphs, top * w + left, canvas)
+    out = np.empty((b, frames, h, w), digits.dtype)
+    if digits.dtype.kind == "f":  # non-negative floats order as their bits: max them as integers,
+        as_int = np.dtype(f"i{digits.dtype.itemsize}")  # which vectorises (float max does not)
+        _render(digits.view(as_int), which, n_per, top, left, out.view(as_int))
+    else:
+        _render(digits, which, n_per, top, left, out)
+    return out
 
 
 class GeneratedMovingMNIST(ClipDataset):
@@ -232,6 +286,7 @@ class GeneratedMovingMNIST(ClipDataset):
         self.num_digits = tuple(int(n) for n in num_digits)
         self.step_length = step_length
         self.resample = resample
+        self._unit = None
 
     def __len__(self) -> int:
         return self.samples
@@ -241,11 +296,12 @@ class GeneratedMovingMNIST(ClipDataset):
             return self.seed
         return self.seed ^ int(torch.randint(0, 2**62, ()).item())
 
-    def clips(self, indices: Sequence[int]) -> np.ndarray:
-        """uint8 clips (len(indices), short_len + out_len, H, W) in one vectorised call; with
-        ``resample`` each call draws a fresh seed from torch's RNG."""
+    def clips(self, indices: Sequence[int], unit: bool = False) -> np.ndarray:
+        """Clips (len(indices), short_len + out_len, H, W) in one vectorised call: uint8, or with
+        ``unit`` float32 in [0, 1] (exactly the uint8 clips / 255, drawn from digits divided once);
+        with ``resample`` each call draws a fresh seed from torch's RNG."""
         return generate(
-            self.digits,
+            self._unit_digits() if unit else self.digits,
             np.asarray(indices, np.int64),
             self._seed(),
             self.spec.total,
@@ -254,17 +310,23 @@ class GeneratedMovingMNIST(ClipDataset):
             self.step_length,
         )
 
+    def _unit_digits(self) -> np.ndarray:
+        """The digits / 255 as float32, made on first use (in each DataLoader worker)."""
+        if self._unit is None:
+            self._unit = np.divide(self.digits, np.float32(255.0), dtype=np.float32)
+        return self._unit
+
     def load_clip(self, index: int) -> np.ndarray:
         return self.clips([index])[0][..., None]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, ...]]:
-        """Batched fetch used by DataLoader: per ``chunk`` clips, one vectorised generation and one
-        uint8 -> float division for the whole (chunk, T, C, H, W) block, whose views are the items
-        (numpy's division of the block was measured faster than torch's or one per clip)."""
+        """Batched fetch used by DataLoader: per ``chunk`` clips, one compiled generation straight
+        to float32 (no uint8 clip, no division pass), whose (T, C, H, W) views are the items."""
         items = []
         for lo in range(0, len(indices), self.chunk):
-            clips = self.clips(indices[lo : lo + self.chunk])[:, :, None]
-            block = torch.from_numpy(np.divide(clips, np.float32(255.0), dtype=np.float32))
+            block = torch.from_numpy(
+                self.clips(indices[lo : lo + self.chunk], unit=True)[:, :, None]
+            )
             if self.channels == 3:
                 block = block.expand(-1, -1, 3, -1, -1)
             items.extend(split_clip(clip, self.spec, self.with_long) for clip in block)
