@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from swinlstm.bench.data import authors_track
 from swinlstm.data import build_datasets
 from swinlstm.data.moving_mnist import (
     _bounce,
@@ -24,26 +25,6 @@ GOLDEN_TEST_SUM = 22212.392578125  # first 5 generated test clips, seed-independ
 DIGITS = np.random.default_rng(0).integers(1, 255, (40, 28, 28), dtype=np.uint8)
 
 
-def _authors_trajectory(x, y, theta, steps, step_length=0.1):
-    """The authors' scalar loop (for comparison), from given initial draws."""
-    vy, vx = np.sin(theta), np.cos(theta)
-    ys, xs = [], []
-    for _ in range(steps):
-        y += vy * step_length
-        x += vx * step_length
-        if x <= 0.0:
-            x, vx = 0.0, -vx
-        if x >= 1.0:
-            x, vx = 1.0, -vx
-        if y <= 0.0:
-            y, vy = 0.0, -vy
-        if y >= 1.0:
-            y, vy = 1.0, -vy
-        ys.append(y)
-        xs.append(x)
-    return np.array(ys), np.array(xs)
-
-
 def test_closed_form_trajectories_match_the_authors_loop():
     rng = random.Random(3)
     u = np.array(
@@ -54,7 +35,7 @@ def test_closed_form_trajectories_match_the_authors_loop():
     ys, xs = trajectories(u, 40, 0.1)
     for b in range(len(u)):
         for d in range(3):
-            ry, rx = _authors_trajectory(u[b, d, 0], u[b, d, 1], u[b, d, 2] * 2 * np.pi, 40)
+            ry, rx = authors_track(u[b, d, 0], u[b, d, 1], u[b, d, 2] * 2 * np.pi, 40)
             np.testing.assert_allclose(ys[b, d], ry, atol=1e-9)
             np.testing.assert_allclose(xs[b, d], rx, atol=1e-9)
             assert np.array_equal((ys[b, d] * 36).astype(int), (ry * 36).astype(int))

@@ -17,11 +17,11 @@ from torch.utils.data import DataLoader
 # ------------------------------------------------------------------ baseline: the authors' way
 
 
-def _baseline_trajectory(
-    frames: int, free: int, step: float = 0.1
+def authors_track(
+    x: float, y: float, theta: float, frames: int, step: float = 0.1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One digit's path with a Python loop per frame, as in the SwinLSTM repository."""
-    x, y, theta = random.random(), random.random(), random.random() * 2 * np.pi
+    """Positions y, x in [0, 1] of one digit from its draws, with a Python loop per frame and
+    numpy scalars, as in the SwinLSTM repository (also the tests' reference for the generator)."""
     vy, vx = np.sin(theta), np.cos(theta)
     ys, xs = np.zeros(frames), np.zeros(frames)
     for i in range(frames):
@@ -36,6 +36,15 @@ def _baseline_trajectory(
         if y >= 1.0:
             y, vy = 1.0, -vy
         ys[i], xs[i] = y, x
+    return ys, xs
+
+
+def _baseline_trajectory(
+    frames: int, free: int, step: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """One digit's pixel path from fresh draws, as the authors' ``_get_random_trajectory``."""
+    x, y, theta = random.random(), random.random(), random.random() * 2 * np.pi
+    ys, xs = authors_track(x, y, theta, frames, step)
     return (free * ys).astype(np.int32), (free * xs).astype(np.int32)
 
 
