@@ -202,6 +202,19 @@ def trajectories(u: np.ndarray, steps: int, step_length: float) -> tuple[np.ndar
     return track[:, :, 0], track[:, :, 1]
 
 
+def _clips(digits, which, count, tops, lefts, canvas: tuple[int, int]) -> np.ndarray:
+    """Clips (B, T, H, W) in the dtype of ``digits`` (N, S, S), drawn by :func:`_render`. Float
+    digits (>= 0) are maxed as integers of their width: non-negative floats order as their bits,
+    and an integer max vectorises where a float max does not."""
+    out = np.empty((len(which), tops.shape[-1], *canvas), digits.dtype)
+    if digits.dtype.kind == "f":
+        as_int = np.dtype(f"i{digits.dtype.itemsize}")
+        _render(digits.view(as_int), which, count, tops, lefts, out.view(as_int))
+    else:
+        _render(digits, which, count, tops, lefts, out)
+    return out
+
+
 def paste(
     glyphs: np.ndarray, tops: np.ndarray, lefts: np.ndarray, canvas: tuple[int, int]
 ) -> np.ndarray:
@@ -209,10 +222,8 @@ def paste(
     its top-left pixel at (tops, lefts)[b, d, t] in frame t; overlapping glyphs combine by
     pixel-wise max. The output has the glyphs' dtype."""
     b, d, size = glyphs.shape[:3]
-    out = np.empty((b, tops.shape[-1], *canvas), glyphs.dtype)
     which = np.arange(b * d).reshape(b, d)
-    _render(glyphs.reshape(b * d, size, size), which, np.full(b, d), tops, lefts, out)
-    return out
+    return _clips(glyphs.reshape(b * d, size, size), which, np.full(b, d), tops, lefts, canvas)
 
 
 def generate(
@@ -245,13 +256,7 @@ def generate(
     ys, xs = trajectories(u[:, 1 + dmax :].reshape(b, dmax, 3), frames, step_length)
     top = (ys * (h - size)).astype(np.int64)  # truncation, as the authors' astype(int32)
     left = (xs * (w - size)).astype(np.int64)
-    out = np.empty((b, frames, h, w), digits.dtype)
-    if digits.dtype.kind == "f":  # non-negative floats order as their bits: max them as integers,
-        as_int = np.dtype(f"i{digits.dtype.itemsize}")  # which vectorises (float max does not)
-        _render(digits.view(as_int), which, n_per, top, left, out.view(as_int))
-    else:
-        _render(digits, which, n_per, top, left, out)
-    return out
+    return _clips(digits, which, n_per, top, left, canvas)
 
 
 class GeneratedMovingMNIST(ClipDataset):
