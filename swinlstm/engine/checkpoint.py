@@ -13,14 +13,18 @@ Formats recognised by :func:`load_model`:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from swinlstm.engine.errors import CheckpointWriteError
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
 
@@ -28,17 +32,83 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 
 
-def atomic_write(path: str | os.PathLike, write_fn) -> None:
-    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file."""
+def atomic_write(path: str | os.PathLike, write_fn, mkdir: bool = True) -> None:
+    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file.
+
+    ``mkdir=False``: a missing folder is an error (a run's folder that vanished is not remade).
+    Failures raise :class:`CheckpointWriteError` (see :func:`write_files`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_files([(path, write_fn)])
+
+
+def write_files(files: list[tuple[Path, Callable[[str], None]]]) -> None:
+    """Write each ``(path, write_fn)`` to a temporary file beside it, then rename them all.
+
+    All the files change or none does: the renames start only when every temporary file is
+    complete. An ``OSError`` (disk full, read-only, folder removed) raises
+    :class:`CheckpointWriteError` naming the file and the reason; the files from before and no
+    temporary file are left.
+    """
+    temps: list[Path] = []
     try:
-        write_fn(str(tmp))
-        os.replace(tmp, path)
+        for path, write_fn in files:
+            path = Path(path)
+            tmp = temp_path(path)
+            temps.append(tmp)
+            try:
+                write_fn(str(tmp))
+            except OSError as err:
+                raise CheckpointWriteError(
+                    f"cannot write {path}: {write_failure(err, path)}; "
+                    "the files from before are unchanged"
+                ) from None
+        for (path, _), tmp in zip(files, temps):
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise CheckpointWriteError(
+                    f"cannot write {path}: {write_failure(err, Path(path))}"
+                ) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for tmp in temps:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """The temporary file :func:`write_files` writes before renaming onto ``path``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_failure(err: OSError, path: Path) -> str:
+    """Why writing ``path`` failed, in words a user can act on."""
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} no longer exists"
+    if err.errno == errno.ENOSPC:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            return "no space left on device"
+        return f"no space left on device ({free / 2**20:.1f} MiB free)"
+    if err.errno == errno.EROFS:
+        return "read-only file system"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return err.strerror or str(err)
+
+
+def save_torch(obj: Any, path: str) -> None:
+    """``torch.save`` through a file object, flushed to disk (write errors come as OSError)."""
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _jsonable(value: Any) -> Any:
@@ -61,17 +131,29 @@ def model_meta(model: nn.Module) -> dict[str, Any]:
     return {"model": name, "config": _jsonable(getattr(model, "model_config", {}))}
 
 
-def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically)."""
-    from safetensors.torch import save_file
+def model_files(
+    model: nn.Module, directory: str | os.PathLike, extra: dict | None = None
+) -> list[tuple[Path, Callable[[str], None]]]:
+    """``(path, write_fn)`` of ``model.safetensors`` and ``model.json`` for :func:`write_files`."""
+    from safetensors.torch import save as to_bytes
 
     directory = Path(directory)
     meta = model_meta(model)
     if extra:
         meta.update(_jsonable(extra))
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(directory / MODEL_FILE, lambda p: save_file(sd, p))
-    atomic_write(directory / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+    text = json.dumps(meta, indent=2)
+    return [
+        (directory / MODEL_FILE, lambda p: Path(p).write_bytes(to_bytes(sd))),
+        (directory / CONFIG_FILE, lambda p: Path(p).write_text(text)),
+    ]
+
+
+def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (both or neither)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_files(model_files(model, directory, extra))
     return directory / MODEL_FILE
 
 

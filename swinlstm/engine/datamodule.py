@@ -13,6 +13,9 @@ the module reduces the sums across ranks, so every item is counted once.
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,6 +89,19 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def _worker_init(worker_id: int, rank: int = 0) -> None:
+    """Loader workers ignore SIGINT / SIGTERM: the main process stops the run (and them) after
+    the current iteration; a worker dying first would turn a clean stop into a crash. Then
+    Lightning's per-worker seeding, as Lightning adds it when a loader has no ``worker_init_fn``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        from lightning.fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id, rank=rank)
 
 
 class PredictionDataModule(pl.LightningDataModule):
@@ -176,6 +192,7 @@ class PredictionDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=self.workers,
             generator=generator,
+            worker_init_fn=functools.partial(_worker_init, rank=rank),
             persistent_workers=self.workers > 0,
             drop_last=True,
         )
@@ -195,5 +212,6 @@ class PredictionDataModule(pl.LightningDataModule):
             batch_size=self.valid_batch_size,
             sampler=sampler,
             num_workers=self.workers,
+            worker_init_fn=functools.partial(_worker_init, rank=rank),
             shuffle=False,
         )

@@ -155,14 +155,18 @@ class PredictionModule(pl.LightningModule):
         else:
             output = self._forward_train(inputs, targets)
             loss = mse_loss(output, loss_targets(self.model, inputs, targets))
-        if not torch.isfinite(loss):
+        bad = (~torch.isfinite(loss.detach())).float()
+        if self._reduce_sum(bad.reshape(1)).item() > 0:  # every rank stops at the same step
             raise FloatingPointError(
-                f"training loss is {loss.item()} at iteration {self.iteration}: lower --lr, "
+                f"training loss is {loss.item()} at iteration {self.iteration + 1}: lower --lr, "
                 "set --grad_clip, or use --precision 32-true"
             )
         self._loss_sum += loss.detach().float()
         self._loss_count += 1
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        # counted here, not in on_train_batch_end: callbacks' on_train_batch_end run before the
+        # module's, and a checkpoint written there must hold the iterations completed
+        self.iteration += 1
         return loss if self.automatic_optimization else None
 
     def _forward_train(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -211,9 +215,6 @@ class PredictionModule(pl.LightningModule):
         if sched is not None:
             sched.step()
         return torch.tensor(losses["loss"], device=inputs.device)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.iteration += 1
 
     def _reset_train_loss(self) -> None:
         self._loss_sum = torch.zeros(())

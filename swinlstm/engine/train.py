@@ -2,17 +2,30 @@
 
 What a run writes into ``checkpoint_save_dir``:
 
-* ``last.ckpt`` (every validation and at the end) and ``best.ckpt`` (lowest validation MSE):
-  Lightning checkpoints with a top-level integer ``iteration`` and ``hyper_parameters`` holding
-  ``model_name`` / ``model_config`` as plain types, written to a temporary file then renamed;
+* ``last.ckpt`` (every validation, every ``checkpoint_every`` minutes, on SIGINT / SIGTERM and at
+  the end) and ``best.ckpt`` (lowest validation MSE): Lightning checkpoints with a top-level
+  integer ``iteration``, ``hyper_parameters`` holding ``model_name`` / ``model_config`` as plain
+  types and ``train_config`` (the resolved :class:`TrainConfig`);
 * ``model.safetensors`` + ``model.json``: the best weights (the last ones if there is no
   validation set), loadable without Lightning or pickle (``swinlstm.engine.checkpoint.load_model``);
 * ``config.yaml`` (the resolved configuration), ``metrics.csv`` (train loss, learning rate and
   validation metrics by iteration) and ``tensorboard/`` when tensorboard is installed.
 
+Every file goes to a temporary file that is then renamed; the files one save writes (``last.ckpt``,
+``metrics.csv`` and, for a new best, ``best.ckpt``, ``model.safetensors``, ``model.json``) are
+renamed only once all are complete, so they change together or not at all. A write that fails
+(disk full, read-only, folder removed) raises :class:`~swinlstm.engine.errors.CheckpointWriteError`
+and leaves the files from before; only rank 0 writes, every rank stops.
+
 ``checkpoint_load_file`` either resumes (a ``.ckpt`` written here: same iteration, optimiser,
 schedule, data order and random state) or fine-tunes (``model.safetensors``, a weights-only
-``.ckpt`` or an authors' published file: weights only, iteration 0).
+``.ckpt`` or an authors' published file: weights only, iteration 0). ``resume`` (or
+``checkpoint_load_file="auto"``) resumes from ``last.ckpt`` in ``checkpoint_save_dir`` when there
+is one, so that a requeued job can rerun the same command.
+
+SIGINT / SIGTERM finish the current iteration, write ``last.ckpt`` and raise
+:class:`~swinlstm.engine.errors.TrainingInterrupted`; a second signal exits at once. A non-finite
+loss raises :class:`~swinlstm.engine.errors.TrainingFailed` before anything is written over.
 """
 
 from __future__ import annotations
@@ -20,7 +33,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
+import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,17 +47,25 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
 from swinlstm.engine.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
     atomic_write,
     load_model,
+    model_files,
     read_weights_only,
-    save_model,
+    save_torch,
+    temp_path,
+    write_files,
 )
 from swinlstm.engine.datamodule import PredictionDataModule
+from swinlstm.engine.errors import (
+    CheckpointWriteError,
+    TrainingFailed,
+    TrainingInterrupted,
+)
 from swinlstm.engine.module import PredictionModule
 
 LAST, BEST = "last", "best"
@@ -87,6 +112,8 @@ class TrainConfig:
     protocol: str = "default"
     checkpoint_save_dir: str = "./checkpoints"
     checkpoint_load_file: str | None = None
+    checkpoint_every: float = 10.0  # minutes between time-based last.ckpt writes (0: off)
+    resume: bool = False  # resume from checkpoint_save_dir/last.ckpt when it exists
     # hardware (Lightning's meanings)
     accelerator: str = "auto"
     devices: int | str = 1
@@ -111,9 +138,40 @@ class TrainConfig:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.valid_batches is not None and self.valid_batches < 0:
             raise ValueError(f"--valid_batches must be >= 0, got {self.valid_batches}")
+        if not self.checkpoint_every >= 0:
+            raise ValueError(
+                f"--checkpoint_every must be >= 0 minutes (0: off), got {self.checkpoint_every}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# settings a resumed run may change; any other that differs from the checkpoint's is refused
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "train_data_dir",
+        "valid_data_dir",
+        "workers",
+        "model",  # the model is checked on its own (the checkpoint's network is used)
+        "model_config",
+        "iterations",
+        "print_freq",
+        "valid_batches",
+        "valid_batch_size",
+        "valid_metrics",
+        "checkpoint_save_dir",
+        "checkpoint_load_file",
+        "checkpoint_every",
+        "resume",
+        "accelerator",
+        "devices",
+        "num_nodes",
+        "strategy",
+        "precision",
+        "progress",
+    }
+)
 
 
 def as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
@@ -131,7 +189,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, but through a temporary file and a rename (kill -9 safe)."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+        atomic_write(path, lambda tmp: save_torch(checkpoint, tmp))
 
 
 class ProgressBar(Callback):
@@ -178,13 +236,14 @@ class ProgressBar(Callback):
 
 
 class RunRecorder(Callback):
-    """After each validation: a metrics.csv row, a summary line, and the best weights as
-    ``model.safetensors``. At the end: ``last.ckpt`` and weights if no validation wrote them."""
+    """After each validation: a metrics.csv row, a summary line, and whether the validation MSE
+    is a new best (``improved``). :class:`RunCheckpoints` writes the files."""
 
     def __init__(self, directory: Path, bar: ProgressBar, start_iteration: int) -> None:
         self.directory = directory
         self.bar = bar
         self.best = math.inf
+        self.improved = False
         self.rows: list[dict[str, Any]] = []
         self.columns: list[str] = ["iteration", "train_loss", "lr"]
         self.csv_path = directory / "metrics.csv"
@@ -205,19 +264,23 @@ class RunRecorder(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state.get("best", math.inf))
 
-    def _write_csv(self) -> None:
+    def csv_file(self) -> tuple[Path, Any]:
+        """``(path, write_fn)`` of metrics.csv for :func:`write_files`."""
+        columns, rows = list(self.columns), list(self.rows)
+
         def write(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+                writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
-                writer.writerows(self.rows)
+                writer.writerows(rows)
 
-        atomic_write(self.csv_path, write)
+        return self.csv_path, write
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         train_loss = pl_module.pop_train_loss()  # collective: every rank calls it
+        self.improved = False
         if not trainer.is_global_zero:
             return
         values = {k: float(v.mean()) for k, v in getattr(pl_module, "valid_per_frame", {}).items()}
@@ -227,30 +290,225 @@ class RunRecorder(Callback):
             if key not in self.columns:
                 self.columns.append(key)
         self.rows.append(row)
-        self._write_csv()
         mse = values.get("mse", math.nan)
-        improved = mse < self.best
-        if improved:
+        self.improved = mse < self.best
+        if self.improved:
             self.best = mse
-            save_model(
-                pl_module.model,
-                self.directory,
-                extra={"iteration": pl_module.iteration, "val_mse": mse},
-            )
         rate = (pl_module.iteration - self._it0) / max(time.monotonic() - self._t0, 1e-9)
         shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
         self.bar.write(
             f"iter {pl_module.iteration}/{trainer.max_steps // _steps_per_iteration(pl_module)}"
             f" | loss {train_loss:.4g} | val {shown} | best mse {self.best:.4g}"
-            f"{' (new)' if improved else ''} | {rate:.2f} it/s"
+            f"{' (new)' if self.improved else ''} | {rate:.2f} it/s"
         )
 
+
+def _say(line: str) -> None:
+    """One line on stderr, safe inside a signal handler (no buffered stream involved)."""
+    try:
+        os.write(2, (line + "\n").encode())
+    except OSError:
+        pass
+
+
+class StopSignals:
+    """SIGINT / SIGTERM handlers for a run: the first signal asks for a stop after the current
+    iteration (``signum``); a second one exits at once (``128 + signal``), killing the DDP
+    processes this one started."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.rank = 0
+        self.children: list = []
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            self._previous.setdefault(sig, signal.getsignal(sig))
+            signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signum is not None:
+            if self.rank == 0:
+                _say(f"second {name}: aborting at once (last.ckpt keeps its last complete save)")
+            for proc in self.children:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
+            os._exit(128 + signum)
+        self.signum = signum
+        if self.rank == 0:
+            _say(f"{name}: stopping after this iteration to save last.ckpt (again: abort at once)")
+
+
+class RunCheckpoints(Callback):
+    """Writes the run's checkpoint files (see the module docstring) and stops on a signal.
+
+    * after each validation: ``last.ckpt`` and ``metrics.csv``, plus ``best.ckpt`` +
+      ``model.safetensors`` + ``model.json`` when the validation MSE is a new best;
+    * without validation: all of them every ``print_freq`` iterations (best = latest);
+    * every ``checkpoint_every`` minutes: ``last.ckpt`` alone, without validating;
+    * on SIGINT / SIGTERM: ``last.ckpt`` after the current iteration (after its validation when
+      one is due), then :class:`TrainingInterrupted`;
+    * at the end: ``last.ckpt`` (and the best files if none were written).
+
+    Every rank takes part in each save (the checkpoint is gathered collectively); rank 0 writes;
+    a write error on rank 0 is raised on every rank. Non-finite weights are never written.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        config: dict[str, Any],
+        recorder: RunRecorder,
+        has_valid: bool,
+        stops: StopSignals,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.recorder = recorder
+        self.has_valid = has_valid
+        self.stops = stops
+        self.print_freq = int(config["print_freq"])
+        self.total = int(config["iterations"])
+        self.every = float(config["checkpoint_every"]) * 60.0
+        self.saved_iteration: int | None = None
+        self.has_best = False
+        self._last_save = time.monotonic()
+
+    @property
+    def last(self) -> Path:
+        return self.directory / f"{LAST}.ckpt"
+
+    def describe_last(self) -> str:
+        """Where the last good checkpoint is, for error messages."""
+        if self.saved_iteration is None:
+            return f"no checkpoint was written in {self.directory}"
+        return f"the last good checkpoint is {self.last} (iteration {self.saved_iteration})"
+
+    # ----- hooks ----------------------------------------------------------------------------
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["train_config"] = self.config
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.stops.rank = trainer.global_rank
+        self.stops.children = list(getattr(trainer.strategy.launcher, "procs", None) or [])
+        self.stops.install()  # again: Lightning installed its own SIGTERM handler meanwhile
+        known = None
+        if trainer.is_global_zero:
+            known = (_saved_iteration(self.last), (self.directory / MODEL_FILE).is_file())
+        self.saved_iteration, self.has_best = trainer.strategy.broadcast(known, src=0)
+        self._last_save = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        it = pl_module.iteration
+        signum, due = self._agreed_flags(trainer)
+        if it >= self.total:
+            return  # the end: on_train_end saves, a signal now changes nothing
+        validating = self.has_valid and it % self.print_freq == 0
+        if signum and validating:
+            return  # let this iteration's validation run; on_validation_end saves and stops
+        periodic = not self.has_valid and it % self.print_freq == 0
+        if periodic or signum or (due and not validating):
+            self.save(trainer, pl_module, best=periodic)
+        if signum:
+            raise TrainingInterrupted(signum, it, str(self.last), trainer.global_rank)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        improved = trainer.strategy.broadcast(self.recorder.improved, src=0)  # rank 0 decides
+        self.save(trainer, pl_module, best=improved, metrics=True)
+        signum, _ = self._agreed_flags(trainer)
+        if signum and pl_module.iteration < self.total:
+            raise TrainingInterrupted(
+                signum, pl_module.iteration, str(self.last), trainer.global_rank
+            )
+
     def on_train_end(self, trainer, pl_module) -> None:
-        last = self.directory / f"{LAST}.ckpt"
-        if _saved_iteration(last) != pl_module.iteration:
-            trainer.save_checkpoint(last)
-        if trainer.is_global_zero and not (self.directory / MODEL_FILE).is_file():
-            save_model(pl_module.model, self.directory, extra={"iteration": pl_module.iteration})
+        best = not self.has_valid or not self.has_best
+        if self.saved_iteration != pl_module.iteration or best:
+            self.save(trainer, pl_module, best=best)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.stops.restore()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.stops.restore()
+
+    # ----- saving ----------------------------------------------------------------------------
+    def _agreed_flags(self, trainer) -> tuple[int, bool]:
+        """(signal to stop for or 0, time-based save due), the same on every rank."""
+        signum = int(self.stops.signum or 0)
+        due = self.every > 0 and time.monotonic() - self._last_save >= self.every
+        if trainer.world_size > 1 and torch.distributed.is_initialized():
+            flags = torch.tensor([signum, int(due)], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            signum, due = int(flags[0]), bool(flags[1])
+        return signum, due
+
+    def save(self, trainer, pl_module, best: bool, metrics: bool = False) -> None:
+        """Write last.ckpt (+ metrics.csv, + the best files): collective, rank 0 writes."""
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        failure = None
+        if trainer.is_global_zero:
+            try:
+                self._write(checkpoint, pl_module, best, metrics)
+            except TrainingFailed as err:
+                failure = (isinstance(err, CheckpointWriteError), str(err))
+        failure = trainer.strategy.broadcast(failure, src=0)
+        if failure is not None:
+            raise (CheckpointWriteError if failure[0] else TrainingFailed)(failure[1])
+        self.saved_iteration = pl_module.iteration
+        self.has_best = self.has_best or best
+        self._last_save = time.monotonic()
+
+    def _write(self, checkpoint: dict, pl_module, best: bool, metrics: bool) -> None:
+        it = pl_module.iteration
+        bad = _non_finite_parameter(pl_module.model)
+        if bad is not None:
+            raise TrainingFailed(
+                f"the weights are not finite at iteration {it} ({bad}): nothing written over "
+                f"them; {self.describe_last()}"
+            )
+        last = self.last
+        files: list = [(last, lambda tmp: save_torch(checkpoint, tmp))]
+        if metrics:
+            files.append(self.recorder.csv_file())
+        if best:
+            extra: dict[str, Any] = {"iteration": it}
+            if self.has_valid and math.isfinite(self.recorder.best):
+                extra["val_mse"] = self.recorder.best
+            files.append((self.directory / f"{BEST}.ckpt", lambda tmp: _link(temp_path(last), tmp)))
+            files += model_files(pl_module.model, self.directory, extra)
+        write_files(files)
+
+
+def _link(source: Path, target: str) -> None:
+    """``target`` with ``source``'s contents: a hard link (no second copy), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _non_finite_parameter(model: torch.nn.Module) -> str | None:
+    """The name of the first parameter or buffer holding NaN / inf, else None."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def _steps_per_iteration(module: PredictionModule) -> int:
@@ -307,12 +565,49 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
     )
 
 
+def _load_source(cfg: TrainConfig) -> Path | None:
+    """The file ``checkpoint_load_file`` / ``resume`` point at (None: a new run).
+
+    ``resume`` or ``checkpoint_load_file="auto"``: ``checkpoint_save_dir/last.ckpt`` when it
+    exists; otherwise the given ``checkpoint_load_file`` (fine-tune or resume from it), or none.
+    """
+    given = cfg.checkpoint_load_file
+    if cfg.resume or given == "auto":
+        last = Path(cfg.checkpoint_save_dir) / f"{LAST}.ckpt"
+        if last.is_file():
+            return last
+        if given in (None, "auto"):
+            print(f"no {last} yet: starting a new run", flush=True)
+            return None
+    return Path(given) if given else None
+
+
+def _check_same_config(cfg: TrainConfig, ckpt: dict, source: Path) -> None:
+    """ValueError naming the settings in which the flags differ from the checkpoint's run."""
+    saved = ckpt.get("train_config")
+    if not isinstance(saved, dict):
+        return  # written before train_config was stored: only the model is checked
+    now = _plain(cfg.to_dict())
+    differ = [
+        k for k in now if k not in RESUME_MAY_CHANGE and k in saved and _plain(saved[k]) != now[k]
+    ]
+    if differ:
+        was = ", ".join(f"{k}={saved[k]!r}" for k in differ)
+        given = ", ".join(f"{k}={now[k]!r}" for k in differ)
+        raise ValueError(
+            f"{source} was trained with {was}; the flags give {given}: pass the same flags to "
+            "resume, or another --checkpoint_save_dir to start a new run"
+        )
+
+
 def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     """The module to train and the checkpoint to resume from (None: a new run)."""
-    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
+    source = _load_source(cfg)
     if source is not None and not source.exists():
         raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
+    if ckpt is not None:
+        _check_same_config(cfg, ckpt, source)
     if ckpt is not None:  # resume: the network is the checkpoint's
         hp = ckpt["hyper_parameters"]
         saved = hp["model_config"]
@@ -353,13 +648,18 @@ def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int)
         )
 
 
-def _write_config(cfg: TrainConfig, module: PredictionModule, directory: Path) -> None:
-    import yaml
-
+def _resolved_config(cfg: TrainConfig, module: PredictionModule) -> dict[str, Any]:
+    """``cfg`` as a dict, with the network actually trained (the checkpoint's when resuming)."""
     data = cfg.to_dict()
     data["model"] = module.hparams.model_name
     data["model_config"] = dict(module.hparams.model_config)
-    text = yaml.safe_dump(_plain(data), sort_keys=False)
+    return data
+
+
+def _write_config(cfg: TrainConfig, module: PredictionModule, directory: Path) -> None:
+    import yaml
+
+    text = yaml.safe_dump(_plain(_resolved_config(cfg, module)), sort_keys=False)
     atomic_write(directory / "config.yaml", lambda p: Path(p).write_text(text))
 
 
@@ -448,27 +748,12 @@ def run_training(
     steps = _steps_per_iteration(module)
     bar = ProgressBar(cfg.iterations, enabled=cfg.progress)
     recorder = RunRecorder(directory, bar, start)
-    if has_valid:
-        ckpt_cb = ModelCheckpoint(
-            dirpath=directory,
-            filename=BEST,
-            monitor="val/mse",
-            mode="min",
-            save_last=True,
-            save_top_k=1,
-            auto_insert_metric_name=False,
-            enable_version_counter=False,
-        )
-    else:
-        ckpt_cb = ModelCheckpoint(
-            dirpath=directory,
-            filename=BEST,
-            save_last=True,
-            save_top_k=1,
-            every_n_train_steps=cfg.print_freq * steps,
-            enable_version_counter=False,
-        )
-    trainer = pl.Trainer(
+    stops = StopSignals()
+    checkpoints = RunCheckpoints(
+        directory, _plain(_resolved_config(cfg, module)), recorder, has_valid, stops
+    )
+    _check_hardware(cfg)
+    trainer_args = dict(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
@@ -482,23 +767,41 @@ def run_training(
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_checkpointing=False,  # RunCheckpoints writes every checkpoint
         use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, cfg.print_freq, cfg.iterations)),
         logger=_logger(directory),
-        callbacks=[bar, recorder, *(callbacks or []), ckpt_cb],
+        callbacks=[bar, recorder, *(callbacks or []), checkpoints],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(directory),
     )
+    try:
+        trainer = pl.Trainer(**trainer_args)
+    except Exception as err:  # Lightning's refusals of accelerator / devices / strategy
+        if not _is_hardware_refusal(err):
+            raise
+        raise ValueError(
+            f"{_hardware_flags(cfg)}: {_first_line(err)}; {available_hardware()}"
+        ) from None
     if trainer.is_global_zero:
         directory.mkdir(parents=True, exist_ok=True)
         _write_config(cfg, module, directory)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*`ModelCheckpoint\\(monitor=.*")
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # reduced by the module
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+        if resume_from:
+            print(f"resuming from {resume_from} at iteration {start}", flush=True)
+    stops.install()  # a signal during the set-up stops the run after its first iteration
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*resuming from a checkpoint that ended before"
+            )
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # reduced by the module
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    except FloatingPointError as err:  # the module's non-finite loss: nothing was written over
+        raise TrainingFailed(f"{err}; {checkpoints.describe_last()}") from None
+    finally:
+        stops.restore()
     if trainer.is_global_zero:
         files = [
             n
@@ -513,3 +816,51 @@ def run_training(
             flush=True,
         )
     return TrainResult(directory, module, trainer)
+
+
+def _hardware_flags(cfg: TrainConfig) -> str:
+    return f"--accelerator {cfg.accelerator} --devices {cfg.devices} --strategy {cfg.strategy}"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _is_hardware_refusal(err: BaseException) -> bool:
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    return isinstance(err, (MisconfigurationException, ValueError, RuntimeError, ImportError))
+
+
+def available_hardware() -> str:
+    """What this machine offers, in the flags' terms (for one-line refusals)."""
+    parts = [f"cpu ({os.cpu_count() or 1} cores: --accelerator cpu --devices N runs N processes)"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        parts.append(f"{n} CUDA GPU(s): {torch.cuda.get_device_name(0)} (--accelerator gpu)")
+    else:
+        parts.append("no CUDA GPU")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        parts.append("Apple MPS (--accelerator mps --devices 1)")
+    return "this machine has " + ", ".join(parts)
+
+
+def _check_hardware(cfg: TrainConfig) -> None:
+    """ValueError (one line) for an accelerator or device count this machine cannot serve."""
+    accelerator = str(cfg.accelerator).lower()
+    if accelerator in ("gpu", "cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    elif accelerator == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        count = 1 if mps is not None and mps.is_available() else 0
+    else:
+        return  # cpu (any number of processes), auto (Lightning picks), tpu...: Lightning checks
+    if count == 0:
+        raise ValueError(f"--accelerator {cfg.accelerator}: not available; {available_hardware()}")
+    wanted = cfg.devices
+    if isinstance(wanted, int) and wanted > count:
+        raise ValueError(
+            f"--devices {wanted} with --accelerator {cfg.accelerator}: only {count} here; "
+            f"{available_hardware()}"
+        )
