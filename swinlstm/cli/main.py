@@ -14,6 +14,7 @@ import sys
 
 from swinlstm import __version__
 from swinlstm.cli.errors import UserError
+from swinlstm.engine.errors import TrainingStopped
 
 # subcommand name -> module (in the order --help lists them)
 SUBCOMMANDS = {
@@ -64,6 +65,10 @@ def run(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = 
     except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"swinlstm {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingStopped as err:  # interrupted (128 + signal) or failed (1): one line, rank 0
+        if getattr(err, "rank", 0) == 0:
+            print(f"swinlstm {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,9 @@ Every flag defaults to None here so that "not given" is visible; the defaults of
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
 import sys
 import types
 from typing import Any
@@ -93,6 +96,21 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         type=str2bool,
         default=None,
         help="LMC-Memory's flag, accepted for compatibility: --checkpoint_load_file decides",
+    )
+    g.add_argument(
+        "--checkpoint_every",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="also write last.ckpt every MINUTES, without validating (10; 0: off)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_const",
+        const=True,
+        default=None,
+        help="continue from last.ckpt in --checkpoint_save_dir if there is one, else start "
+        "(same as --checkpoint_load_file auto): a requeued job reruns the same command",
     )
     g.add_argument("--progress", type=str2bool, default=None, help="progress bar (True)")
     g = p.add_argument_group("hardware (Lightning's meanings)")
@@ -205,6 +223,8 @@ def config_from_args(args: argparse.Namespace):
         "protocol",
         "checkpoint_save_dir",
         "checkpoint_load_file",
+        "checkpoint_every",
+        "resume",
         "accelerator",
         "num_nodes",
         "strategy",
@@ -219,10 +239,46 @@ def config_from_args(args: argparse.Namespace):
     return cfg
 
 
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command line that was run (``sys.argv``), with ``--resume`` added, shell-quoted."""
+    argv = list(sys.argv if argv is None else argv)
+    prog, rest = argv[0], argv[1:]
+    path = os.path.realpath(prog)
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # .../swinlstm
+    if path.startswith(package + os.sep) and path.endswith(".py"):  # python -m swinlstm...
+        module = os.path.relpath(path[:-3], os.path.dirname(package)).replace(os.sep, ".")
+        head = [_python(), "-m", module.removesuffix(".__main__")]
+    elif prog.endswith(".py"):  # python train.py
+        head = [_python(), prog]
+    else:  # the swinlstm console script
+        name = os.path.basename(prog)
+        found = shutil.which(name)
+        head = [name if found and os.path.realpath(found) == path else prog]
+    if "--resume" not in rest:
+        rest.append("--resume")
+    return shlex.join(head + rest)
+
+
+def _python() -> str:
+    found = shutil.which("python")
+    same = found and os.path.realpath(found) == os.path.realpath(sys.executable)
+    return "python" if same else sys.executable
+
+
 def _run(args: argparse.Namespace) -> int:
+    from swinlstm.engine.errors import TrainingInterrupted
     from swinlstm.engine.train import train
 
-    train(config_from_args(args))
+    try:
+        train(config_from_args(args))
+    except TrainingInterrupted as stop:
+        if stop.rank == 0:
+            print(
+                f"interrupted at iteration {stop.iteration}; resume with: {resume_command()}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return stop.exit_code
     return 0
 
 

@@ -15,6 +15,7 @@ class TrainingStopped(Exception):
     """A run that ended before ``--iterations``; ``exit_code`` is what the CLI returns."""
 
     exit_code = 1
+    rank = 0  # the global rank that raised it (set by the engine): only rank 0 reports
 
 
 class TrainingFailed(TrainingStopped):

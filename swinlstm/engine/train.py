@@ -65,6 +65,7 @@ from swinlstm.engine.errors import (
     CheckpointWriteError,
     TrainingFailed,
     TrainingInterrupted,
+    TrainingStopped,
 )
 from swinlstm.engine.module import PredictionModule
 
@@ -799,7 +800,12 @@ def run_training(
             warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # reduced by the module
             trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     except FloatingPointError as err:  # the module's non-finite loss: nothing was written over
-        raise TrainingFailed(f"{err}; {checkpoints.describe_last()}") from None
+        failed = TrainingFailed(f"{err}; {checkpoints.describe_last()}")
+        failed.rank = trainer.global_rank
+        raise failed from None
+    except TrainingStopped as err:
+        err.rank = trainer.global_rank  # only rank 0 reports
+        raise
     finally:
         stops.restore()
     if trainer.is_global_zero:
