@@ -1,9 +1,11 @@
-"""Kill -9 in the middle of training, resume from last.ckpt: same step, same data, same result."""
+"""Stop a real training process (kill -9, SIGTERM, SIGINT, twice SIGINT, DDP), resume from
+last.ckpt: same step, same data, same result; the CLI's resume line reruns the job."""
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +26,8 @@ SCRIPT = ROOT / "tests" / "train_toy_run.py"
 def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)  # a DDP run starts its own ranks
     return env
 
 
@@ -72,7 +76,10 @@ def test_resume_after_kill_continues_at_the_same_step(tmp_path):
     assert losses[-1] < losses[0]
 
     # the same run without the kill ends with the same weights (data order, optimiser, RNG)
-    ref = tmp_path / "ref"
+    _assert_same_weights_as_uninterrupted(out, tmp_path / "ref", iterations=20, print_freq=5)
+
+
+def _assert_same_weights_as_uninterrupted(out: Path, ref: Path, iterations: int, print_freq: int):
     run_training(
         {
             "model": "toy",
@@ -81,8 +88,8 @@ def test_resume_after_kill_continues_at_the_same_step(tmp_path):
             "short_len": 3,
             "out_len": 2,
             "batch_size": 2,
-            "iterations": 20,
-            "print_freq": 5,
+            "iterations": iterations,
+            "print_freq": print_freq,
             "checkpoint_save_dir": str(ref),
             "workers": 0,
             "accelerator": "cpu",
@@ -95,3 +102,101 @@ def test_resume_after_kill_continues_at_the_same_step(tmp_path):
     a, b = load_file(str(out / "model.safetensors")), load_file(str(ref / "model.safetensors"))
     for key in b:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    a, b = (torch.load(d / "last.ckpt", weights_only=True)["state_dict"] for d in (out, ref))
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def _start(args: list[str], log: Path, **kw) -> subprocess.Popen:
+    """A process in its own session (a terminal's Ctrl-C reaches its whole group), output to log."""
+    return subprocess.Popen(
+        args,
+        env=_env(),
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **kw,
+    )
+
+
+def _wait_for(proc: subprocess.Popen, log: Path, pattern: str, timeout: float = 240) -> re.Match:
+    deadline = time.time() + timeout
+    while True:
+        found = re.search(pattern, log.read_text())
+        if found:
+            return found
+        assert proc.poll() is None, f"ended before {pattern!r}: {log.read_text()[-3000:]}"
+        assert time.time() < deadline, f"no {pattern!r} within {timeout} s"
+        time.sleep(0.1)
+
+
+def _toy(out: Path, iterations: int, print_freq: int, resume: str = "-", devices: int = 1,
+         sleep: float = 0.0) -> list[str]:  # fmt: skip
+    return [sys.executable, str(SCRIPT), str(out), str(iterations), str(print_freq), resume,
+            str(devices), str(sleep)]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_iteration_reached_and_resumes_to_the_same_weights(tmp_path):
+    out, log = tmp_path / "run", tmp_path / "log"
+    proc = _start(_toy(out, 12, 5, sleep=0.15), log)
+    _wait_for(proc, log, r"STARTED rank=0")
+    while _saved_iteration(out / "last.ckpt") is None:  # past the first validation (5)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the next print_freq window
+    proc.send_signal(signal.SIGTERM)  # a scheduler's stop: the main process only
+    assert proc.wait(timeout=60) == 143, log.read_text()[-3000:]
+    stopped = int(re.search(r"STOPPED rank=0 iteration=(\d+) code=143", log.read_text())[1])
+    assert 5 < stopped < 12
+    assert _saved_iteration(out / "last.ckpt") == stopped  # not the last print_freq multiple
+    assert not list(out.glob(".*tmp*"))
+
+    done = subprocess.run(
+        _toy(out, 12, 5, str(out / "last.ckpt")), env=_env(), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from {out / 'last.ckpt'} at iteration {stopped}" in done.stdout
+    assert "RESULT rank=0 iteration=12" in done.stdout
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["iteration"]) for r in rows] == [5, 10]
+    _assert_same_weights_as_uninterrupted(out, tmp_path / "ref", iterations=12, print_freq=5)
+
+
+@pytest.mark.slow
+def test_a_second_sigint_aborts_at_once(tmp_path):
+    out, log = tmp_path / "run", tmp_path / "log"
+    proc = _start(_toy(out, 100, 50, sleep=3.0), log)  # each iteration takes 3 s
+    _wait_for(proc, log, r"STARTED rank=0")
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _wait_for(proc, log, r"SIGINT: stopping after this iteration")
+    began = time.time()
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert time.time() - began < 2.0  # did not wait for the 3 s iteration to end
+    text = log.read_text()
+    assert "second SIGINT: aborting at once" in text and "STOPPED" not in text
+    assert not (out / "last.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_rank_0_stops_every_ddp_rank_with_one_checkpoint(tmp_path):
+    out, log = tmp_path / "ddp", tmp_path / "log"
+    proc = _start(_toy(out, 1000, 1000, devices=2, sleep=0.2), log)
+    _wait_for(proc, log, r"STARTED rank=1")
+    _wait_for(proc, log, r"STARTED rank=0")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)  # kill -TERM <rank 0>: rank 1 learns it at the next step
+    assert proc.wait(timeout=120) == 143, log.read_text()[-3000:]
+    deadline = time.time() + 60
+    while "STOPPED rank=1" not in log.read_text():
+        assert time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+    text = log.read_text()
+    its = {int(i) for i in re.findall(r"STOPPED rank=\d iteration=(\d+) code=143", text)}
+    assert len(its) == 1 and sorted(re.findall(r"STOPPED rank=(\d)", text)) == ["0", "1"]
+    assert _saved_iteration(out / "last.ckpt") == its.pop()
+    assert sorted(p.name for p in out.iterdir() if p.name.endswith("ckpt")) == ["last.ckpt"]
+    assert not list(out.glob(".*tmp*"))

@@ -2,8 +2,10 @@
 
     python tests/train_toy_run.py OUT_DIR ITERATIONS PRINT_FREQ [RESUME_FILE|-] [DEVICES] [SLEEP]
 
-Prints ``RESULT rank=<r> iteration=<n> valid_count=<m>`` per process when done. ``SLEEP`` seconds
-are added to every training step, so a test can kill the run in the middle.
+Prints ``STARTED rank=<r> iteration=<n>`` when training starts and
+``RESULT rank=<r> iteration=<n> valid_count=<m>`` per process when done. ``SLEEP`` seconds are
+added to every training step, so a test can kill the run in the middle. A run stopped by a signal
+or a failure prints ``STOPPED rank=<r> iteration=<n> code=<c>`` and exits with the CLI's code.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lightning.pytorch as pl  # noqa: E402
 import train_helpers  # noqa: E402
 
+from swinlstm.engine.errors import TrainingStopped  # noqa: E402
 from swinlstm.engine.train import run_training  # noqa: E402
 
 
 class Slow(pl.Callback):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        print(f"STARTED rank={trainer.global_rank} iteration={pl_module.iteration}", flush=True)
 
     def on_train_batch_end(self, *args) -> None:
         time.sleep(self.seconds)
@@ -51,13 +57,20 @@ def main() -> None:
         "lr": 1e-2,
         "progress": False,
     }
-    extra = [Slow(sleep)] if sleep else []
-    module = run_training(
-        config,
-        train_set=train_helpers.ToyClips(12),
-        valid_set=train_helpers.ToyClips(7),
-        callbacks=extra,
-    ).module
+    try:
+        module = run_training(
+            config,
+            train_set=train_helpers.ToyClips(12),
+            valid_set=train_helpers.ToyClips(7),
+            callbacks=[Slow(sleep)],
+        ).module
+    except TrainingStopped as stop:
+        print(
+            f"STOPPED rank={stop.rank} iteration={getattr(stop, 'iteration', -1)} "
+            f"code={stop.exit_code} {stop}",
+            flush=True,
+        )
+        sys.exit(stop.exit_code)
     print(
         f"RESULT rank={module.global_rank} iteration={module.iteration} "
         f"valid_count={getattr(module, 'valid_count', -1)}",
