@@ -8,31 +8,11 @@ import csv
 import pytest
 import torch
 import yaml
-from train_helpers import ToyClips
+from train_helpers import ToyClips, toy_config
 
 from swinlstm.engine.checkpoint import load_model
 from swinlstm.engine.datamodule import IterationSampler, ShardSampler
 from swinlstm.engine.train import TrainConfig, run_training, train
-
-
-def toy_config(out, **kw):
-    cfg = {
-        "model": "toy",
-        "model_config": {"img_size": 16, "in_chans": 1},
-        "img_size": 16,
-        "short_len": 3,
-        "out_len": 2,
-        "batch_size": 2,
-        "iterations": 4,
-        "print_freq": 2,
-        "checkpoint_save_dir": str(out),
-        "workers": 0,
-        "accelerator": "cpu",
-        "lr": 1e-2,
-        "progress": False,
-    }
-    cfg.update(kw)
-    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -200,3 +201,42 @@ def test_sigterm_to_rank_0_stops_every_ddp_rank_with_one_checkpoint(tmp_path):
     assert _saved_iteration(out / "last.ckpt") == its.pop()
     assert sorted(p.name for p in out.iterdir() if p.name.endswith("ckpt")) == ["last.ckpt"]
     assert not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_then_the_printed_command_then_kill_term(tmp_path):
+    """As a user: Ctrl-C (SIGINT to the whole group, loader workers included), rerun the command
+    the run printed, stop that with kill -TERM; each continues where the last one stopped."""
+    import numpy as np
+
+    clips = tmp_path / "clips.npy"
+    np.save(clips, (np.random.default_rng(0).random((6, 12, 16, 16)) * 255).astype(np.uint8))
+    out = tmp_path / "run"
+    args = [
+        sys.executable, "-m", "swinlstm.cli.main", "train", "--dataset", "custom",
+        "--train_data_dir", str(clips), "--model", "convlstm", "--num_hidden", "4",
+        "--filter_size", "3", "--patch_size", "4", "--img_size", "16", "--short_len", "3",
+        "--out_len", "2", "--batch_size", "2", "--iterations", "100000", "--print_freq", "10",
+        "--workers", "1", "--accelerator", "cpu", "--progress", "False",
+        "--checkpoint_save_dir", str(out),
+    ]  # fmt: skip
+    log = tmp_path / "first.log"
+    proc = _start(args, log, cwd=tmp_path)
+    _wait_for(proc, log, r"iter 10/100000")
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    assert proc.wait(timeout=60) == 130, log.read_text()[-3000:]
+    lines = re.findall(r"interrupted at iteration (\d+); resume with: (.*)", log.read_text())
+    assert len(lines) == 1, log.read_text()[-3000:]
+    first, command = int(lines[0][0]), lines[0][1]
+    assert first >= 10 and _saved_iteration(out / "last.ckpt") == first
+    assert shlex.split(command)[-1] == "--resume"
+
+    log = tmp_path / "second.log"
+    proc = _start(shlex.split(command), log, cwd=tmp_path)  # the exact command printed
+    _wait_for(proc, log, rf"resuming from {re.escape(str(out))}/last.ckpt at iteration {first}")
+    _wait_for(proc, log, r"iter \d+/100000")  # a validation after the resumed start
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143, log.read_text()[-3000:]
+    second = int(re.search(r"interrupted at iteration (\d+); resume with", log.read_text())[1])
+    assert second > first and _saved_iteration(out / "last.ckpt") == second
+    assert "Traceback" not in log.read_text()

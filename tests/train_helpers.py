@@ -59,3 +59,24 @@ class ToyClips(Dataset):
     def __getitem__(self, i: int):
         c = self.clips[i]
         return c[: self.short_len], c[self.short_len :]
+
+
+def toy_config(out, **kw) -> dict:
+    """A tiny training config of ``toy`` on CPU writing into ``out`` (fields of TrainConfig)."""
+    cfg = {
+        "model": "toy",
+        "model_config": {"img_size": 16, "in_chans": 1},
+        "img_size": 16,
+        "short_len": 3,
+        "out_len": 2,
+        "batch_size": 2,
+        "iterations": 4,
+        "print_freq": 2,
+        "checkpoint_save_dir": str(out),
+        "workers": 0,
+        "accelerator": "cpu",
+        "lr": 1e-2,
+        "progress": False,
+    }
+    cfg.update(kw)
+    return cfg

@@ -89,7 +89,10 @@ def temp_path(path: str | os.PathLike) -> Path:
 def write_failure(err: OSError, path: Path) -> str:
     """Why writing ``path`` failed, in words a user can act on."""
     if not path.parent.is_dir():
-        return f"the folder {path.parent} no longer exists"
+        gone = path.parent
+        while gone.parent != gone and not gone.parent.is_dir():
+            gone = gone.parent
+        return f"the folder {gone} no longer exists"
     if err.errno == errno.ENOSPC:
         try:
             free = shutil.disk_usage(path.parent).free

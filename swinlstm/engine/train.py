@@ -58,6 +58,7 @@ from swinlstm.engine.checkpoint import (
     read_weights_only,
     save_torch,
     temp_path,
+    write_failure,
     write_files,
 )
 from swinlstm.engine.datamodule import PredictionDataModule
@@ -806,6 +807,13 @@ def run_training(
     except TrainingStopped as err:
         err.rank = trainer.global_rank  # only rank 0 reports
         raise
+    except OSError as err:  # another writer into the run's folder (the TensorBoard logger)
+        name = os.fsdecode(err.filename) if err.filename else ""
+        if not name.startswith(str(directory)):
+            raise
+        failed = CheckpointWriteError(f"cannot write {name}: {write_failure(err, Path(name))}")
+        failed.rank = trainer.global_rank
+        raise failed from None
     finally:
         stops.restore()
     if trainer.is_global_zero:
