@@ -120,3 +120,49 @@ def test_frame_folders_single_folder_and_empty(tmp_path):
         build_datasets("custom", train_dir=tmp_path / "empty", **KW)
     with pytest.raises(FileNotFoundError, match="custom train_dir: .*missing does not exist"):
         build_datasets("custom", train_dir=tmp_path / "missing", **KW)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_an_array_is_refused_with_the_file_and_first_index(tmp_path, bad):
+    arr = _seqs(n=3).astype(np.float32) / 255
+    arr[1, 4, 2, 5] = bad
+    arr[2, 0, 0, 0] = bad  # a later one: the first is reported
+    np.save(tmp_path / "a.npy", arr)
+    with pytest.raises(ValueError, match=rf"a.npy: holds {bad} at index \[1, 4, 2, 5\]"):
+        build_datasets("custom", train_dir=tmp_path / "a.npy", **KW)
+    np.savez(tmp_path / "b.npz", clips=arr)
+    with pytest.raises(ValueError, match=r"b.npz: clips holds .* at index \[1, 4, 2, 5\]"):
+        build_datasets("custom", valid_dir=tmp_path / "b.npz", key="clips", **KW)
+
+
+def test_a_memory_mapped_array_is_checked_once_in_chunks(tmp_path, monkeypatch):
+    """The check reads the file chunk by chunk (never whole) and finds a NaN in the last chunk."""
+    import swinlstm.data.checks as checks
+
+    arr = _seqs(n=5, t=7).astype(np.float32) / 255
+    arr[4, 6, 7, 7] = np.nan  # the very last value
+    np.save(tmp_path / "a.npy", arr)
+    sizes = []
+    real = checks._chunks
+
+    def spy(flat):
+        assert isinstance(flat, np.memmap)  # a view of the file, not a copy in memory
+        for start, block in real(flat):
+            sizes.append(block.size)
+            yield start, block
+
+    monkeypatch.setattr(checks, "CHUNK_ELEMENTS", 100)
+    monkeypatch.setattr(checks, "_chunks", spy)
+    with pytest.raises(ValueError, match=r"holds nan at index \[4, 6, 7, 7\]"):
+        build_datasets("custom", train_dir=tmp_path / "a.npy", **KW)
+    assert max(sizes) == 100 and sum(sizes) == arr.size  # one pass, in chunks
+
+
+def test_fortran_ordered_arrays_report_the_right_index(tmp_path):
+    from swinlstm.data.checks import finite_range
+
+    arr = np.asfortranarray(np.zeros((3, 4, 5), np.float32))
+    arr[2, 1, 3] = np.inf
+    with pytest.raises(ValueError, match=r"x: holds inf at index \[2, 1, 3\]"):
+        finite_range(arr, "x")
+    assert finite_range(np.ones((0, 2), np.float32), "x") == (0.0, 0.0)

@@ -53,6 +53,13 @@ def test_short_len_not_four_still_slices_targets_after_inputs(tmp_path):
     np.testing.assert_allclose(y.numpy(), clip[3:5], atol=1e-6)
 
 
+def _with(arr, bad):
+    """``arr`` as float32 with ``bad`` at index (2, 3, 1, 7, 9)."""
+    arr = arr.astype(np.float32)
+    arr[2, 3, 1, 7, 9] = bad
+    return arr
+
+
 def test_bad_npz(tmp_path):
     kw = dict(img_size=32, img_channel=2, short_len=4, out_len=4)
     cases = {
@@ -68,6 +75,14 @@ def test_bad_npz(tmp_path):
         "range.npz": (
             {**_npz(tmp_path / "c.npz"), "Y_train": np.full((6, 4, 2, 32, 32), 5.0, np.float32)},
             "span",
+        ),
+        "nan.npz": (
+            {**_npz(tmp_path / "d.npz"), "X_test": _with(np.zeros((3, 4, 2, 32, 32)), np.nan)},
+            "X_test holds nan at index \\[2, 3, 1, 7, 9\\]",
+        ),
+        "inf.npz": (
+            {**_npz(tmp_path / "e.npz"), "Y_train": _with(np.zeros((6, 4, 2, 32, 32)), -np.inf)},
+            "Y_train holds -inf at index \\[2, 3, 1, 7, 9\\]",
         ),
     }
     for name, (arrays, msg) in cases.items():

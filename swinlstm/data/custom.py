@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from swinlstm.data.checks import finite_range
 from swinlstm.data.common import (
     IMAGE_EXTS,
     VIDEO_EXTS,
@@ -83,7 +84,7 @@ def load_array(path: Path, layout: str | None, key: str | None) -> np.ndarray:
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.floating):
             raise ValueError(f"{path}: dtype {arr.dtype}; use uint8 (0..255) or float in [0, 1]")
-        lo, hi = float(np.min(arr)), float(np.max(arr))
+        lo, hi = finite_range(arr, path, key)
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"{path}: float values span [{lo:.4g}, {hi:.4g}]; scale them to [0, 1] first"

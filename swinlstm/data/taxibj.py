@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from swinlstm.data.checks import finite_range
 from swinlstm.data.common import (
     ClipDataset,
     ClipSpec,
@@ -63,7 +64,7 @@ def load_npz(path: Path, spec: ClipSpec) -> dict[str, np.ndarray]:
             raise ValueError(
                 f"{path}: {key} has dtype {arr.dtype}, expected float scaled to [-1, 1]"
             )
-        lo, hi = float(arr.min()), float(arr.max())
+        lo, hi = finite_range(arr, path, key)
         if lo < -1.001 or hi > 1.001:
             raise ValueError(f"{path}: {key} values span [{lo:.3g}, {hi:.3g}], expected [-1, 1]")
     for split in ("train", "test"):
