@@ -245,3 +245,53 @@ def test_bad_preset_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: 0.1\nlearning_rate: 3\n")
     _one_line_exit_2(run_train(["--config", str(bad)]), "unknown keys learning_rate")
+
+
+def test_resume_and_checkpoint_every_flags():
+    cfg = config_from_args(standalone_parser().parse_args([]))
+    assert cfg.resume is False and cfg.checkpoint_every == 10.0
+    args = ["--resume", "--checkpoint_every", "2.5", "--checkpoint_save_dir", "out"]
+    cfg = config_from_args(standalone_parser().parse_args(args))
+    assert cfg.resume is True and cfg.checkpoint_every == 2.5
+    cfg = config_from_args(standalone_parser().parse_args(["--checkpoint_load_file", "auto"]))
+    assert cfg.checkpoint_load_file == "auto"
+
+
+def test_resume_command_is_the_command_run_with_resume_added(monkeypatch):
+    import shutil as sh
+
+    from swinlstm.cli.train import resume_command
+
+    monkeypatch.setattr(sh, "which", lambda name: None)
+    py = sys.executable
+    assert resume_command(["train.py", "--lr", "1e-4", "--checkpoint_save_dir", "my runs"]) == (
+        f"{py} train.py --lr 1e-4 --checkpoint_save_dir 'my runs' --resume"
+    )
+    main = str(ROOT / "swinlstm" / "cli" / "main.py")
+    assert (
+        resume_command([main, "train", "--resume"]) == f"{py} -m swinlstm.cli.main train --resume"
+    )
+    assert resume_command(["/opt/bin/swinlstm", "train"]) == "/opt/bin/swinlstm train --resume"
+
+
+def test_a_failed_run_is_one_line_and_exit_1(monkeypatch, capsys):
+    import swinlstm.engine.train as engine
+    from swinlstm.cli.main import run
+    from swinlstm.engine.errors import TrainingFailed
+
+    def fail(config):
+        raise TrainingFailed("training loss is nan at iteration 7; the last good checkpoint is x")
+
+    monkeypatch.setattr(engine, "train", fail)
+    assert run(["train", "--iterations", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "swinlstm train: error: training loss is nan at iteration 7; the last good checkpoint is x"
+    ]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_bad_flag_accelerator_gpu_without_one(tmp_path):
+    done = run_train(["--model", "convlstm", "--img_size", "16", "--patch_size", "4",
+                      "--accelerator", "gpu", "--checkpoint_save_dir", str(tmp_path)])  # fmt: skip
+    _one_line_exit_2(done, "--accelerator gpu: not available; this machine has cpu")

@@ -713,6 +713,7 @@ def run_training(
     """:func:`train`, with extra Lightning ``callbacks`` and the module and trainer returned."""
     cfg = as_config(config)
     cfg.validate()
+    _check_hardware(cfg)  # before the data is built: a missing GPU is known at once
     directory = Path(cfg.checkpoint_save_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
@@ -754,7 +755,6 @@ def run_training(
     checkpoints = RunCheckpoints(
         directory, _plain(_resolved_config(cfg, module)), recorder, has_valid, stops
     )
-    _check_hardware(cfg)
     trainer_args = dict(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
