@@ -240,3 +240,28 @@ def test_cli_ctrl_c_then_the_printed_command_then_kill_term(tmp_path):
     second = int(re.search(r"interrupted at iteration (\d+); resume with", log.read_text())[1])
     assert second > first and _saved_iteration(out / "last.ckpt") == second
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_slurm_sigusr1_saves_then_requeues_the_job(tmp_path):
+    """Under SLURM, ``--signal=USR1@SECONDS`` (Lightning's requeue signal): save, scontrol requeue."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    fake = bin_dir / "scontrol"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    out, log = tmp_path / "run", tmp_path / "log"
+    env = {"SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        _toy(out, 1000, 1000, sleep=0.1), env={**_env(), **env}, stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    _wait_for(proc, log, r"STARTED rank=0")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=60) == 128 + signal.SIGUSR1, log.read_text()[-3000:]
+    stopped = int(re.search(r"STOPPED rank=0 iteration=(\d+)", log.read_text())[1])
+    assert _saved_iteration(out / "last.ckpt") == stopped > 0
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert "requeued SLURM job 4242" in log.read_text()

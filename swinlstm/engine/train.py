@@ -316,20 +316,22 @@ def _say(line: str) -> None:
 class StopSignals:
     """SIGINT / SIGTERM handlers for a run: the first signal asks for a stop after the current
     iteration (``signum``); a second one exits at once (``128 + signal``), killing the DDP
-    processes this one started."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    processes this one started. In a SLURM job, SIGUSR1 (``#SBATCH --signal=USR1@SECONDS``, the
+    signal of Lightning's SLURM auto-requeue) stops the same way, then the job is requeued."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self.rank = 0
         self.children: list = []
         self._previous: dict[int, Any] = {}
+        self.signals = [signal.SIGINT, signal.SIGTERM]
+        if os.environ.get("SLURM_JOB_ID") and hasattr(signal, "SIGUSR1"):
+            self.signals.append(signal.SIGUSR1)
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in self.SIGNALS:
+        for sig in self.signals:
             self._previous.setdefault(sig, signal.getsignal(sig))
             signal.signal(sig, self._handle)
 
@@ -806,6 +808,9 @@ def run_training(
         raise failed from None
     except TrainingStopped as err:
         err.rank = trainer.global_rank  # only rank 0 reports
+        requeue = getattr(signal, "SIGUSR1", None)
+        if isinstance(err, TrainingInterrupted) and err.signum == requeue and err.rank == 0:
+            print(slurm_requeue(), file=sys.stderr, flush=True)
         raise
     except OSError as err:  # another writer into the run's folder (the TensorBoard logger)
         name = os.fsdecode(err.filename) if err.filename else ""
@@ -830,6 +835,23 @@ def run_training(
             flush=True,
         )
     return TrainResult(directory, module, trainer)
+
+
+def slurm_requeue() -> str:
+    """``scontrol requeue`` this SLURM job (an array task: ``JOBID_TASKID``); a line saying so."""
+    import subprocess
+
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = (
+        f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array else os.environ["SLURM_JOB_ID"]
+    )
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    except OSError as err:
+        return f"cannot requeue SLURM job {job}: scontrol: {err.strerror}"
+    if done.returncode != 0:
+        return f"cannot requeue SLURM job {job}: {_first_line(Exception(done.stderr))}"
+    return f"requeued SLURM job {job}: it reruns the same command (with --resume it continues)"
 
 
 def _hardware_flags(cfg: TrainConfig) -> str:
