@@ -265,3 +265,40 @@ def test_slurm_sigusr1_saves_then_requeues_the_job(tmp_path):
     assert _saved_iteration(out / "last.ckpt") == stopped > 0
     assert calls.read_text().split() == ["requeue", "4242"]
     assert "requeued SLURM job 4242" in log.read_text()
+
+
+STOP_IN_VALIDATION = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import lightning.pytorch as pl
+from train_helpers import ToyClips, toy_config
+from swinlstm.engine.errors import TrainingInterrupted
+from swinlstm.engine.train import run_training
+
+class TermInValidation(pl.Callback):
+    def on_validation_start(self, trainer, pl_module):
+        if pl_module.iteration == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+try:
+    run_training(toy_config({out!r}, iterations=100, print_freq=2, workers=2), ToyClips(8),
+                 ToyClips(5), callbacks=[TermInValidation()])
+except TrainingInterrupted as stop:
+    print("STOPPED", stop.iteration, flush=True)
+    sys.exit(stop.exit_code)
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_during_validation_with_loader_workers_exits(tmp_path):
+    """The validation finishes, last.ckpt is written, and the process exits: the loader workers
+    (which ignore SIGTERM) are ended, not waited for at Python's exit."""
+    out = tmp_path / "run"
+    code = STOP_IN_VALIDATION.format(tests=str(ROOT / "tests"), out=str(out))
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert "STOPPED 4" in done.stdout
+    assert _saved_iteration(out / "last.ckpt") == 4
+    assert [r["iteration"] for r in csv.DictReader(open(out / "metrics.csv"))] == ["2", "4"]

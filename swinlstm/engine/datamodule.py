@@ -16,12 +16,14 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
 
 class IterationSampler(Sampler[int]):
@@ -89,6 +91,27 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class _Loader(DataLoader):
+    """A DataLoader that remembers its worker iterators, so :func:`shutdown_workers` can end
+    them: workers ignore SIGTERM (see ``_worker_init``), so Python's exit, which ends leftover
+    workers with SIGTERM and then waits for them, would wait forever for one still running."""
+
+    live: weakref.WeakSet = weakref.WeakSet()
+
+    def _get_iterator(self):
+        iterator = super()._get_iterator()
+        if isinstance(iterator, _MultiProcessingDataLoaderIter):
+            _Loader.live.add(iterator)
+        return iterator
+
+
+def shutdown_workers() -> None:
+    """End the loader workers still running (after a run, whichever way it ended)."""
+    for iterator in list(_Loader.live):
+        iterator._shutdown_workers()
+    _Loader.live = weakref.WeakSet()
 
 
 def _worker_init(worker_id: int, rank: int = 0) -> None:
@@ -186,7 +209,7 @@ class PredictionDataModule(pl.LightningDataModule):
         # Workers' random streams (datasets drawing random clips) depend on seed, rank and the
         # iteration the loader starts at: reproducible for a given run and resume point.
         generator = torch.Generator().manual_seed(self.seed * 1000003 + start * 97 + rank)
-        return DataLoader(
+        return _Loader(
             self.train_set,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -207,7 +230,7 @@ class PredictionDataModule(pl.LightningDataModule):
             else None
         )
         sampler = ShardSampler(len(self.valid_set), rank, world, limit)
-        return DataLoader(
+        return _Loader(
             self.valid_set,
             batch_size=self.valid_batch_size,
             sampler=sampler,

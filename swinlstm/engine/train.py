@@ -61,7 +61,7 @@ from swinlstm.engine.checkpoint import (
     write_failure,
     write_files,
 )
-from swinlstm.engine.datamodule import PredictionDataModule
+from swinlstm.engine.datamodule import PredictionDataModule, shutdown_workers
 from swinlstm.engine.errors import (
     CheckpointWriteError,
     TrainingFailed,
@@ -235,6 +235,9 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.on_train_end(trainer, pl_module)  # the bar ends before the line saying why
 
 
 class RunRecorder(Callback):
@@ -821,6 +824,7 @@ def run_training(
         raise failed from None
     finally:
         stops.restore()
+        shutdown_workers()
     if trainer.is_global_zero:
         files = [
             n
