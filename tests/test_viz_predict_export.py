@@ -12,7 +12,8 @@ from PIL import Image
 
 from swinlstm import viz
 from swinlstm.cli.main import run
-from swinlstm.cli.predict import fit_clip, forecast, read_clip
+from swinlstm.cli.predict import forecast
+from swinlstm.data.common import read_clip, to_tensor_clip
 from swinlstm.engine.checkpoint import save_model
 from swinlstm.models import build_model
 
@@ -115,11 +116,12 @@ def test_read_clip_video_folder_npy_agree(tmp_path):
     assert video.shape == folder.shape == (12, 32, 32, 3) and array.shape == (12, 32, 32, 1)
     np.testing.assert_array_equal(folder[..., :1], array)  # natural order kept
     assert np.abs(video.astype(float) - folder).mean() < 8  # MJPG is lossy
-    fitted = fit_clip(video, (16, 16), 1)
+    fitted = to_tensor_clip(video, (16, 16), 1).numpy()
     assert fitted.shape == (12, 1, 16, 16) and fitted.dtype == np.float32
     assert 0 <= fitted.min() and fitted.max() <= 1
     # area resizing: the 8x8 square of value 220 becomes a 4x4 one
-    np.testing.assert_allclose(fit_clip(folder, (16, 16), 1)[0, 0, 4:8, 1:5], 220 / 255, atol=1e-2)
+    small = to_tensor_clip(folder, (16, 16), 1).numpy()
+    np.testing.assert_allclose(small[0, 0, 4:8, 1:5], 220 / 255, atol=1e-2)
 
 
 def test_read_npy_layouts_and_errors(tmp_path):

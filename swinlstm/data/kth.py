@@ -28,6 +28,7 @@ from swinlstm.data.common import (
     parse_img_size,
     read_video,
     require_path,
+    resize_frames,
     warn_skipped,
 )
 
@@ -156,9 +157,9 @@ def prepare_kth(raw: str | Path, out: str | Path, size: int = 128, min_frames: i
             continue
         folder = out / action / path.stem
         folder.mkdir(parents=True, exist_ok=True)
-        for i, frame in enumerate(frames, start=1):
-            small = cv2.resize(frame[..., 0], (size, size), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(folder / f"image_{i:04d}.jpg"), small)
+        # the loaders' and predict's resize, so prepared frames match what predict feeds a model
+        for i, frame in enumerate(resize_frames(frames, (size, size)), start=1):
+            cv2.imwrite(str(folder / f"image_{i:04d}.jpg"), frame)
         written += 1
     warn_skipped("KTH videos", bad, f"unreadable or fewer than {min_frames} frames")
     if not written:
