@@ -326,3 +326,14 @@ def test_predict_rgb_jpeg_folder_240x320(tmp_path):
     paths = write_frames(tmp_path / "f", noise((4, 240, 320, 3), seed=6), "{:d}.jpg")
     got = _predict_inputs(tmp_path, _model(tmp_path, 64, 3), tmp_path / "f")
     assert_close(got, reference_clip(decode_images(paths, False), (64, 64)), U8 + 1 / 510)
+
+
+def test_bench_resize_rows_cover_real_sizes():
+    from swinlstm.bench.data import resize_rows
+
+    rows = resize_rows(rounds=1, seconds=0.0)  # one timed call per clip size
+    assert [r[1:3] for r in rows[:2]] == [
+        ("20 x 720x1280x3", "64x64"),
+        ("8 x 256x256x3", "128x128"),
+    ]
+    assert all(rate > 0 for *_, rate in rows)
