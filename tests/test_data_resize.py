@@ -263,6 +263,33 @@ def test_rgba_frames_read_as_rgb_and_mixed_depths_refused(tmp_path):
         read_frames(sorted(tmp_path.glob("*.png")), grey=False)
 
 
+def test_unsupported_image_depths_and_float_range_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    assert cv2.imwrite(str(tmp_path / "a" / "0.tif"), np.zeros((8, 8), np.int16))
+    with pytest.raises(ValueError, match=r"0.tif: int16 pixels; use 8- or 16-bit images"):
+        read_clip(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    assert cv2.imwrite(str(tmp_path / "b" / "0.tif"), np.full((8, 8), 0.25, np.float32))
+    np.testing.assert_allclose(read_clip(tmp_path / "b", grey=True), 0.25)
+    assert cv2.imwrite(str(tmp_path / "b" / "1.tif"), np.full((8, 8), 2.0, np.float32))
+    with pytest.raises(ValueError, match=r"b: float values span \[0.25, 2\]"):
+        read_clip(tmp_path / "b", grey=True)
+
+
+def test_uint16_arrays_and_npy_clips(tmp_path):
+    arr = noise((2, 6, 40, 30), np.uint16, seed=8)
+    np.save(tmp_path / "a.npy", arr)
+    s = build_datasets("custom", test_dir=tmp_path / "a.npy", short_len=3, out_len=3, img_size=16)
+    x, y = s.test[1]
+    assert_close(torch.cat([x, y]), reference_clip(arr[1][..., None], (16, 16)), 1 / 65535 + 1e-7)
+    np.save(tmp_path / "clip.npy", arr[0])
+    clip = read_clip(tmp_path / "clip.npy")
+    assert clip.dtype == np.uint16 and clip.shape == (6, 40, 30, 1)
+    np.save(tmp_path / "i32.npy", arr[0].astype(np.int32))
+    with pytest.raises(ValueError, match="dtype int32; use uint8 .0..255., uint16"):
+        read_clip(tmp_path / "i32.npy")
+
+
 def test_non_square_frames_to_non_square_model(tmp_path):
     np.save(tmp_path / "a.npy", noise((2, 6, 120, 160), seed=3))
     s = build_datasets(

@@ -307,14 +307,17 @@ def read_image(path: str | os.PathLike, grey: bool | None) -> np.ndarray:
 
 def read_frames(paths: Sequence[str | os.PathLike], grey: bool | None) -> np.ndarray:
     """Image files -> (T, H, W, C) frames (see :func:`read_image`); they must agree in shape and
-    depth (a ValueError naming the folder otherwise)."""
+    depth, and float ones lie in [0, 1] (a ValueError naming the folder otherwise)."""
     frames = [read_image(p, grey) for p in paths]
     kinds = {(f.shape, str(f.dtype)) for f in frames}
     if len(kinds) > 1:
         raise ValueError(
             f"{Path(paths[0]).parent}: frames of different shapes or depths {sorted(kinds)}"
         )
-    return np.stack(frames)
+    clip = np.stack(frames)
+    if clip.dtype == np.float32:
+        check_values(clip, Path(paths[0]).parent)  # float TIFFs: [0, 1] like float arrays
+    return clip
 
 
 def check_values(arr: np.ndarray, path: str | os.PathLike) -> None:
