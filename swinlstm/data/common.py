@@ -108,28 +108,23 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
     if (out_h <= h) == (out_w <= w):  # one pass: both axes shrink, or both grow
-        interp = cv2.INTER_AREA if out_h <= h else cv2.INTER_LINEAR
-        return _cv2_resize(frames, (out_h, out_w), interp)
-    mid = (out_h, w) if out_h < h else (h, out_w)  # the shrinking axis first
-    x = _cv2_resize(frames.astype(np.float32, copy=False), mid, cv2.INTER_AREA)
-    x = _cv2_resize(x, (out_h, out_w), cv2.INTER_LINEAR)
-    if np.issubdtype(frames.dtype, np.integer):  # means of in-range values: rounding suffices
-        return np.rint(x, out=x).astype(frames.dtype)
-    return x.astype(frames.dtype, copy=False)
-
-
-def _cv2_resize(frames: np.ndarray, size: tuple[int, int], interp: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, size[0], size[1], C), one cv2.resize per frame and <= 4 channels."""
-    import cv2
-
-    t, _, _, c = frames.shape
-    out = np.empty((t, size[0], size[1], c), frames.dtype)
-    dsize = (size[1], size[0])
-    for k in range(t):
+        passes = [((out_h, out_w), cv2.INTER_AREA if out_h <= h else cv2.INTER_LINEAR)]
+    else:  # the shrinking axis first
+        mid = (out_h, w) if out_h < h else (h, out_w)
+        passes = [(mid, cv2.INTER_AREA), ((out_h, out_w), cv2.INTER_LINEAR)]
+    two = len(passes) == 2
+    out = np.empty((t, out_h, out_w, c), frames.dtype)
+    for k in range(t):  # frame by frame: memory stays one frame whatever the clip's size
         for i in range(0, c, _CV_CHANNELS):
-            part = frames[k, :, :, i : i + _CV_CHANNELS] if c > _CV_CHANNELS else frames[k]
-            res = cv2.resize(np.ascontiguousarray(part), dsize, interpolation=interp)
-            out[k, :, :, i : i + _CV_CHANNELS] = res.reshape(size[0], size[1], -1)
+            x = frames[k, :, :, i : i + _CV_CHANNELS] if c > _CV_CHANNELS else frames[k]
+            if two:
+                x = x.astype(np.float32)
+            for (ph, pw), interp in passes:
+                x = cv2.resize(np.ascontiguousarray(x), (pw, ph), interpolation=interp)
+            x = x.reshape(out_h, out_w, -1)
+            if two and out.dtype.kind in "ui":  # means of in-range values: rounding suffices
+                x = np.rint(x)
+            out[k, :, :, i : i + _CV_CHANNELS] = x
     return out
 
 
