@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     from swinlstm.data.moving_mnist import GeneratedMovingMNIST, builtin_digits
 
     torch.set_num_threads(1)
-    digits = builtin_digits().copy()
+    digits = builtin_digits().train.copy()
     # as for training: a fresh seed per call; clips, items and batches all come from the dataset
     ours = GeneratedMovingMNIST(
         digits, 10000, 0, ClipSpec(10, 10), (64, 64), 1, with_long=False, resample=True
