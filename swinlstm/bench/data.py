@@ -240,7 +240,7 @@ def print_mnist_rows(args: argparse.Namespace) -> None:
     from swinlstm.data.common import ClipSpec
     from swinlstm.data.moving_mnist import GeneratedMovingMNIST, builtin_digits
 
-    digits = builtin_digits().copy()
+    digits = builtin_digits().train.copy()
     # as for training: a fresh seed per call; clips, items and batches all come from the dataset
     ours = GeneratedMovingMNIST(
         digits, 10000, 0, ClipSpec(10, 10), (64, 64), 1, with_long=False, resample=True

@@ -25,7 +25,8 @@ def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
         "--checkpoint",
         dest="checkpoint",
         required=True,
-        help="model.safetensors, a .ckpt, a run directory, or an authors' published file",
+        help="model.safetensors, a .ckpt, a run directory, an authors' published file, or "
+        "zoo:NAME (swinlstm zoo lists them)",
     )
 
 
@@ -62,7 +63,15 @@ def _official_keys(path: Path) -> list[str] | None:
 def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
     """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked."""
     from swinlstm.engine.checkpoint import load_model
+    from swinlstm.zoo import PREFIX, entry, resolve
 
+    if str(args.checkpoint).startswith(PREFIX):
+        path, name, config = resolve(args.checkpoint)
+        if name is not None:  # an authors' file: the entry names the network it was trained as
+            model, info = load_model(path, name, config)
+            _check_flags_fit(args, model, info, path)
+            return model, {**info, "zoo": entry(args.checkpoint).name}
+        args.checkpoint = str(path)
     path = Path(args.checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "data": "swinlstm.cli.data",
     "bench": "swinlstm.cli.bench",
     "reproduce": "swinlstm.cli.reproduce",
+    "zoo": "swinlstm.cli.zoo",
 }
 
 

@@ -186,10 +186,11 @@ class RunRecorder(Callback):
         self.bar = bar
         self.best = math.inf
         self.rows: list[dict[str, Any]] = []
-        self.columns: list[str] = ["iteration", "train_loss", "lr"]
+        self.columns: list[str] = ["iteration", "train_seconds", "train_loss", "lr"]
         self.csv_path = directory / "metrics.csv"
         self._t0 = time.monotonic()
         self._it0 = start_iteration
+        self._seconds0 = 0.0  # training seconds before this process (restored on resume)
         if self.csv_path.is_file():  # resumed: keep the rows up to the checkpoint's iteration
             with open(self.csv_path, newline="") as f:
                 reader = csv.DictReader(f)
@@ -199,11 +200,16 @@ class RunRecorder(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._it0 = time.monotonic(), pl_module.iteration
 
+    def seconds(self) -> float:
+        """Wall seconds of training so far, summed over every resumed process."""
+        return self._seconds0 + time.monotonic() - self._t0
+
     def state_dict(self) -> dict[str, Any]:
-        return {"best": float(self.best)}
+        return {"best": float(self.best), "train_seconds": self.seconds()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state.get("best", math.inf))
+        self._seconds0 = float(state.get("train_seconds", 0.0))
 
     def _write_csv(self) -> None:
         def write(tmp: str) -> None:
@@ -222,7 +228,13 @@ class RunRecorder(Callback):
             return
         values = {k: float(v.mean()) for k, v in getattr(pl_module, "valid_per_frame", {}).items()}
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        row = {"iteration": pl_module.iteration, "train_loss": train_loss, "lr": lr, **values}
+        row = {
+            "iteration": pl_module.iteration,
+            "train_seconds": round(self.seconds(), 1),
+            "train_loss": train_loss,
+            "lr": lr,
+            **values,
+        }
         for key in row:
             if key not in self.columns:
                 self.columns.append(key)
