@@ -97,6 +97,20 @@ class HalvingMaxPool3d(nn.Module):
         return f"pool_time={self.pool_time}"
 
 
+class TimeMean(nn.Module):
+    """The mean over time: (B, C, T, H, W) -> (B, C, 1, H, W).
+
+    Eager, this is the authors' ``AdaptiveAvgPool3d((1, None, None))``; while an exporter traces
+    it, the same mean as ``x.mean(dim=2)``: the TorchScript ONNX exporter refuses adaptive
+    pooling whose output size is not constant, which ``None`` (keep the size) is.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return x.mean(dim=2, keepdim=True)
+        return F.adaptive_avg_pool3d(x, (1, None, None))
+
+
 def motion_encoder(in_chans: int, slot_dim: int) -> nn.Sequential:
     """The 3D-conv motion encoder: (B, C, T, H, W) -> (B, slot_dim, 1, H/16, W/16).
 
@@ -114,7 +128,7 @@ def motion_encoder(in_chans: int, slot_dim: int) -> nn.Sequential:
         conv(w1, w2), nn.ReLU(), HalvingMaxPool3d(),
         conv(w2, w3), nn.ReLU(), conv(w3, w3), nn.ReLU(), HalvingMaxPool3d(),
         conv(w3, w4), nn.ReLU(), conv(w4, w4), nn.ReLU(), HalvingMaxPool3d(),
-        nn.AdaptiveAvgPool3d((1, None, None)),
+        TimeMean(),
     )  # fmt: skip
 
 
@@ -427,6 +441,7 @@ __all__ = [
     "check_memory_size",
     "feature_stride_for",
     "HalvingMaxPool3d",
+    "TimeMean",
     "LMCMemory",
     "check_phase",
     "difference_frames",
