@@ -60,7 +60,11 @@ def _official_keys(path: Path) -> list[str] | None:
 
 
 def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked."""
+    """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked.
+
+    The model is built without ``torch.compile`` whatever its checkpoint records (``eager``):
+    ``test``, ``predict`` and ``export`` run it once, and exporters cannot trace compiled code.
+    """
     from swinlstm.engine.checkpoint import load_model
 
     path = Path(args.checkpoint)
@@ -78,7 +82,7 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
     if not name.startswith("lmc"):
         config.pop("memory_size", None)  # the authors' commands pass it for every model
     try:
-        model, info = load_model(path, name, config)
+        model, info = load_model(path, name, config, eager=True)
     except ValueError as err:
         if keys is None:
             raise

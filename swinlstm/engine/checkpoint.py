@@ -103,16 +103,28 @@ def _resolve(path: Path) -> Path:
     return path
 
 
+def _build(name: str, config: dict | None, eager: bool) -> nn.Module:
+    """``build_model(name, **config)``; ``eager`` builds it with a recorded ``compile`` off."""
+    config = dict(config or {})
+    if eager and config.get("compile"):
+        config["compile"] = False
+    return build_model(name, **config)
+
+
 def load_model(
     path: str | os.PathLike,
     name: str | None = None,
     config: dict | None = None,
+    eager: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a model from any supported checkpoint; returns ``(model in eval mode, info)``.
 
-    ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` and,
-    for our checkpoints, the ``iteration`` reached. ``name``/``config`` are needed only for the
-    authors' files, which do not record their network's configuration.
+    ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` (as
+    recorded) and, for our checkpoints, the ``iteration`` reached. ``name``/``config`` are needed
+    only for the authors' files, which do not record their network's configuration.
+    ``eager=True`` builds the network without ``torch.compile`` even when its configuration
+    records ``compile: true`` (a run trained with ``--compile True``): exporters cannot trace a
+    compiled function, and evaluation would pay the compile time for one pass.
     """
     path = _resolve(Path(path))
     if path.suffix == ".safetensors":
@@ -124,13 +136,13 @@ def load_model(
                 f"{path}: needs {meta_path.name} beside it (model name and config)"
             )
         meta = json.loads(meta_path.read_text())
-        model = build_model(meta["model"], **meta["config"])
+        model = _build(meta["model"], meta["config"], eager)
         _load_exact(model, load_file(str(path)), path)
         info = {"format": "safetensors", **meta}
     else:
         ckpt, hparams = _load_ckpt(path) if path.suffix == ".ckpt" else (None, {})
         if ckpt is not None and isinstance(ckpt, dict) and "model_name" in hparams:
-            model = build_model(hparams["model_name"], **hparams.get("model_config", {}))
+            model = _build(hparams["model_name"], hparams.get("model_config"), eager)
             sd = {
                 k[len("model.") :]: v
                 for k, v in ckpt["state_dict"].items()
@@ -149,7 +161,7 @@ def load_model(
                     f"{path} is a plain state dict (an authors' checkpoint?): pass --model and the "
                     "model flags it was trained with"
                 )
-            model = build_model(name, **(config or {}))
+            model = _build(name, config, eager)
             load_official(model, read_state_dict(path) if ckpt is None else _state_of(ckpt, path))
             info = {"format": "official", "model": name, "config": dict(config or {})}
     model.eval()
