@@ -299,3 +299,33 @@ def test_make_frame_rejects_non_boolean(capsys):
         test_cli.main(["--checkpoint", "x", "--make_frame", "maybe"])
     assert exc.value.code == 2
     assert "expected a boolean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "dataset, chans", [("kth", 1), ("taxibj", 2), ("human36m", 3), ("custom", 1)]
+)
+def test_dataset_read_from_files_needs_test_data_dir(tmp_path, capsys, dataset, chans):
+    ckpt = toy_checkpoint(tmp_path / "ckpt", 32, in_chans=chans)
+    argv = ["--dataset", dataset, "--checkpoint_load_file", str(ckpt), "--img_size", "32"]
+    assert test_cli.main(argv + ["--test_result_dir", str(tmp_path / "r")]) == 2
+    err = one_line_error(capsys)
+    assert f"--dataset {dataset} reads its test set from files: pass --test_data_dir" in err
+
+
+@pytest.mark.parametrize(
+    "device, cuda, message",
+    [
+        ("cuda", False, "--device cuda: CUDA is not available"),
+        ("cuda:3", True, "--device cuda:3: only 1 CUDA device(s)"),
+        ("gpu0", False, "--device 'gpu0' is not a torch device"),
+    ],
+)
+def test_device_this_machine_cannot_use(tmp_path, capsys, monkeypatch, device, cuda, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    write_mnist_test_seq(tmp_path / "mnist_test_seq.npy", n=2)
+    ckpt = toy_checkpoint(tmp_path / "ckpt", 64)
+    argv = ["--test_data_dir", str(tmp_path), "--checkpoint_load_file", str(ckpt)]
+    argv += ["--device", device, "--test_result_dir", str(tmp_path / "r")]
+    assert test_cli.main(argv) == 2
+    assert message in one_line_error(capsys)
