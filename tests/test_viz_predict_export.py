@@ -265,3 +265,13 @@ def test_export_rejects_wrong_suffix(tmp_path, toy_ckpt, capsys):
 def test_model_json_roundtrip_is_plain_json(toy_ckpt):
     ckpt, _ = toy_ckpt
     assert json.loads((ckpt / "model.json").read_text())["model"] == "toy"
+
+
+def test_export_opset_too_old_is_one_line_without_graph_dump(tmp_path, capfd):
+    torch.manual_seed(0)
+    save_model(build_model("swinlstm-b", in_chans=1, **MEMORY_EXPORTS["swinlstm-b"]), tmp_path)
+    argv = ["export", "--checkpoint", str(tmp_path), "--onnx", str(tmp_path / "m.onnx")]
+    assert run(argv + ["--short_len", "2", "--out_len", "1", "--opset", "13"]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, (out[:300], err)
+    assert "--opset 13 is too old" in err and "needs opset >= 14" in err
