@@ -48,12 +48,9 @@ def _official_keys(path: Path) -> list[str] | None:
     from swinlstm.models.official import read_state_dict
 
     if path.suffix == ".ckpt":
-        import torch
+        from swinlstm.files import load_torch_weights
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            return None  # load_model reports the problem
+        obj = load_torch_weights(path)  # one line naming the file if it cannot be read
         if isinstance(obj, dict) and "model_name" in obj.get("hyper_parameters", {}):
             return None
     return list(read_state_dict(path))

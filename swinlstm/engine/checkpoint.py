@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from swinlstm.files import load_safetensors, load_torch_weights, read_json
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
 
@@ -76,15 +76,9 @@ def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | Non
 
 
 def read_weights_only(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)``; ValueError (one line) for anything needing pickle."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{path}: cannot be read as a weights-only checkpoint ({first}); "
-            "files that need arbitrary unpickling are refused"
-        ) from None
+    """``torch.load(path, weights_only=True)``; ValueError (one line) when the file is truncated
+    or corrupt, or needs arbitrary unpickling (:func:`swinlstm.files.load_torch_weights`)."""
+    return load_torch_weights(path)
 
 
 def _load_ckpt(path: Path) -> tuple[dict, dict]:
@@ -128,16 +122,23 @@ def load_model(
     """
     path = _resolve(Path(path))
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         meta_path = path.with_name(CONFIG_FILE)
         if not meta_path.is_file():
             raise FileNotFoundError(
                 f"{path}: needs {meta_path.name} beside it (model name and config)"
             )
-        meta = json.loads(meta_path.read_text())
-        model = _build(meta["model"], meta["config"], eager)
-        _load_exact(model, load_file(str(path)), path)
+        meta = read_json(meta_path)
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("model"), str)
+            and isinstance(meta.get("config", {}), dict)
+        ):
+            raise ValueError(
+                f'{meta_path}: expected {{"model": name, "config": {{...}}}}, as save_model writes'
+            )
+        weights = load_safetensors(path)
+        model = _build(meta["model"], meta.get("config"), eager)
+        _load_exact(model, weights, path)
         info = {"format": "safetensors", **meta}
     else:
         ckpt, hparams = _load_ckpt(path) if path.suffix == ".ckpt" else (None, {})
