@@ -380,10 +380,13 @@ def test_streaming_memory_reads_the_last_frames_seen_and_a_still_first_frame(nam
         assert torch.equal(state.frames[:, -1], y)
 
 
-def test_streaming_refuses_feedback_before_any_observed_frame():
+def test_streaming_refuses_feedback_first_another_batch_and_a_bad_context_len():
     model = tiny_memory_model("lmc-convlstm")
     with pytest.raises(ValueError, match="first streamed frame cannot be feedback=True"):
         model.step(torch.rand(1, 1, 16, 16), model.init_state(1), feedback=True)
+    _, state = model.step(torch.rand(2, 1, 16, 16), model.init_state(2))
+    with pytest.raises(ValueError, match="frame holds a batch of 1 but the state was streamed"):
+        model.step(torch.rand(1, 1, 16, 16), state)
     model.stream_context_len = 0
     with pytest.raises(ValueError, match="stream_context_len must be an integer >= 1"):
         model.step(torch.rand(1, 1, 16, 16), model.init_state(1))

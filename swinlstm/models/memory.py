@@ -400,6 +400,11 @@ class MemoryPredictor(RecurrentPredictor):
             keep = self.stream_context_len
             if not isinstance(keep, int) or keep < 1:
                 raise ValueError(f"stream_context_len must be an integer >= 1, got {keep!r}")
+            if frames is not None and frames.shape[0] != frame.shape[0]:
+                raise ValueError(
+                    f"frame holds a batch of {frame.shape[0]} but the state was streamed with "
+                    f"{frames.shape[0]}: start a new state with init_state({frame.shape[0]})"
+                )
             frames = frame[:, None] if frames is None else torch.cat([frames, frame[:, None]], 1)
             frames, read = frames[:, -keep:], None
         if context is None:
@@ -412,7 +417,7 @@ class MemoryPredictor(RecurrentPredictor):
                 clip = frames if frames.shape[1] >= 2 else frames.expand(-1, 2, -1, -1, -1)
                 read = self.encode_context(clip, None, 2)
             context = read
-        y, inner = super().step(frame, stream.inner, context)
+        y, inner = self._step(frame, stream.inner, context, decode=True)
         return y, MemoryStreamState(inner, frames, read)
 
     def fuse(self, h: torch.Tensor, c: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
