@@ -299,3 +299,107 @@ def test_make_frame_rejects_non_boolean(capsys):
         test_cli.main(["--checkpoint", "x", "--make_frame", "maybe"])
     assert exc.value.code == 2
     assert "expected a boolean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "dataset, chans", [("kth", 1), ("taxibj", 2), ("human36m", 3), ("custom", 1)]
+)
+def test_dataset_read_from_files_needs_test_data_dir(tmp_path, capsys, dataset, chans):
+    ckpt = toy_checkpoint(tmp_path / "ckpt", 32, in_chans=chans)
+    argv = ["--dataset", dataset, "--checkpoint_load_file", str(ckpt), "--img_size", "32"]
+    assert test_cli.main(argv + ["--test_result_dir", str(tmp_path / "r")]) == 2
+    err = one_line_error(capsys)
+    assert f"--dataset {dataset} reads its test set from files: pass --test_data_dir" in err
+
+
+@pytest.mark.parametrize(
+    "device, cuda, message",
+    [
+        ("cuda", False, "--device cuda: CUDA is not available"),
+        ("cuda:3", True, "--device cuda:3: only 1 CUDA device(s)"),
+        ("gpu0", False, "--device 'gpu0' is not a torch device"),
+    ],
+)
+def test_device_this_machine_cannot_use(tmp_path, capsys, monkeypatch, device, cuda, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    write_mnist_test_seq(tmp_path / "mnist_test_seq.npy", n=2)
+    ckpt = toy_checkpoint(tmp_path / "ckpt", 64)
+    argv = ["--test_data_dir", str(tmp_path), "--checkpoint_load_file", str(ckpt)]
+    argv += ["--device", device, "--test_result_dir", str(tmp_path / "r")]
+    assert test_cli.main(argv) == 2
+    assert message in one_line_error(capsys)
+
+
+# ----- corrupt files: one line naming the file and what is wrong, exit 2 ------------------------
+class Opaque:  # a class a weights-only load refuses to rebuild
+    pass
+
+
+def corrupt_checkpoint(tmp_path: Path, kind: str) -> Path:
+    """A bad checkpoint of ``kind``; the model.safetensors ones sit beside a valid model.json."""
+    weights = toy_checkpoint(tmp_path / "ckpt", 64)
+    if kind == "truncated safetensors":
+        weights.write_bytes(weights.read_bytes()[:5])
+        return weights
+    if kind == "corrupt safetensors":
+        weights.write_bytes(weights.read_bytes()[:-7])
+        return tmp_path / "ckpt"
+    if kind == "broken model.json":
+        (tmp_path / "ckpt" / "model.json").write_text('{"model": "toy", "config": {')
+        return weights
+    if kind == "model.json without a model":
+        (tmp_path / "ckpt" / "model.json").write_text('{"config": {}}')
+        return weights
+    path = tmp_path / "bad.ckpt"
+    if kind == "truncated ckpt":
+        torch.save({"state_dict": {"w": torch.zeros(64)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "pickled pt":
+        path = tmp_path / "bad.pt"
+        torch.save({"w": torch.zeros(2), "extra": Opaque()}, path)
+    elif kind == "text ckpt":
+        path.write_text("not a checkpoint\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated safetensors", "is truncated or corrupt, not a readable .safetensors file"),
+        ("corrupt safetensors", "is truncated or corrupt, not a readable .safetensors file"),
+        ("broken model.json", "model.json: not valid JSON (Expecting"),
+        ("model.json without a model", 'model.json: expected {"model": name'),
+        ("truncated ckpt", "bad.ckpt: is truncated or corrupt, or not a PyTorch checkpoint"),
+        ("text ckpt", "bad.ckpt: is truncated or corrupt, or not a PyTorch checkpoint"),
+        ("pickled pt", "bad.pt: holds Python objects beyond tensors (test_eval_cli.Opaque)"),
+    ],
+)
+def test_corrupt_checkpoint_is_one_line_naming_the_file(tmp_path, capsys, kind, message):
+    path = corrupt_checkpoint(tmp_path, kind)
+    argv = ["--checkpoint_load_file", str(path), "--test_result_dir", str(tmp_path / "r")]
+    assert test_cli.main(argv + ["--max_batches", "1"]) == 2
+    err = one_line_error(capsys)
+    assert message in err and "\x1b" not in err, err
+    if kind != "pickled pt":
+        assert "unpickling" not in err  # corruption is not blamed on pickling
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("w.txt", b"hello, these are not weights\n", "is truncated or corrupt"),
+        ("w.ckpt", b"hello, these are not weights\n", "is truncated or corrupt"),
+        ("w.safetensors", b"\x05\x00", "not a readable .safetensors file"),
+    ],
+)
+def test_corrupt_lpips_weights_is_one_line_naming_the_file(
+    tmp_path, capsys, name, content, message
+):
+    write_mnist_test_seq(tmp_path / "mnist_test_seq.npy", n=2)
+    (tmp_path / name).write_bytes(content)
+    argv = ["--test_data_dir", str(tmp_path), "--lpips_weights", str(tmp_path / name)]
+    argv += ["--checkpoint_load_file", str(toy_checkpoint(tmp_path / "ckpt", 64))]
+    assert test_cli.main(argv + ["--test_result_dir", str(tmp_path / "r")]) == 2
+    err = one_line_error(capsys)
+    assert f"{tmp_path / name}: " in err and message in err, err

@@ -49,19 +49,20 @@ def _official_keys(path: Path) -> list[str] | None:
     from swinlstm.models.official import read_state_dict
 
     if path.suffix == ".ckpt":
-        import torch
+        from swinlstm.files import load_torch_weights
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            return None  # load_model reports the problem
+        obj = load_torch_weights(path)  # one line naming the file if it cannot be read
         if isinstance(obj, dict) and "model_name" in obj.get("hyper_parameters", {}):
             return None
     return list(read_state_dict(path))
 
 
 def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked."""
+    """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked.
+
+    The model is built without ``torch.compile`` whatever its checkpoint records (``eager``):
+    ``test``, ``predict`` and ``export`` run it once, and exporters cannot trace compiled code.
+    """
     from swinlstm.engine.checkpoint import load_model
     from swinlstm.zoo import PREFIX, entry, resolve
 
@@ -87,7 +88,7 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
     if not name.startswith("lmc"):
         config.pop("memory_size", None)  # the authors' commands pass it for every model
     try:
-        model, info = load_model(path, name, config)
+        model, info = load_model(path, name, config, eager=True)
     except ValueError as err:
         if keys is None:
             raise

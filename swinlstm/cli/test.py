@@ -82,6 +82,10 @@ def run_test(args: argparse.Namespace) -> int:
         img_channel=args.img_channel or model.in_chans,
         seed=args.seed if args.seed is not None else 1234,
     )
+    if splits.test is None:  # only Moving MNIST generates a test set without files
+        raise ValueError(
+            f"--dataset {args.dataset} reads its test set from files: pass --test_data_dir"
+        )
     metrics = list(args.metrics)
     if args.lpips_weights and "lpips" not in metrics:
         metrics.append("lpips")

@@ -80,6 +80,29 @@ def _as_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; ValueError (one line) when it is no device name or this
+    machine cannot use it (CUDA or MPS not available, a GPU index beyond those present)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps)"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"--device {device}: CUDA is not available ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    return dev
+
+
 def evaluate(
     model: torch.nn.Module,
     dataset: Dataset,
@@ -127,6 +150,7 @@ def evaluate(
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
     if make_frame and result_dir is None:
         raise ValueError("make_frame needs a result directory to write the frames into")
+    device = check_device(device)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
 

@@ -273,7 +273,7 @@ def _saved_iteration(path: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True).get("iteration", -1))
+        return int(read_weights_only(path).get("iteration", -1))
     except Exception:
         return None
 
