@@ -72,6 +72,10 @@ def test_demo_shows_the_best_zoo_model_beside_the_fresh_one(tmp_path, capsys, mo
     assert run(argv + ["--num_frames_to_save", "2"]) == 0
     printed = capsys.readouterr().out
     assert "zoo:best" in printed and "zoo:worse" not in printed
+    command = next(line for line in printed.splitlines() if "swinlstm predict" in line)
+    argv = command.split("yourself: swinlstm ")[1].split()
+    assert run(argv) == 0  # the printed command runs, on the clip the demo wrote
+    assert (out / "predict" / "prediction.npy").is_file()
     assert "repeating the last input frame" in printed
     assert json.loads((out / "zoo" / "metrics.json").read_text())["zoo"] == "best"
     assert sorted(p.name[:5] for p in (out / "frames" / "00000").glob("*_00.png")) == [

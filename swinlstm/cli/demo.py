@@ -146,6 +146,7 @@ def run_demo(args: argparse.Namespace) -> int:
             zoo_line = f"zoo:{entry.name} {zoo_summary['mse']:.2f} (SSIM {zoo_summary['means']['ssim']:.3f})"
         else:
             print(f"[demo] zoo:{entry.name} forecasts other frames than the preset; not compared")
+    clip = save_input_clip(splits.test, out / "input_clip.npy")
     if args.num_frames_to_save > 0:
         write_forecasts(models, splits.test, out_len, out, args.num_frames_to_save, batch_size)
     print_summary(summary, str(out), make_frame=args.num_frames_to_save > 0)
@@ -163,7 +164,25 @@ def run_demo(args: argparse.Namespace) -> int:
         f"[demo] {out}/comparison.png rows per clip: truth, then each forecast and its error "
         f"({', '.join(models)}); gifs/: {shown}"
     )
+    print(
+        f"[demo] forecast a clip yourself: swinlstm predict --checkpoint "
+        f"{'zoo:' + entry.name if zoo_line else ckpt_dir} --input {clip} --short_len {short_len} "
+        f"--out_len {out_len} --output {out / 'predict'}"
+    )
     return 0
+
+
+def save_input_clip(test_set, path: Path) -> Path:
+    """The input frames of the first test clip as a uint8 (T, H, W, C) .npy, which
+    ``swinlstm predict --input`` reads."""
+    import numpy as np
+    import torch
+
+    inputs = test_set[0][0]  # (T, C, H, W) in [0, 1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = inputs.permute(0, 2, 3, 1).mul(255).round().clamp(0, 255).to(torch.uint8)
+    np.save(path, frames.numpy())
+    return path
 
 
 def relative(mse: float, base: float) -> str:
