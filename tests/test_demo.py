@@ -15,6 +15,17 @@ from swinlstm.cli.main import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def tiny_preset(tmp_path: Path) -> Path:
+    """A preset that trains in seconds (4 -> 3 frames of 32x32, a 4-channel ConvLSTM)."""
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(
+        "model: convlstm\nnum_hidden: [4]\nimg_size: 32\nimg_channel: 1\nshort_len: 4\n"
+        "out_len: 3\nbatch_size: 2\niterations: 2\nprint_freq: 2\nvalid_batches: 1\n"
+        "progress: false\n"
+    )
+    return preset
+
+
 def test_preset_found_beside_the_package_or_in_cwd(tmp_path, monkeypatch):
     if (ROOT / PRESET).is_file():
         assert preset_path() == ROOT / PRESET
@@ -25,12 +36,7 @@ def test_preset_found_beside_the_package_or_in_cwd(tmp_path, monkeypatch):
 def test_demo_on_tiny_preset_writes_everything(tmp_path, capsys):
     require("swinlstm.cli.train", "add_parser")
     require("swinlstm.metrics", "MetricAccumulator")
-    preset = tmp_path / "tiny.yaml"
-    preset.write_text(
-        "model: convlstm\nnum_hidden: [4]\nimg_size: 32\nimg_channel: 1\nshort_len: 4\n"
-        "out_len: 3\nbatch_size: 2\niterations: 4\nprint_freq: 2\nvalid_batches: 1\n"
-        "progress: false\n"
-    )
+    preset = tiny_preset(tmp_path)
     out = tmp_path / "demo"
     argv = ["demo", "--output", str(out), "--config", str(preset), "--iterations", "2"]
     assert run(argv + ["--test_clips", "4", "--num_frames_to_save", "2"]) == 0
@@ -61,12 +67,7 @@ def test_demo_shows_the_best_zoo_model_beside_the_fresh_one(tmp_path, capsys, mo
         card = {"clips": {"short_len": 4, "out_len": horizon}, "test": {"mse": mse}}
         (root / name / "card.json").write_text(json.dumps(card))
     monkeypatch.setattr(zoo, "ENTRIES_DIR", root)
-    preset = tmp_path / "tiny.yaml"
-    preset.write_text(
-        "model: convlstm\nnum_hidden: [4]\nimg_size: 32\nimg_channel: 1\nshort_len: 4\n"
-        "out_len: 3\nbatch_size: 2\niterations: 2\nprint_freq: 2\nvalid_batches: 1\n"
-        "progress: false\n"
-    )
+    preset = tiny_preset(tmp_path)
     out = tmp_path / "demo"
     argv = ["demo", "--output", str(out), "--config", str(preset), "--test_clips", "4"]
     assert run(argv + ["--num_frames_to_save", "2"]) == 0
