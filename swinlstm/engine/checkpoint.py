@@ -26,6 +26,10 @@ from swinlstm.models.official import read_state_dict
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+RUN_CONFIG = "config.yaml"
+# what a training run records of its data (``data`` in model.json and in the .ckpt's
+# hyper_parameters, besides ``data_options``)
+RECORDED_DATA = ("dataset", "img_size", "img_channel", "short_len", "out_len", "long_len")
 
 
 def atomic_write(path: str | os.PathLike, write_fn) -> None:
@@ -111,7 +115,9 @@ def load_model(
     """Load a model from any supported checkpoint; returns ``(model in eval mode, info)``.
 
     ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` and,
-    for our checkpoints, the ``iteration`` reached. ``name``/``config`` are needed only for the
+    for our checkpoints, the ``iteration`` reached and ``data``: what the run trained on
+    (``RECORDED_DATA`` and ``data_options``, from model.json / the .ckpt, else the run's
+    config.yaml beside the file; {} if none). ``name``/``config`` are needed only for the
     authors' files, which do not record their network's configuration.
     """
     path = _resolve(Path(path))
@@ -142,6 +148,7 @@ def load_model(
                 "model": hparams["model_name"],
                 "config": hparams.get("model_config", {}),
                 "iteration": int(ckpt.get("iteration", ckpt.get("global_step", 0))),
+                "data": hparams.get("data") or {},
             }
         else:
             if name is None:
@@ -152,8 +159,25 @@ def load_model(
             model = build_model(name, **(config or {}))
             load_official(model, read_state_dict(path) if ckpt is None else _state_of(ckpt, path))
             info = {"format": "official", "model": name, "config": dict(config or {})}
+    if info["format"] != "official" and not info.get("data"):
+        info["data"] = run_config_data(path.parent / RUN_CONFIG)
     model.eval()
     return model, info
+
+
+def run_config_data(path: Path) -> dict[str, Any]:
+    """The data entries of a run's ``config.yaml`` (runs written before checkpoints recorded
+    them); {} when there is no readable file."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    keys = (*RECORDED_DATA, "data_options")
+    return {k: config[k] for k in keys if config.get(k) is not None}
 
 
 def _state_of(ckpt: Any, path: Path) -> dict:

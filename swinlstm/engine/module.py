@@ -84,6 +84,8 @@ class PredictionModule(pl.LightningModule):
         protocol: metric protocol for ``swinlstm.metrics.compute``.
         skip_warmup: fine-tuning from trained weights (the authors skip warm-up then).
         seed: seeds the long-clip windows drawn here (when the data gives none).
+        data: what the run trains on (``swinlstm.engine.train.data_record``: dataset, frame
+            size, lengths, data options), recorded in the checkpoint for ``test`` and resuming.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class PredictionModule(pl.LightningModule):
         protocol: str = "default",
         skip_warmup: bool = False,
         seed: int = 1234,
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if schedule not in ("none", "cosine", "onecycle"):
