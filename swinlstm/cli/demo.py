@@ -45,9 +45,9 @@ def preset_path(explicit: str | None = None) -> Path:
 
 def test_options(config: dict, test_clips: int) -> dict:
     """The preset's Moving MNIST options (digits, speed) for the test set, with its size."""
-    options = dict(config.get("data_options") or {})
-    for key in ("train_samples", "valid_samples", "resample"):
-        options.pop(key, None)
+    from swinlstm.data import held_out_options
+
+    options = held_out_options("movingmnist", config.get("data_options"))
     options["test_samples"] = test_clips
     return options
 

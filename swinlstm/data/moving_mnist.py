@@ -389,6 +389,10 @@ def _n_train_digits(n_digits: int, train_digits: int | None) -> int:
     return n_train
 
 
+# options that shape only the training / validation clips (``swinlstm.data.held_out_options``)
+TRAIN_ONLY_OPTIONS = ("train_samples", "valid_samples", "resample")
+
+
 def build(
     train_dir=None,
     valid_dir=None,
