@@ -176,3 +176,13 @@ def test_resume_with_a_contradicting_flag_is_one_line(small_run, tmp_path, capsy
     assert run([*argv, "--checkpoint_save_dir", str(out), "--progress", "False"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "leave the model flags out" in err, err
+
+
+def test_valid_metrics_without_mse_still_pick_the_best(tmp_path):
+    """val/mse is always computed: ModelCheckpoint monitors it, best.ckpt is written."""
+    out = tmp_path / "run"
+    assert train_small_run(out, "--valid_metrics", "ssim", "psnr") == 0
+    assert (out / "best.ckpt").is_file() and (out / "model.safetensors").is_file()
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"mse", "ssim", "psnr"} <= set(header) and "mae" not in header
+    assert json.loads((out / "model.json").read_text())["val_mse"] > 0

@@ -74,7 +74,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--valid_batches", type=int, default=None, help="validation batches per process (all)"
     )
     g.add_argument("--valid_batch_size", type=int, default=None, help="(--batch_size)")
-    g.add_argument("--valid_metrics", nargs="+", default=None, help="metrics (mse mae ssim psnr)")
+    g.add_argument(
+        "--valid_metrics",
+        nargs="+",
+        default=None,
+        help="metrics (mse mae ssim psnr); mse is always computed: it picks best.ckpt",
+    )
     g.add_argument("--protocol", default=None, help="metric protocol (default)")
     g.add_argument("--checkpoint_save_dir", default=None, help="output folder (./checkpoints)")
     g.add_argument(
