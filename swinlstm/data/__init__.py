@@ -24,9 +24,22 @@ DATASETS: dict[str, str] = {
     "custom": "swinlstm.data.custom",
 }
 
-__all__ = ["DATASETS", "ClipSpec", "Splits", "build_datasets", "dataset_key", "held_out_options", "native_frame"]
+__all__ = [
+    "DATASETS",
+    "ClipSpec",
+    "Splits",
+    "build_datasets",
+    "dataset_key",
+    "held_out_options",
+    "native_frame",
+]
 
-_ALIASES = {"mnist": "movingmnist", "mmnist": "movingmnist", "human": "human36m", "h36m": "human36m"}
+_ALIASES = {
+    "mnist": "movingmnist",
+    "mmnist": "movingmnist",
+    "human": "human36m",
+    "h36m": "human36m",
+}
 
 
 def dataset_key(name: str) -> str:
