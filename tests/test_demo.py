@@ -44,3 +44,11 @@ def test_demo_on_tiny_preset_writes_everything(tmp_path, capsys):
         assert im.n_frames == 4 + 3
     assert not (out / "gifs" / "00002.gif").exists()
     assert (out / "checkpoints" / "model.safetensors").is_file()
+
+
+def test_relative_change_says_higher_when_worse_than_the_baseline():
+    from swinlstm.cli.demo import relative_change
+
+    assert relative_change(36.6, 63.3) == "42% lower"
+    assert relative_change(288.7, 63.3) == "356% higher"  # not "-356% lower"
+    assert relative_change(63.3, 63.3) == "0% lower"

@@ -130,6 +130,12 @@ def run_demo(args: argparse.Namespace) -> int:
     mse, base = summary["means"]["mse"], summary["baseline_last_frame"]["mse"]
     print(
         f"[demo] MSE per frame {mse:.2f} vs {base:.2f} for repeating the last input frame "
-        f"({100 * (1 - mse / base):.0f}% lower); trained in {train_s / 60:.1f} min. Files: {out}/"
+        f"({relative_change(mse, base)}); trained in {train_s / 60:.1f} min. Files: {out}/"
     )
     return 0
+
+
+def relative_change(value: float, reference: float) -> str:
+    """``"N% lower"`` or ``"N% higher"``: ``value`` against ``reference`` (> 0)."""
+    change = 100 * (value - reference) / reference
+    return f"{abs(change):.0f}% {'higher' if change > 0 else 'lower'}"
