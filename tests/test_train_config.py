@@ -186,3 +186,10 @@ def test_valid_metrics_without_mse_still_pick_the_best(tmp_path):
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"mse", "ssim", "psnr"} <= set(header) and "mae" not in header
     assert json.loads((out / "model.json").read_text())["val_mse"] > 0
+
+
+def test_scheduled_sampling_with_a_memory_model_is_refused(tmp_path, capsys):
+    flags = ["--memory_size", "2", "--scheduled_sampling", "True"]
+    assert train_small_run(tmp_path / "run", *flags) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--scheduled_sampling True has no effect on a memory" in err

@@ -510,6 +510,11 @@ def run_training(
     directory = Path(cfg.checkpoint_save_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
+    if cfg.scheduled_sampling and module.memory:
+        raise ValueError(
+            "--scheduled_sampling True has no effect on a memory model (memory_size > 0 trains "
+            "by LMC-Memory's memory alignment): leave it out, or use --memory_size 0"
+        )
     data = PredictionDataModule(
         dataset=cfg.dataset,
         data_options={
