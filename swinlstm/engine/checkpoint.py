@@ -23,6 +23,7 @@ from torch import nn
 
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
+from swinlstm.umask import apply_umask
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -33,12 +34,16 @@ RECORDED_DATA = ("dataset", "img_size", "img_channel", "short_len", "out_len", "
 
 
 def atomic_write(path: str | os.PathLike, write_fn) -> None:
-    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file."""
+    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file.
+
+    The file gets the umask's mode (0644 under umask 022) whatever mode ``write_fn`` created.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write_fn(str(tmp))
+        apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
