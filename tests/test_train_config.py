@@ -193,3 +193,15 @@ def test_scheduled_sampling_with_a_memory_model_is_refused(tmp_path, capsys):
     assert train_small_run(tmp_path / "run", *flags) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--scheduled_sampling True has no effect on a memory" in err
+
+
+def test_training_ends_without_lightnings_weights_only_line(tmp_path, caplog):
+    """last.ckpt saved at the end (iteration 3, last validation at 2) says weights_only itself."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "run"
+    assert train_small_run(out, "--iterations", "3", "--print_freq", "2") == 0
+    assert torch.load(out / "last.ckpt", weights_only=True)["iteration"] == 3
+    assert "`Trainer.fit` stopped" in caplog.text  # Lightning's log is captured here
+    assert "weights_only" not in caplog.text

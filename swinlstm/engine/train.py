@@ -323,7 +323,9 @@ class RunRecorder(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         last = self.directory / f"{LAST}.ckpt"
         if _saved_iteration(last) != pl_module.iteration:
-            trainer.save_checkpoint(last)
+            # a full, resumable checkpoint; said explicitly, else Lightning logs "`weights_only`
+            # was not set, defaulting to `False`" (about what is saved, not how it is loaded)
+            trainer.save_checkpoint(last, weights_only=False)
         if trainer.is_global_zero and not (self.directory / MODEL_FILE).is_file():
             save_model(
                 pl_module.model,
