@@ -98,14 +98,13 @@ def add_data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
         type=int,
         nargs="+",
         default=None,
-        help="frame size: H (square) or H W (the dataset's own: Moving MNIST 64, KTH 128, "
-        "TaxiBJ 32, Human3.6m 128)",
+        help="frame size: H (square) or H W (default: the dataset's own)",
     )
     g.add_argument(
         "--img_channel",
         type=int,
         default=None,
-        help="channels of a frame (the dataset's own: 1 grey, 2 TaxiBJ flows, 3 Human3.6m RGB)",
+        help="channels of a frame, 1 grey, 3 RGB (default: the dataset's own)",
     )
     g.add_argument("--short_len", type=int, default=None, help="input frames")
     g.add_argument("--long_len", type=int, default=None, help="long-term frames (memory models)")

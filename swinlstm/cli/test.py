@@ -74,7 +74,7 @@ def run_test(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     model, info = load_checkpoint_model(args)
     size = img_size_of(args) or tuple(model.img_size)
-    dataset, short_len, out_len, options = test_data_of(args, info.get("data") or {})
+    dataset, short_len, out_len, options = resolve_test_data(args, info.get("data") or {})
     splits = build_datasets(
         dataset,
         test_dir=args.test_data_dir,
@@ -122,7 +122,7 @@ def run_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def test_data_of(args: argparse.Namespace, recorded: dict) -> tuple[str, int, int, dict]:
+def resolve_test_data(args: argparse.Namespace, recorded: dict) -> tuple[str, int, int, dict]:
     """``(dataset, short_len, out_len, data options)`` of a test: the flags, else what the
     checkpoint's run recorded (``load_model``'s ``info["data"]``), else Moving MNIST 10 -> 10.
 

@@ -126,6 +126,7 @@ class TrainConfig:
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
+# what resolve_config gives the None fields of a new run (img_size / img_channel: the dataset's)
 _DEFAULTS = {"dataset": "movingmnist", "model": "swinlstm-d", "short_len": 10, "out_len": 10}
 
 
@@ -146,10 +147,9 @@ def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
     """
     from swinlstm.data import dataset_key, native_frame
 
+    given = as_config(config)
     cfg = dataclasses.replace(
-        as_config(config),
-        model_config=dict(as_config(config).model_config),
-        data_options=dict(as_config(config).data_options),
+        given, model_config=dict(given.model_config), data_options=dict(given.data_options)
     )
     ckpt = _resume_checkpoint(cfg)
     if ckpt is not None:
