@@ -93,8 +93,9 @@ def test_demo_shows_the_best_zoo_model_beside_the_fresh_one(tmp_path, capsys, mo
         assert im.size[1] == 2 * (5 * 32 + 4 * 2) + 2 * 2
 
 
-def test_relative_change_says_higher_when_worse():
-    from swinlstm.cli.demo import relative
+def test_relative_change_says_higher_when_worse_than_the_baseline():
+    from swinlstm.cli.demo import relative_change
 
-    assert relative(37.2, 65.4) == "43% lower than the baseline"
-    assert relative(298.0, 65.4) == "356% higher than the baseline"
+    assert relative_change(36.6, 63.3) == "42% lower"
+    assert relative_change(288.7, 63.3) == "356% higher"  # not "-356% lower"
+    assert relative_change(63.3, 63.3) == "0% lower"

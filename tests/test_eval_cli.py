@@ -403,3 +403,83 @@ def test_corrupt_lpips_weights_is_one_line_naming_the_file(
     assert test_cli.main(argv + ["--test_result_dir", str(tmp_path / "r")]) == 2
     err = one_line_error(capsys)
     assert f"{tmp_path / name}: " in err and message in err, err
+
+
+# ----- the data a run of ours recorded --------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """A finished 1-iteration run: 16 px Moving MNIST with 14 px digits, 2 -> 3 frames."""
+    from tests.run_helpers import train_small_run
+
+    out = tmp_path_factory.mktemp("small") / "run"
+    assert train_small_run(out) == 0
+    return out
+
+
+def _test_meta(tmp_path: Path, checkpoint: Path, *flags: str, options=("test_samples=2",)):
+    result = tmp_path / "r"
+    argv = ["test", "--checkpoint", str(checkpoint), "--test_result_dir", str(result), *flags]
+    assert run([*argv, "--data_options", *options]) == 0
+    return json.loads((result / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "last.ckpt", "best.ckpt", "."])
+def test_test_uses_the_data_its_checkpoint_recorded(small_run, tmp_path, name):
+    meta = _test_meta(tmp_path, small_run / name)
+    assert meta["dataset"] == "movingmnist" and meta["clips"] == 2
+    assert meta["data_options"] == {"digit_size": 14, "test_samples": 2}  # not the 28 px default
+    assert meta["short_len"] == 2 and meta["out_len"] == 3
+
+
+def test_flags_win_over_the_recorded_data(small_run, tmp_path):
+    flags = ["--short_len", "3", "--out_len", "1"]
+    meta = _test_meta(tmp_path, small_run, *flags, options=("digit_size=10", "test_samples=1"))
+    assert meta["data_options"] == {"digit_size": 10, "test_samples": 1}
+    assert meta["short_len"] == 3 and meta["out_len"] == 1
+
+
+def test_run_written_before_the_record_reads_its_config_yaml(small_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(small_run, run_dir)
+    meta = json.loads((run_dir / "model.json").read_text())
+    del meta["data"]
+    (run_dir / "model.json").write_text(json.dumps(meta))
+    meta = _test_meta(tmp_path, run_dir / "model.safetensors")
+    assert meta["data_options"] == {"digit_size": 14, "test_samples": 2}
+    assert meta["short_len"] == 2 and meta["out_len"] == 3
+
+
+@pytest.mark.parametrize("flag", ["--short_len", "--out_len", "--batch_size"])
+def test_zero_lengths_and_batch_are_refused(small_run, tmp_path, capsys, flag):
+    argv = ["--checkpoint", str(small_run), "--test_result_dir", str(tmp_path), flag, "0"]
+    assert test_cli.main(argv) == 2
+    assert f"{flag} must be >= 1, got 0" in one_line_error(capsys)
+
+
+def test_only_what_was_done_is_printed(small_run, tmp_path, capsys):
+    argv = ["test", "--checkpoint", str(small_run), "--test_result_dir", str(tmp_path / "a")]
+    argv += ["--data_options", "test_samples=2", "--make_frame", "True"]
+    assert run([*argv, "--num_frames_to_save", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated 2 clips" in out and "frames:" not in out and "GIFs" not in out
+    assert run([*argv, "--evaluate", "False"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated" not in out and "metrics.json" not in out
+    assert "forecast 2 clips; no metrics" in out and "frames:" in out
+
+
+def test_predict_takes_the_runs_lengths(small_run, tmp_path):
+    clip = tmp_path / "clip.npy"
+    np.save(clip, moving_squares(1, 8, 16)[0])
+    out = tmp_path / "p"
+    assert (
+        run(["predict", "--checkpoint", str(small_run), "--input", str(clip), "--output", str(out)])
+        == 0
+    )
+    assert np.load(out / "prediction.npy").shape == (3, 1, 16, 16)  # the run's out_len 3
+    assert sorted(p.name for p in out.glob("input_*.png")) == ["input_00.png", "input_01.png"]
+    argv = ["predict", "--checkpoint", str(small_run), "--input", str(clip), "--output", str(out)]
+    assert run([*argv, "--out_len", "5"]) == 0
+    assert np.load(out / "prediction.npy").shape == (5, 1, 16, 16)

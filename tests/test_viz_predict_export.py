@@ -258,6 +258,22 @@ def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
     export_and_check(tmp_path / "ckpt", capsys)
 
 
+def test_export_failing_parity_removes_the_graph_and_says_so(
+    tmp_path, toy_ckpt, capsys, monkeypatch
+):
+    import swinlstm.cli.export as export_cli
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(export_cli, "onnx_parity", lambda *a, **k: 0.5)
+    ckpt, _ = toy_ckpt
+    out = tmp_path / "toy.onnx"
+    argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(out), "--short_len", "4"]
+    assert run(argv + ["--out_len", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "differs from PyTorch by 5.00e-01" in err
+    assert f"{out} removed" in err and not out.exists()
+
+
 def test_export_rejects_wrong_suffix(tmp_path, toy_ckpt, capsys):
     ckpt, _ = toy_ckpt
     assert run(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "x.pt")]) == 2

@@ -45,9 +45,9 @@ def preset_path(explicit: str | None = None) -> Path:
 
 def test_options(config: dict, test_clips: int) -> dict:
     """The preset's Moving MNIST options (digits, speed) for the test set, with its size."""
-    options = dict(config.get("data_options") or {})
-    for key in ("train_samples", "valid_samples", "resample"):
-        options.pop(key, None)
+    from swinlstm.data import held_out_options
+
+    options = held_out_options("movingmnist", config.get("data_options"))
     options["test_samples"] = test_clips
     return options
 
@@ -153,7 +153,7 @@ def run_demo(args: argparse.Namespace) -> int:
     mse, base = summary["mse"], summary["baseline_last_frame"]["mse"]
     fresh = (
         f"this demo's model after {train_s / 60:.1f} min of training {mse:.2f} "
-        f"(SSIM {summary['means']['ssim']:.3f}, {relative(mse, base)})"
+        f"(SSIM {summary['means']['ssim']:.3f}, {relative_change(mse, base)} than the baseline)"
     )
     print(
         f"[demo] MSE per frame: {zoo_line + '; ' if zoo_line else ''}{fresh}; "
@@ -185,7 +185,7 @@ def save_input_clip(test_set, path: Path) -> Path:
     return path
 
 
-def relative(mse: float, base: float) -> str:
-    """``"43% lower than the baseline"`` / ``"12% higher ..."``: the sign in words."""
-    change = 100 * (1 - mse / base)
-    return f"{abs(change):.0f}% {'lower' if change >= 0 else 'higher'} than the baseline"
+def relative_change(value: float, reference: float) -> str:
+    """``"N% lower"`` or ``"N% higher"``: ``value`` against ``reference`` (> 0)."""
+    change = 100 * (value - reference) / reference
+    return f"{abs(change):.0f}% {'higher' if change > 0 else 'lower'}"

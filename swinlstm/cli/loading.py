@@ -5,7 +5,8 @@ configuration: flags are then only checked against them, so that a checkpoint of
 or frame size is refused with one clear line rather than failing deep inside a forward pass.
 The authors' files record no configuration: the model family is recognised from the key names
 (SwinLSTM-B ``ST.``, SwinLSTM-D ``Downsample.``/``Upsample.``, LMC-Memory ``module.`` keys) and
-the network is built from the flags.
+the network is built from the flags, for ``--dataset``'s own frame size and channels where
+``--img_size`` / ``--img_channel`` are silent.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
             )
         args.model = family
     name, config = model_config_from_args(args)
+    if keys is not None and getattr(args, "dataset", None):  # the dataset's own frames
+        from swinlstm.data import native_frame
+
+        size, channels = native_frame(args.dataset)
+        config.setdefault("img_size", list(size) if isinstance(size, tuple) else size)
+        config.setdefault("in_chans", channels)
     if not name.startswith("lmc"):
         config.pop("memory_size", None)  # the authors' commands pass it for every model
     try:

@@ -486,6 +486,10 @@ def _file_digits(digits: np.ndarray, source: str, train_digits: int | None) -> D
     return held_out_split(digits, n_train, source)
 
 
+# options that shape only the training / validation clips (``swinlstm.data.held_out_options``)
+TRAIN_ONLY_OPTIONS = ("train_samples", "valid_samples", "resample")
+
+
 def build(
     train_dir=None,
     valid_dir=None,

@@ -23,18 +23,27 @@ from torch import nn
 from swinlstm.files import load_safetensors, load_torch_weights, read_json
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
+from swinlstm.umask import apply_umask
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+RUN_CONFIG = "config.yaml"
+# what a training run records of its data (``data`` in model.json and in the .ckpt's
+# hyper_parameters, besides ``data_options``)
+RECORDED_DATA = ("dataset", "img_size", "img_channel", "short_len", "out_len", "long_len")
 
 
 def atomic_write(path: str | os.PathLike, write_fn) -> None:
-    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file."""
+    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file.
+
+    The file gets the umask's mode (0644 under umask 022) whatever mode ``write_fn`` created.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write_fn(str(tmp))
+        apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -114,8 +123,10 @@ def load_model(
     """Load a model from any supported checkpoint; returns ``(model in eval mode, info)``.
 
     ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` (as
-    recorded) and, for our checkpoints, the ``iteration`` reached. ``name``/``config`` are needed
-    only for the authors' files, which do not record their network's configuration.
+    recorded) and, for our checkpoints, the ``iteration`` reached and ``data``: what the run
+    trained on (``RECORDED_DATA`` and ``data_options``, from model.json / the .ckpt, else the
+    run's config.yaml beside the file; {} if none). ``name``/``config`` are needed only for the
+    authors' files, which do not record their network's configuration.
     ``eager=True`` builds the network without ``torch.compile`` even when its configuration
     records ``compile: true`` (a run trained with ``--compile True``): exporters cannot trace a
     compiled function, and evaluation would pay the compile time for one pass.
@@ -155,6 +166,7 @@ def load_model(
                 "model": hparams["model_name"],
                 "config": hparams.get("model_config", {}),
                 "iteration": int(ckpt.get("iteration", ckpt.get("global_step", 0))),
+                "data": hparams.get("data") or {},
             }
         else:
             if name is None:
@@ -165,8 +177,25 @@ def load_model(
             model = _build(name, config, eager)
             load_official(model, read_state_dict(path) if ckpt is None else _state_of(ckpt, path))
             info = {"format": "official", "model": name, "config": dict(config or {})}
+    if info["format"] != "official" and not info.get("data"):
+        info["data"] = run_config_data(path.parent / RUN_CONFIG)
     model.eval()
     return model, info
+
+
+def run_config_data(path: Path) -> dict[str, Any]:
+    """The data entries of a run's ``config.yaml`` (runs written before checkpoints recorded
+    them); {} when there is no readable file."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    keys = (*RECORDED_DATA, "data_options")
+    return {k: config[k] for k in keys if config.get(k) is not None}
 
 
 def _state_of(ckpt: Any, path: Path) -> dict:

