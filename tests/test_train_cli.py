@@ -195,6 +195,27 @@ def test_seed_command_kth_via_swinlstm_train(tmp_path, model_flags, model_name):
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
 
 
+def test_custom_frames_larger_than_the_model(tmp_path):
+    # the report of issue 21: a folder of 240x320 frames, --img_size 32 (a non-integer shrink,
+    # which OpenCV 5 refused on many channels at once)
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(12):
+        img = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(folder / f"{t:04d}.jpg"), img)
+    out = tmp_path / "ck"
+    done = run_train(
+        ["--dataset", "custom", "--train_data_dir", str(folder), "--img_size", "32",
+         "--img_channel", "3", "--short_len", "2", "--out_len", "2", "--model", "convlstm",
+         "--patch_size", "4", "--num_hidden", "4", "--filter_size", "3", "--batch_size", "2",
+         "--iterations", "2", "--print_freq", "1", "--workers", "0", "--valid_batches", "1",
+         "--progress", "False", "--checkpoint_save_dir", str(out)]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert torch.load(out / "last.ckpt", weights_only=True)["iteration"] == 2
+
+
 @pytest.mark.parametrize("preset", PRESETS, ids=[Path(p).stem for p in PRESETS])
 def test_every_preset_builds_its_model(preset):
     cfg = config_from_args(standalone_parser().parse_args(["--config", preset]))

@@ -317,3 +317,15 @@ def test_resume_refuses_a_checkpoint_trained_with_other_settings(tmp_path):
     # settings a resumed run may change are accepted
     fine = toy_config(tmp_path, iterations=6, resume=True, print_freq=3, checkpoint_every=1)
     assert run_training(fine, ToyClips(8), ToyClips(3)).module.iteration == 6
+
+
+def test_resume_takes_the_runs_settings_where_left_at_their_defaults(tmp_path):
+    import yaml
+
+    run_training(toy_config(tmp_path, batch_size=4, seed=7), ToyClips(8), ToyClips(3))
+    silent = toy_config(tmp_path, iterations=6, resume=True)
+    del silent["batch_size"]  # TrainConfig's 16 / 1234: not asked for, so the run's 4 / 7
+    result = run_training(silent, ToyClips(8), ToyClips(3))
+    assert result.module.iteration == 6
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["batch_size"] == 4 and config["seed"] == 7

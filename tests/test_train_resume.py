@@ -75,6 +75,8 @@ def test_resume_after_kill_continues_at_the_same_step(tmp_path):
     assert [int(r["iteration"]) for r in rows] == [5, 10, 15, 20]
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < losses[0]
+    seconds = [float(r["train_seconds"]) for r in rows]  # summed over the killed and resumed runs
+    assert 0 < seconds[0] and all(a <= b for a, b in zip(seconds, seconds[1:]))
 
     # the same run without the kill ends with the same weights (data order, optimiser, RNG)
     _assert_same_weights_as_uninterrupted(out, tmp_path / "ref", iterations=20, print_freq=5)

@@ -1,10 +1,11 @@
 """``swinlstm bench data``: samples/s of every dataset loader (0 and 2 workers) on small data it writes
-to a temporary folder, and the Moving MNIST generator against a per-sample loop written like the
-authors' (the baseline, below)."""
+to a temporary folder, the Moving MNIST generator against a per-sample loop written like the
+authors' (the baseline, below), and clips/s of resizing real-size clips to the model."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import tempfile
 import time
@@ -99,6 +100,19 @@ def best_rate(fn, items_per_call: int, calls: int, rounds: int) -> float:
     return items_per_call * calls / max(best, 1e-9)
 
 
+def timed_rates(timed: dict, rounds: int) -> dict[str, float]:
+    """``{name: items per CPU-second}`` of ``timed`` (name -> (fn, items per call, calls)):
+    one untimed call of each first (the generator compiles on its first call), then
+    ``rounds`` interleaved rounds, best kept (the machine is shared)."""
+    for fn, _, _ in timed.values():
+        fn()
+    rates = {k: 0.0 for k in timed}
+    for _ in range(rounds):
+        for key, (fn, per_call, n_calls) in timed.items():
+            rates[key] = max(rates[key], best_rate(fn, per_call, n_calls, 1))
+    return rates
+
+
 # ------------------------------------------------------------------------------ small data
 
 
@@ -165,6 +179,51 @@ def _loader_rate(dataset, workers: int, batch: int, samples: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+#: (label, (T, H, W, C) of one clip, model frame size): the sizes users feed the loaders
+RESIZE_CASES = (
+    ("1280x720 RGB video", (20, 720, 1280, 3), (64, 64)),
+    ("Human3.6m 256 RGB", (8, 256, 256, 3), (128, 128)),
+    ("Human3.6m 1000 RGB", (8, 1000, 1000, 3), (128, 128)),
+    ("KTH 160x120 grey", (20, 120, 160, 1), (128, 128)),
+)
+
+
+def resize_rows(rounds: int = 3, seconds: float = 0.25) -> list[tuple[str, str, str, float]]:
+    """(label, clip, size, clips per CPU-second) of ``to_tensor_clip`` (resize + conversion to
+    [0, 1] floats, what each loader and predict do per clip) on random uint8 clips, cv2 on one
+    thread, best of ``rounds`` timings of about ``seconds`` each."""
+    import cv2
+
+    from swinlstm.data.common import to_tensor_clip
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    rows = []
+    try:
+        for label, shape, size in RESIZE_CASES:
+            clip = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+            start = time.process_time()
+            to_tensor_clip(clip, size, shape[-1])  # warm-up, and how many calls fill `seconds`
+            calls = max(1, int(seconds / max(time.process_time() - start, 1e-6)))
+            one = functools.partial(to_tensor_clip, clip, size, shape[-1])
+            rate = best_rate(one, 1, calls, rounds)
+            dims = f"{shape[0]} x {shape[1]}x{shape[2]}x{shape[3]}"
+            rows.append((label, dims, f"{size[0]}x{size[1]}", rate))
+    finally:
+        cv2.setNumThreads(threads)
+    return rows
+
+
+def print_resize_rows(rounds: int) -> None:
+    print(f"Resizing real-size uint8 clips; 1 thread; CPU time, best of {rounds} rounds")
+    print(f"| {'clip':<20} | {'T x HxWxC':<20} | {'to':<7} | {'clips/s':>8} | {'frames/s':>8} |")
+    print(f"|{'-' * 22}|{'-' * 22}|{'-' * 9}|{'-' * 10}|{'-' * 10}|")
+    for label, dims, size, rate in resize_rows(rounds):
+        frames = rate * int(dims.split(" x ")[0])
+        print(f"| {label:<20} | {dims:<20} | {size:<7} | {rate:>8.1f} | {frames:>8.0f} |")
+    print("to_tensor_clip: area averaging down / bilinear up, then float32 in [0, 1].\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="swinlstm bench data", description=__doc__)
     parser.add_argument("--samples", type=int, default=512, help="samples timed per loader")
@@ -172,14 +231,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--baseline-samples", type=int, default=48, help="samples per timing round")
     parser.add_argument("--rounds", type=int, default=30, help="timing rounds (best kept)")
+    parser.add_argument(
+        "--only",
+        choices=("mnist", "resize", "loaders"),
+        nargs="+",
+        default=("mnist", "resize", "loaders"),
+        help="tables to print (default: all)",
+    )
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if "mnist" in args.only:
+        print_mnist_rows(args)
+    if "resize" in args.only:
+        print_resize_rows(rounds=3)
+    if "loaders" in args.only:
+        print_loader_rows(args)
+    return 0
 
-    from swinlstm.data import build_datasets
+
+def print_mnist_rows(args: argparse.Namespace) -> None:
     from swinlstm.data.common import ClipSpec
     from swinlstm.data.moving_mnist import GeneratedMovingMNIST, builtin_digits
 
-    torch.set_num_threads(1)
-    digits = builtin_digits().copy()
+    digits = builtin_digits().train.copy()
     # as for training: a fresh seed per call; clips, items and batches all come from the dataset
     ours = GeneratedMovingMNIST(
         digits, 10000, 0, ClipSpec(10, 10), (64, 64), 1, with_long=False, resample=True
@@ -194,10 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "item_base": (lambda: baseline_item(digits), 1, args.baseline_samples),
         "item_ours": (lambda: ours.__getitems__(batch), args.batch, calls),
     }
-    rates = {k: 0.0 for k in timed}
-    for _ in range(args.rounds):  # interleaved rounds, best kept (the machine is shared)
-        for key, (fn, per_call, n_calls) in timed.items():
-            rates[key] = max(rates[key], best_rate(fn, per_call, n_calls, 1))
+    rates = timed_rates(timed, args.rounds)
     loader_base = max(
         _loader_rate(BaselineMovingMNIST(digits, 10000), 0, args.batch, args.samples)
         for _ in range(3)
@@ -220,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     print("clips: the generator's output (baseline float32 canvas, ours uint8); items: float32")
     print("(inputs, targets) tensors in [0, 1]; DataLoader: batches of items, 0 workers.\n")
 
+
+def print_loader_rows(args: argparse.Namespace) -> None:
+    from swinlstm.data import build_datasets
+
     print(f"Loaders: samples/s over {args.samples} samples, batch {args.batch}")
     print(
         f"| {'dataset':<12} | {'frames':<18} | "
@@ -235,7 +310,6 @@ def main(argv: list[str] | None = None) -> int:
             shape = f"{x.shape[0]}+..x{x.shape[1]}x{x.shape[2]}x{x.shape[3]}"
             rates = [_loader_rate(train, w, args.batch, args.samples) for w in args.workers]
             print(f"| {name:<12} | {shape:<18} | " + " | ".join(f"{r:>9.0f}" for r in rates) + " |")
-    return 0
 
 
 if __name__ == "__main__":

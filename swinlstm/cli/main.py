@@ -26,6 +26,8 @@ SUBCOMMANDS = {
     "data": "swinlstm.cli.data",
     "bench": "swinlstm.cli.bench",
     "reproduce": "swinlstm.cli.reproduce",
+    "zoo": "swinlstm.cli.zoo",
+    "compare": "swinlstm.cli.compare",
 }
 
 

@@ -2,8 +2,10 @@
 
     swinlstm predict --checkpoint runs/demo/checkpoints --input clip.avi --out_len 10 --output out/
 
-The last ``--short_len`` frames of the input are resized to the model's frame size and converted
-to its channel count exactly as the datasets are (``swinlstm.data.common``), then forecast. Written into ``--output``:
+The input is read, and its last ``--short_len`` frames resized to the model's frame size and
+converted to its channel count, by the datasets' own code (``swinlstm.data.common.read_clip`` and
+``to_tensor_clip``: 16-bit frames by their range, RGBA to RGB, area averaging down), then
+forecast. Written into ``--output``:
 ``input_{t:02d}.png`` (the frames the model saw), ``pred_{t:02d}.png``, ``prediction.gif``
 (input, then forecast) and ``prediction.npy`` (float32 (out_len, C, H, W) in [0, 1]).
 ``--stream`` feeds the frames one at a time through the model's ``step`` API (as a live camera
@@ -28,8 +30,15 @@ def add_parser(subparsers) -> None:
     add_checkpoint_arg(p)
     p.add_argument("--input", required=True, help="video file, folder of frames or .npy clip")
     p.add_argument("--output", required=True, help="folder for the PNGs, GIF and .npy")
-    p.add_argument("--out_len", type=int, default=10, help="frames to forecast")
-    p.add_argument("--short_len", type=int, default=10, help="input frames the model sees")
+    p.add_argument(
+        "--out_len", type=int, default=None, help="frames to forecast (the run's, else 10)"
+    )
+    p.add_argument(
+        "--short_len",
+        type=int,
+        default=None,
+        help="input frames the model sees (the run's, else 10)",
+    )
     p.add_argument(
         "--stream", type=str2bool, nargs="?", const=True, default=False, help="feed frames via step"
     )
@@ -43,64 +52,6 @@ def add_parser(subparsers) -> None:
     )
     add_model_args(p)
     p.set_defaults(func=run_predict)
-
-
-# ----- reading a clip ------------------------------------------------------------------------
-def read_npy(path: Path) -> np.ndarray:
-    """One clip (T, H, W), (T, H, W, C) or (T, C, H, W), C in 1..4 -> (T, H, W, C), uint8 or
-    float32 in [0, 1]."""
-    try:
-        x = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
-    if x.ndim == 3:
-        x = x[..., None]
-    elif x.ndim == 4 and x.shape[1] in (1, 2, 3, 4) and x.shape[-1] not in (1, 3, 4):
-        x = np.moveaxis(x, 1, -1)
-    if x.ndim != 4 or x.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(
-            f"{path}: expected one clip (T, H, W), (T, H, W, C) or (T, C, H, W), got shape "
-            f"{x.shape} (for an array of many clips, save the one to forecast)"
-        )
-    if x.dtype == np.uint8:
-        return x
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{path}: expected uint8 or float values, got {x.dtype}")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"{path}: float clips must hold values in [0, 1]")
-    return x
-
-
-def read_clip(path: str | Path) -> np.ndarray:
-    """A video file, a folder of frames (natural order) or a .npy clip as (T, H, W, C), uint8
-    (or float32 in [0, 1] from a float .npy). Readers shared with ``swinlstm.data``."""
-    from swinlstm.data.common import IMAGE_EXTS, VIDEO_EXTS, list_images, read_frames, read_video
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--input not found: {path}")
-    if path.is_dir():
-        files = list_images(path)
-        if not files:
-            raise ValueError(f"{path}: holds no image ({', '.join(IMAGE_EXTS)})")
-        return read_frames(files, grey=False)
-    if path.suffix.lower() == ".npy":
-        return read_npy(path)
-    if path.suffix.lower() in VIDEO_EXTS:
-        return read_video(path)
-    raise ValueError(
-        f"{path}: unsupported input; give a video ({', '.join(VIDEO_EXTS)}), "
-        "a folder of frames or a .npy clip"
-    )
-
-
-def fit_clip(clip: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-    """(T, H, W, C) -> float32 (T, channels, size[0], size[1]) in [0, 1]: the data package's
-    resizing (area down, bilinear up) and grey/RGB conversion."""
-    from swinlstm.data.common import to_tensor_clip
-
-    return to_tensor_clip(clip, tuple(size), channels).numpy()
 
 
 # ----- forecasting ---------------------------------------------------------------------------
@@ -132,16 +83,26 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from swinlstm import viz
 
-    if args.out_len < 1 or args.short_len < 1:
-        raise ValueError("--out_len and --short_len must be >= 1")
+    for flag in ("out_len", "short_len"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    from swinlstm.data.common import read_clip, to_tensor_clip
+
     model, info = load_checkpoint_model(args)
-    clip = read_clip(args.input)
+    recorded = info.get("data") or {}
+    for flag in ("out_len", "short_len"):  # the lengths the run trained with, else 10
+        if getattr(args, flag) is None:
+            setattr(args, flag, int(recorded.get(flag) or 10))
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"--input not found: {args.input}")
+    # read and fitted exactly as the datasets do: grey models read grey frames (as FrameWindows)
+    clip = read_clip(args.input, grey=model.in_chans == 1)
     if clip.shape[0] < args.short_len:
         raise ValueError(
             f"{args.input}: holds {clip.shape[0]} frames, --short_len {args.short_len} needs at least "
             f"{args.short_len}"
         )
-    frames = fit_clip(clip[-args.short_len :], tuple(model.img_size), model.in_chans)
+    frames = to_tensor_clip(clip[-args.short_len :], tuple(model.img_size), model.in_chans).numpy()
     x = torch.from_numpy(frames)[None]
     preds = forecast(model, x, args.out_len, stream=args.stream)[0].clamp(0, 1)
 

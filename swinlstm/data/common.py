@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from swinlstm.data.checks import finite_range
+
 log = logging.getLogger("swinlstm.data")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".webm")
-_MAX_CV_CHANNELS = 128  # cv2.resize takes at most this many channels per call (OpenCV 5: 128)
+_CV_CHANNELS = 4  # channels per cv2.resize call: OpenCV 5 takes no more for INTER_AREA
 
 
 @dataclass(frozen=True)
@@ -90,38 +92,47 @@ def check_channels(img_channel: int, allowed: Sequence[int] = (1, 3)) -> int:
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize (T, H, W, C) frames to ``size`` = (H, W): area averaging down, bilinear up.
+    """Resize (T, H, W, C) frames to ``size`` = (H', W'): any T, C, dtype cv2 takes, any direction.
 
-    All frames go through cv2 in as few calls as possible by stacking time into channels.
+    Each axis on its own: area averaging where it shrinks (``cv2.INTER_AREA``: the mean of the
+    source pixels an output pixel covers, partly covered ones weighted by their share), bilinear
+    where it grows (``cv2.INTER_LINEAR``, pixel centres aligned). When one axis shrinks and the
+    other grows (KTH's 120x160 -> 128x128) the shrinking axis goes first, in float32, then the other,
+    so it is still averaged (cv2's INTER_AREA alone would sample it) and integers are rounded once.
+    cv2 gets one frame and at most 4 channels per call, which OpenCV 4.x and 5.x all accept (5.0
+    refuses INTER_AREA on more than 4 channels at a non-integer factor). This is the one resize of
+    the package: every loader, ``prepare-kth`` and ``swinlstm predict`` use it.
     """
     t, h, w, c = frames.shape
-    if (h, w) == size:
+    out_h, out_w = int(size[0]), int(size[1])
+    if (h, w) == (out_h, out_w):
         return frames
-    interp = cv2_interp(shrink=size[0] * size[1] < h * w)
     import cv2
 
-    stacked = np.ascontiguousarray(frames.transpose(1, 2, 0, 3).reshape(h, w, t * c))
-    chunks = [
-        cv2.resize(
-            np.ascontiguousarray(stacked[..., i : i + _MAX_CV_CHANNELS]),
-            (size[1], size[0]),
-            interpolation=interp,
-        )
-        for i in range(0, t * c, _MAX_CV_CHANNELS)
-    ]
-    chunks = [ch[..., None] if ch.ndim == 2 else ch for ch in chunks]
-    out = np.concatenate(chunks, axis=-1) if len(chunks) > 1 else chunks[0]
-    return out.reshape(size[0], size[1], t, c).transpose(2, 0, 1, 3)
-
-
-def cv2_interp(shrink: bool) -> int:
-    import cv2
-
-    return cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    if (out_h <= h) == (out_w <= w):  # one pass: both axes shrink, or both grow
+        passes = [((out_h, out_w), cv2.INTER_AREA if out_h <= h else cv2.INTER_LINEAR)]
+    else:  # the shrinking axis first
+        mid = (out_h, w) if out_h < h else (h, out_w)
+        passes = [(mid, cv2.INTER_AREA), ((out_h, out_w), cv2.INTER_LINEAR)]
+    two = len(passes) == 2
+    out = np.empty((t, out_h, out_w, c), frames.dtype)
+    for k in range(t):  # frame by frame: memory stays one frame whatever the clip's size
+        for i in range(0, c, _CV_CHANNELS):
+            x = frames[k, :, :, i : i + _CV_CHANNELS] if c > _CV_CHANNELS else frames[k]
+            if two:
+                x = x.astype(np.float32)
+            for (ph, pw), interp in passes:
+                x = cv2.resize(np.ascontiguousarray(x), (pw, ph), interpolation=interp)
+            x = x.reshape(out_h, out_w, -1)
+            if two and out.dtype.kind in "ui":  # means of in-range values: rounding suffices
+                x = np.rint(x)
+            out[k, :, :, i : i + _CV_CHANNELS] = x
+    return out
 
 
 def convert_channels(frames: np.ndarray, channels: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, H, W, channels): grey is repeated to RGB, RGB -> grey by BT.601 luma."""
+    """(T, H, W, C) -> (T, H, W, channels): grey is repeated to RGB, RGB(A) -> grey by BT.601 luma,
+    RGBA -> RGB drops alpha. Integer frames stay in their dtype (luma rounded)."""
     c = frames.shape[-1]
     if c == channels:
         return frames
@@ -129,23 +140,39 @@ def convert_channels(frames: np.ndarray, channels: int) -> np.ndarray:
         return np.repeat(frames, 3, axis=-1)
     if c in (3, 4) and channels == 1:
         luma = frames[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        if frames.dtype == np.uint8:
-            luma = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+        if np.issubdtype(frames.dtype, np.integer):
+            info = np.iinfo(frames.dtype)
+            luma = np.clip(np.rint(luma), info.min, info.max).astype(frames.dtype)
         return luma[..., None]
     if c == 4 and channels == 3:
         return frames[..., :3]
     raise ValueError(f"cannot convert frames with {c} channels to img_channel={channels}")
 
 
+#: integer frame dtypes and the value that maps to 1.0 (16-bit PNG / TIFF frames are uint16)
+FRAME_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
 def to_tensor_clip(frames: np.ndarray, size: tuple[int, int], channels: int) -> torch.Tensor:
-    """(T, H, W, C) uint8 or float frames in [0, 1] -> float32 tensor (T, channels, H', W') in [0, 1]."""
-    frames = convert_channels(frames, channels)
-    if frames.dtype != np.uint8 and frames.dtype != np.float32:
+    """(T, H, W, C) frames -> float32 tensor (T, channels, H', W') in [0, 1].
+
+    uint8 frames are divided by 255, uint16 (16-bit PNG / TIFF) by 65535 (their own range: not
+    clipped, not wrapped), float frames are taken as [0, 1]. Channels are reduced before resizing
+    and added after it, so the resize handles as few channels as possible."""
+    if frames.dtype not in FRAME_SCALES and not np.issubdtype(frames.dtype, np.floating):
+        raise ValueError(f"frames of dtype {frames.dtype}: use uint8, uint16 or float in [0, 1]")
+    if frames.dtype.kind == "f" and frames.dtype != np.float32:
         frames = frames.astype(np.float32)
+    if channels < frames.shape[-1]:
+        frames = convert_channels(frames, channels)
     frames = resize_frames(frames, size)
+    frames = convert_channels(frames, channels)
     frames = frames.transpose(0, 3, 1, 2)
     if frames.dtype == np.uint8:
         return unit_float(frames)
+    if frames.dtype == np.uint16:
+        scale = FRAME_SCALES[frames.dtype]
+        return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).div_(scale)
     return torch.from_numpy(np.ascontiguousarray(frames)).clamp_(0.0, 1.0)
 
 
@@ -171,9 +198,9 @@ def split_clip(clip, spec: ClipSpec, long: bool, convert=None) -> tuple:
 class ClipDataset(Dataset):
     """Base of every dataset: subclasses give ``__len__`` and ``load_clip(i)`` -> (T, H, W, C) frames.
 
-    ``load_clip`` returns ``spec.total`` frames as uint8 (0..255) or float in [0, 1]; this class
-    converts channels, resizes to ``size`` and splits into inputs / targets (/ long clip when
-    ``with_long``).
+    ``load_clip`` returns ``spec.total`` frames as uint8 (0..255), uint16 (0..65535) or float in
+    [0, 1]; this class converts channels, resizes to ``size`` (:func:`to_tensor_clip`) and splits
+    into inputs / targets (/ long clip when ``with_long``).
     """
 
     def __init__(self, spec: ClipSpec, size: tuple[int, int], channels: int, with_long: bool):
@@ -257,22 +284,95 @@ def list_frame_folders(root: Path) -> list[Path]:
     )
 
 
-def read_image(path: str | os.PathLike, grey: bool) -> np.ndarray:
-    """(H, W, 1) grey or (H, W, 3) RGB uint8; a file cv2 cannot decode is a ValueError naming it."""
+def read_image(path: str | os.PathLike, grey: bool | None) -> np.ndarray:
+    """One image file as (H, W, C): grey (C = 1) when ``grey``, RGB (C = 3) when not, as stored
+    (1 for a grey file, 3 for a colour one) when None. Alpha is dropped; 16-bit PNG / TIFF stay
+    uint16 (see :data:`FRAME_SCALES`), 8-bit files are uint8, float TIFFs float32. A file cv2
+    cannot decode, or of another depth, is a ValueError naming it."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    mode = {True: cv2.IMREAD_GRAYSCALE, False: cv2.IMREAD_COLOR, None: cv2.IMREAD_ANYCOLOR}[grey]
+    img = cv2.imread(str(path), mode | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise ValueError(f"{path}: cannot decode image (missing, corrupt or not an image)")
-    return img[..., None] if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.dtype not in FRAME_SCALES and img.dtype != np.float32:
+        raise ValueError(f"{path}: {img.dtype} pixels; use 8- or 16-bit images (or float32 TIFF)")
+    if img.ndim == 2:
+        return img[..., None]
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_frames(paths: Sequence[str | os.PathLike], grey: bool) -> np.ndarray:
+def read_frames(paths: Sequence[str | os.PathLike], grey: bool | None) -> np.ndarray:
+    """Image files -> (T, H, W, C) frames (see :func:`read_image`); they must agree in shape and
+    depth, and float ones lie in [0, 1] (a ValueError naming the folder otherwise)."""
     frames = [read_image(p, grey) for p in paths]
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise ValueError(f"{Path(paths[0]).parent}: frames of different sizes {sorted(shapes)}")
-    return np.stack(frames)
+    kinds = {(f.shape, str(f.dtype)) for f in frames}
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{Path(paths[0]).parent}: frames of different shapes or depths {sorted(kinds)}"
+        )
+    clip = np.stack(frames)
+    if clip.dtype == np.float32:
+        check_values(clip, Path(paths[0]).parent)  # float TIFFs: [0, 1] like float arrays
+    return clip
+
+
+def check_values(arr: np.ndarray, path: str | os.PathLike, key: str | None = None) -> None:
+    """uint8, uint16 or float in [0, 1]; anything else is a ValueError naming ``path`` (and the
+    array ``key`` in it). Floats are read once, in chunks; NaN / inf name the first bad index."""
+    if arr.dtype in FRAME_SCALES:
+        return
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(
+            f"{path}: dtype {arr.dtype}; use uint8 (0..255), uint16 (0..65535) or float in [0, 1]"
+        )
+    lo, hi = finite_range(arr, path, key)
+    if not (0.0 <= lo and hi <= 1.0):
+        raise ValueError(
+            f"{path}: float values span [{lo:.4g}, {hi:.4g}]; scale them to [0, 1] first"
+        )
+
+
+def read_npy_clip(path: str | os.PathLike) -> np.ndarray:
+    """One clip saved as .npy, (T, H, W), (T, H, W, C) or (T, C, H, W) with C in 1..4 -> (T, H, W,
+    C): uint8, uint16, or float32 in [0, 1]."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+    if x.ndim == 3:
+        x = x[..., None]
+    elif x.ndim == 4 and x.shape[1] in (1, 2, 3, 4) and x.shape[-1] not in (1, 3, 4):
+        x = np.moveaxis(x, 1, -1)
+    if x.ndim != 4 or x.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(
+            f"{path}: expected one clip (T, H, W), (T, H, W, C) or (T, C, H, W), got shape "
+            f"{x.shape} (for an array of many clips, save the one to forecast)"
+        )
+    check_values(x, path)
+    return x if x.dtype in FRAME_SCALES else x.astype(np.float32)
+
+
+def read_clip(path: str | os.PathLike, grey: bool | None = None) -> np.ndarray:
+    """A video file, a folder of frames (natural order) or a .npy clip as (T, H, W, C) frames,
+    read as the datasets read them: grey (C = 1) when ``grey``, RGB when False, as stored when
+    None (videos: RGB). Frames are uint8, uint16 (16-bit images or .npy) or float32 in [0, 1]."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise ValueError(f"{path}: holds no image ({', '.join(IMAGE_EXTS)})")
+        return read_frames(files, grey)
+    if path.suffix.lower() == ".npy":
+        return read_npy_clip(path)
+    if path.suffix.lower() in VIDEO_EXTS:
+        return read_video(path, grey=bool(grey))
+    raise ValueError(
+        f"{path}: unsupported input; give a video ({', '.join(VIDEO_EXTS)}), "
+        "a folder of frames or a .npy clip"
+    )
 
 
 def count_video_frames(path: Path) -> int:

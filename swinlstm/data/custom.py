@@ -2,8 +2,8 @@
 
 A path (``--train_data_dir``, ``--valid_data_dir``, ``--test_data_dir``) may be
 
-* a ``.npy`` / ``.npz`` array (N, T, H, W), (N, T, H, W, C) or (N, T, C, H, W), uint8 (0..255) or
-  float in [0, 1] (``layout=`` settles an ambiguous shape, ``key=`` picks an npz array);
+* a ``.npy`` / ``.npz`` array (N, T, H, W), (N, T, H, W, C) or (N, T, C, H, W), uint8 (0..255),
+  uint16 (0..65535) or float in [0, 1] (``layout=`` settles an ambiguous shape, ``key=`` picks an npz array);
 * a folder of video files (.avi, .mp4, ... read by OpenCV), or a single video file;
 * a folder of frame folders (``root/clip_a/0001.png ...``), or one folder of frames.
 
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from swinlstm.data.checks import finite_range
 from swinlstm.data.common import (
     IMAGE_EXTS,
     VIDEO_EXTS,
@@ -30,6 +29,7 @@ from swinlstm.data.common import (
     Splits,
     VideoWindows,
     check_channels,
+    check_values,
     count_video_frames,
     list_frame_folders,
     list_images,
@@ -81,14 +81,7 @@ def load_array(path: Path, layout: str | None, key: str | None) -> np.ndarray:
     layout = layout.upper() if layout else guess_layout(arr.shape, path)
     if arr.ndim != len(layout):
         raise ValueError(f"{path}: shape {arr.shape} does not match layout {layout}")
-    if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{path}: dtype {arr.dtype}; use uint8 (0..255) or float in [0, 1]")
-        lo, hi = finite_range(arr, path, key)
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"{path}: float values span [{lo:.4g}, {hi:.4g}]; scale them to [0, 1] first"
-            )
+    check_values(arr, path, key)
     if layout == "NTHW":
         return arr[..., None]
     if layout == "NTCHW":

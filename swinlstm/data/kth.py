@@ -28,6 +28,7 @@ from swinlstm.data.common import (
     parse_img_size,
     read_video,
     require_path,
+    resize_frames,
     warn_skipped,
 )
 
@@ -80,9 +81,11 @@ def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]],
             videos.append(frames)
     warn_skipped("KTH videos", short, f"no {spec.total} consecutive frames")
     if not rows:
+        role = "training" if persons == TRAIN_PERSONS else "validation/test"
         raise ValueError(
             f"{root}: no KTH clip of short_len + out_len = {spec.total} frames for persons "
-            f"{persons.start:02d}-{persons.stop - 1:02d}"
+            f"{persons.start:02d}-{persons.stop - 1:02d}, the {role} split of the PredRNN/OpenSTL "
+            f"protocol (persons 01-16 train, 17-25 validate/test)"
         )
     return videos, np.asarray(rows, np.int64)
 
@@ -156,9 +159,9 @@ def prepare_kth(raw: str | Path, out: str | Path, size: int = 128, min_frames: i
             continue
         folder = out / action / path.stem
         folder.mkdir(parents=True, exist_ok=True)
-        for i, frame in enumerate(frames, start=1):
-            small = cv2.resize(frame[..., 0], (size, size), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(folder / f"image_{i:04d}.jpg"), small)
+        # the loaders' and predict's resize, so prepared frames match what predict feeds a model
+        for i, frame in enumerate(resize_frames(frames, (size, size)), start=1):
+            cv2.imwrite(str(folder / f"image_{i:04d}.jpg"), frame)
         written += 1
     warn_skipped("KTH videos", bad, f"unreadable or fewer than {min_frames} frames")
     if not written:

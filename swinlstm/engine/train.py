@@ -30,6 +30,7 @@ loss raises :class:`~swinlstm.engine.errors.TrainingFailed` before anything is w
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import math
@@ -52,6 +53,7 @@ from lightning.pytorch.callbacks import Callback
 from swinlstm.engine.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
+    RECORDED_DATA,
     atomic_write,
     load_model,
     model_files,
@@ -76,23 +78,29 @@ _MISSING = object()
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the ``swinlstm train`` flags map one to one onto these fields."""
+    """Everything a run needs; the ``swinlstm train`` flags map one to one onto these fields.
+
+    Fields that default to None are filled by :func:`resolve_config`: when resuming, from what
+    the checkpoint recorded; otherwise ``dataset`` movingmnist, ``model`` swinlstm-d,
+    ``short_len`` / ``out_len`` 10, ``long_len`` 0, and ``img_size`` / ``img_channel`` the
+    dataset's own (:func:`swinlstm.data.native_frame`).
+    """
 
     # data
-    dataset: str = "movingmnist"
+    dataset: str | None = None
     train_data_dir: str | None = None
     valid_data_dir: str | None = None
-    img_size: int | list[int] = 64
-    img_channel: int = 1
-    short_len: int = 10
-    out_len: int = 10
-    long_len: int = 0
+    img_size: int | list[int] | None = None
+    img_channel: int | None = None
+    short_len: int | None = None
+    out_len: int | None = None
+    long_len: int | None = None
     data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
     workers: int = 2
     seed: int = 1234
     # model
-    model: str = "swinlstm-d"
+    model: str | None = None
     model_config: dict[str, Any] = field(default_factory=dict)
     # optimisation
     lr: float = 1e-4
@@ -125,13 +133,14 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        """Raise ValueError naming the flag for settings no run can use."""
+        """Raise ValueError naming the flag for settings no run can use (None: resolved later)."""
         for name in ("short_len", "out_len", "batch_size", "iterations", "print_freq", "num_nodes"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
+        long_len = self.long_len or 0
+        if long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
             raise ValueError("--long_len, --iterations_warmup and --workers must be >= 0")
-        if self.long_len > self.short_len + self.out_len:
+        if None not in (self.short_len, self.out_len) and long_len > self.short_len + self.out_len:
             raise ValueError(
                 f"--long_len {self.long_len} is longer than the clip it is taken from: "
                 f"--short_len + --out_len = {self.short_len + self.out_len}"
@@ -154,6 +163,7 @@ RESUME_MAY_CHANGE = frozenset(
     {
         "train_data_dir",
         "valid_data_dir",
+        "data_options",  # laid over the recorded ones (resolve_config)
         "workers",
         "model",  # the model is checked on its own (the checkpoint's network is used)
         "model_config",
@@ -176,12 +186,83 @@ RESUME_MAY_CHANGE = frozenset(
 )
 
 
+_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+# what resolve_config gives the None fields of a new run (img_size / img_channel: the dataset's)
+_DEFAULTS = {"dataset": "movingmnist", "model": "swinlstm-d", "short_len": 10, "out_len": 10}
+
+
+def data_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The data a run trains on, as saved beside its weights: ``test`` and ``predict`` and a
+    resumed run use it where their flags are silent."""
+    record = {k: getattr(cfg, k) for k in RECORDED_DATA}
+    record["data_options"] = dict(cfg.data_options)
+    return _plain(record)
+
+
+def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
+    """A copy of ``config`` with its None fields filled (see :class:`TrainConfig`).
+
+    Resuming a ``.ckpt`` of ours takes the model, its configuration and the data the checkpoint
+    records wherever ``config`` is silent; ``data_options`` given are laid over the recorded ones.
+    The model is built for the data's frames unless ``model_config`` says otherwise.
+    """
+    from swinlstm.data import dataset_key, native_frame
+
+    given = as_config(config)
+    cfg = dataclasses.replace(
+        given, model_config=dict(given.model_config), data_options=dict(given.data_options)
+    )
+    if cfg.resume or cfg.checkpoint_load_file == "auto":  # now the file itself, or none
+        source = _load_source(cfg)
+        cfg.checkpoint_load_file, cfg.resume = (str(source) if source else None), False
+    ckpt = _resume_checkpoint(cfg)
+    if ckpt is not None:
+        hp = ckpt["hyper_parameters"]
+        saved = dict(hp.get("data") or {})
+        saved.setdefault("short_len", hp.get("short_len"))
+        saved.setdefault("out_len", hp.get("out_len"))
+        saved.setdefault("img_size", hp["model_config"].get("img_size"))
+        saved.setdefault("img_channel", hp["model_config"].get("in_chans"))
+        saved["model"] = hp["model_name"]
+        for key, value in saved.items():
+            if key in _FIELDS and key != "data_options" and getattr(cfg, key) is None:
+                setattr(cfg, key, value)
+        _settle_with_run(cfg, ckpt, Path(cfg.checkpoint_load_file))
+        if saved.get("dataset") in (None, cfg.dataset):
+            cfg.data_options = {**(saved.get("data_options") or {}), **cfg.data_options}
+    for key, value in _DEFAULTS.items():
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, value)
+    cfg.dataset = dataset_key(cfg.dataset)
+    if cfg.long_len is None:
+        cfg.long_len = 0
+    if cfg.img_size is None or cfg.img_channel is None:
+        size, channels = native_frame(cfg.dataset)
+        if cfg.img_size is None:
+            cfg.img_size = list(size) if isinstance(size, tuple) else size
+        if cfg.img_channel is None:
+            cfg.img_channel = channels
+    cfg.model_config.setdefault("img_size", cfg.img_size)
+    cfg.model_config.setdefault("in_chans", cfg.img_channel)
+    if ckpt is not None:
+        _check_resume_fits(cfg, ckpt["hyper_parameters"], Path(cfg.checkpoint_load_file))
+        cfg.model_config = dict(ckpt["hyper_parameters"]["model_config"])
+    return cfg
+
+
+def _resume_checkpoint(cfg: TrainConfig) -> dict | None:
+    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
+    if source is None or not source.is_file():
+        return None
+    return read_training_checkpoint(source)
+
+
 def as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from itself or a mapping of its fields (unknown keys: an error)."""
     if isinstance(config, TrainConfig):
         return config
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(config) - names)
+    unknown = sorted(set(config) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown training settings: {', '.join(unknown)}")
     return TrainConfig(**{k: v for k, v in config.items() if v is not None})
@@ -250,10 +331,11 @@ class RunRecorder(Callback):
         self.best = math.inf
         self.improved = False
         self.rows: list[dict[str, Any]] = []
-        self.columns: list[str] = ["iteration", "train_loss", "lr"]
+        self.columns: list[str] = ["iteration", "train_seconds", "train_loss", "lr"]
         self.csv_path = directory / "metrics.csv"
         self._t0 = time.monotonic()
         self._it0 = start_iteration
+        self._seconds0 = 0.0  # training seconds before this process (restored on resume)
         if self.csv_path.is_file():  # resumed: keep the rows up to the checkpoint's iteration
             with open(self.csv_path, newline="") as f:
                 reader = csv.DictReader(f)
@@ -263,11 +345,16 @@ class RunRecorder(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._it0 = time.monotonic(), pl_module.iteration
 
+    def seconds(self) -> float:
+        """Wall seconds of training so far, summed over every resumed process."""
+        return self._seconds0 + time.monotonic() - self._t0
+
     def state_dict(self) -> dict[str, Any]:
-        return {"best": float(self.best)}
+        return {"best": float(self.best), "train_seconds": self.seconds()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state.get("best", math.inf))
+        self._seconds0 = float(state.get("train_seconds", 0.0))
 
     def csv_file(self) -> tuple[Path, Any]:
         """``(path, write_fn)`` of metrics.csv for :func:`write_files`."""
@@ -290,7 +377,13 @@ class RunRecorder(Callback):
             return
         values = {k: float(v.mean()) for k, v in getattr(pl_module, "valid_per_frame", {}).items()}
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        row = {"iteration": pl_module.iteration, "train_loss": train_loss, "lr": lr, **values}
+        row = {
+            "iteration": pl_module.iteration,
+            "train_seconds": round(self.seconds(), 1),
+            "train_loss": train_loss,
+            "lr": lr,
+            **values,
+        }
         for key in row:
             if key not in self.columns:
                 self.columns.append(key)
@@ -494,7 +587,7 @@ class RunCheckpoints(Callback):
         if metrics:
             files.append(self.recorder.csv_file())
         if best:
-            extra: dict[str, Any] = {"iteration": it}
+            extra: dict[str, Any] = {"iteration": it, **_data_of(pl_module)}
             if self.has_valid and math.isfinite(self.recorder.best):
                 extra["val_mse"] = self.recorder.best
             files.append((self.directory / f"{BEST}.ckpt", lambda tmp: _link(temp_path(last), tmp)))
@@ -518,6 +611,12 @@ def _non_finite_parameter(model: torch.nn.Module) -> str | None:
     return None
 
 
+def _data_of(module: PredictionModule) -> dict[str, Any]:
+    """``{"data": record}`` of :func:`data_record` for model.json (empty if the module has none)."""
+    data = getattr(module.hparams, "data", None)
+    return {"data": dict(data)} if data else {}
+
+
 def _steps_per_iteration(module: PredictionModule) -> int:
     return 2 if module.memory else 1
 
@@ -526,7 +625,7 @@ def _saved_iteration(path: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True).get("iteration", -1))
+        return int(read_weights_only(path).get("iteration", -1))
     except Exception:
         return None
 
@@ -569,6 +668,7 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
         protocol=cfg.protocol,
         skip_warmup=skip_warmup,
         seed=cfg.seed,
+        data=data_record(cfg),
     )
 
 
@@ -589,41 +689,41 @@ def _load_source(cfg: TrainConfig) -> Path | None:
     return Path(given) if given else None
 
 
-def _check_same_config(cfg: TrainConfig, ckpt: dict, source: Path) -> None:
-    """ValueError naming the settings in which the flags differ from the checkpoint's run."""
+def _settle_with_run(cfg: TrainConfig, ckpt: dict, source: Path) -> None:
+    """Resuming: the settings left at their defaults take the checkpoint's run's values; any
+    other that differs from them (outside ``RESUME_MAY_CHANGE``) is a ValueError naming it."""
     saved = ckpt.get("train_config")
     if not isinstance(saved, dict):
         return  # written before train_config was stored: only the model is checked
-    now = _plain(cfg.to_dict())
-    differ = [
-        k for k in now if k not in RESUME_MAY_CHANGE and k in saved and _plain(saved[k]) != now[k]
-    ]
+    differ = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in RESUME_MAY_CHANGE or f.name not in saved:
+            continue
+        now, was = _plain(getattr(cfg, f.name)), _plain(saved[f.name])
+        if now == was:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if now == _plain(default):  # not asked for: the run's own value
+            setattr(cfg, f.name, copy.deepcopy(saved[f.name]))
+        else:
+            differ.append(f.name)
     if differ:
         was = ", ".join(f"{k}={saved[k]!r}" for k in differ)
-        given = ", ".join(f"{k}={now[k]!r}" for k in differ)
+        given = ", ".join(f"{k}={_plain(getattr(cfg, k))!r}" for k in differ)
         raise ValueError(
-            f"{source} was trained with {was}; the flags give {given}: pass the same flags to "
-            "resume, or another --checkpoint_save_dir to start a new run"
+            f"{source} was trained with {was}; the flags give {given}: leave them out (or give "
+            "the same) to resume, or pass another --checkpoint_save_dir to start a new run"
         )
 
 
 def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     """The module to train and the checkpoint to resume from (None: a new run)."""
-    source = _load_source(cfg)
+    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
     if source is not None and not source.exists():
         raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
-    if ckpt is not None:
-        _check_same_config(cfg, ckpt, source)
     if ckpt is not None:  # resume: the network is the checkpoint's
-        hp = ckpt["hyper_parameters"]
-        saved = hp["model_config"]
-        clash = {k: v for k, v in cfg.model_config.items() if saved.get(k, _MISSING) != v}
-        if cfg.model != hp["model_name"] or clash:
-            raise ValueError(
-                f"{source} was trained as {hp['model_name']} {hp['model_config']}; "
-                f"the flags ask for {cfg.model} {cfg.model_config}"
-            )
+        hp = ckpt["hyper_parameters"]  # resolve_config checked the flags against it
         module = _module(
             cfg, hp["model_name"], dict(hp["model_config"]), hp.get("skip_warmup", False)
         )
@@ -640,6 +740,23 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
         module.model.load_state_dict(sd)
         print(f"fine-tuning from {source} ({info['format']} weights)", flush=True)
     return module, None
+
+
+def _check_resume_fits(cfg: TrainConfig, hp: dict, source: Path) -> None:
+    """One line naming what the flags change of the model a resumed checkpoint trains."""
+    saved = hp["model_config"]
+    clash = [k for k, v in cfg.model_config.items() if saved.get(k, _MISSING) != _plain(v)]
+    if cfg.model != hp["model_name"]:
+        clash.insert(0, "model")
+    if clash:
+        asked = {"model": cfg.model, **cfg.model_config}
+        was = {"model": hp["model_name"], **saved}
+        diffs = ", ".join(f"{k} {asked[k]} (trained: {was.get(k, 'unset')})" for k in clash)
+        raise ValueError(
+            f"{source} was trained as {hp['model_name']}, but the flags change {diffs}: leave "
+            "the model flags out to resume (the checkpoint records them), or fine-tune from "
+            "its model.safetensors"
+        )
 
 
 def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int) -> None:
@@ -716,12 +833,17 @@ def run_training(
     callbacks: list[Callback] | None = None,
 ) -> TrainResult:
     """:func:`train`, with extra Lightning ``callbacks`` and the module and trainer returned."""
-    cfg = as_config(config)
+    cfg = resolve_config(config)
     cfg.validate()
     _check_hardware(cfg)  # before the data is built: a missing GPU is known at once
     directory = Path(cfg.checkpoint_save_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
+    if cfg.scheduled_sampling and module.memory:
+        raise ValueError(
+            "--scheduled_sampling True has no effect on a memory model (memory_size > 0 trains "
+            "by LMC-Memory's memory alignment): leave it out, or use --memory_size 0"
+        )
     data = PredictionDataModule(
         dataset=cfg.dataset,
         data_options={
