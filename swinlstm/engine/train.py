@@ -228,7 +228,6 @@ def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
         for key, value in saved.items():
             if key in _FIELDS and key != "data_options" and getattr(cfg, key) is None:
                 setattr(cfg, key, value)
-        _settle_with_run(cfg, ckpt, Path(cfg.checkpoint_load_file))
         if saved.get("dataset") in (None, cfg.dataset):
             cfg.data_options = {**(saved.get("data_options") or {}), **cfg.data_options}
     for key, value in _DEFAULTS.items():
@@ -248,6 +247,7 @@ def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
     if ckpt is not None:
         _check_resume_fits(cfg, ckpt["hyper_parameters"], Path(cfg.checkpoint_load_file))
         cfg.model_config = dict(ckpt["hyper_parameters"]["model_config"])
+        _settle_with_run(cfg, ckpt, Path(cfg.checkpoint_load_file))  # the other settings
     return cfg
 
 
