@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from evalcli_helpers import ToyPredictor, require  # noqa: E402,F401  (registers "toy")
+from evalcli_helpers import ToyPredictor, require  # noqa: E402,F401  (registers "toy-eval")
 from PIL import Image
 
 from swinlstm.cli.main import run
@@ -79,7 +79,7 @@ def write_kth(root: Path, t: int, size: int = 32) -> Path:
 
 def toy_checkpoint(directory: Path, img_size: int, in_chans: int = 1) -> Path:
     torch.manual_seed(0)
-    save_model(build_model("toy", img_size=img_size, in_chans=in_chans), directory)
+    save_model(build_model("toy-eval", img_size=img_size, in_chans=in_chans), directory)
     return directory / "model.safetensors"
 
 
@@ -212,7 +212,7 @@ class ListSet(torch.utils.data.Dataset):
 def test_evaluate_baseline_is_repeat_last_frame_and_max_batches(tmp_path):
     clips = torch.from_numpy(moving_squares(6, 8, 16)).float().div(255).unsqueeze(2)
     ds = ListSet([(c[:4], c[4:]) for c in clips])
-    model = build_model("toy", img_size=16, in_chans=1)
+    model = build_model("toy-eval", img_size=16, in_chans=1)
     res = evaluate(model, ds, out_len=4, batch_size=2, max_batches=2, result_dir=tmp_path)
     assert res["clips"] == 4
     expected = (
@@ -229,7 +229,7 @@ def test_evaluate_baseline_is_repeat_last_frame_and_max_batches(tmp_path):
 def test_evaluate_targets_shorter_than_out_len(tmp_path):
     ds = ListSet([(torch.rand(4, 1, 16, 16), torch.rand(2, 1, 16, 16))])
     with pytest.raises(ValueError, match="2 target frames but --out_len is 3"):
-        evaluate(build_model("toy", img_size=16), ds, out_len=3)
+        evaluate(build_model("toy-eval", img_size=16), ds, out_len=3)
 
 
 # ----- bad inputs: one line, exit 2 -------------------------------------------------------------
@@ -282,7 +282,7 @@ def test_checkpoint_of_another_model(tmp_path, capsys):
         str(tmp_path),
     ]
     assert test_cli.main(argv) == 2
-    assert "holds a toy model, not the --model convlstm" in one_line_error(capsys)
+    assert "holds a toy-eval model, not the --model convlstm" in one_line_error(capsys)
 
 
 def test_test_dir_with_too_short_clips(tmp_path, capsys):
@@ -346,7 +346,7 @@ def corrupt_checkpoint(tmp_path: Path, kind: str) -> Path:
         weights.write_bytes(weights.read_bytes()[:-7])
         return tmp_path / "ckpt"
     if kind == "broken model.json":
-        (tmp_path / "ckpt" / "model.json").write_text('{"model": "toy", "config": {')
+        (tmp_path / "ckpt" / "model.json").write_text('{"model": "toy-eval", "config": {')
         return weights
     if kind == "model.json without a model":
         (tmp_path / "ckpt" / "model.json").write_text('{"config": {}}')

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from evalcli_helpers import ToyPredictor  # noqa: F401  (registers "toy")
+from evalcli_helpers import ToyPredictor  # noqa: F401  (registers "toy-eval")
 from PIL import Image
 
 from swinlstm import viz
@@ -21,7 +21,7 @@ from swinlstm.models import build_model
 @pytest.fixture()
 def toy_ckpt(tmp_path):
     torch.manual_seed(0)
-    model = build_model("toy", img_size=16, in_chans=1)
+    model = build_model("toy-eval", img_size=16, in_chans=1)
     save_model(model, tmp_path / "ckpt")
     return tmp_path / "ckpt", model.eval()
 
@@ -282,7 +282,7 @@ def test_export_rejects_wrong_suffix(tmp_path, toy_ckpt, capsys):
 
 def test_model_json_roundtrip_is_plain_json(toy_ckpt):
     ckpt, _ = toy_ckpt
-    assert json.loads((ckpt / "model.json").read_text())["model"] == "toy"
+    assert json.loads((ckpt / "model.json").read_text())["model"] == "toy-eval"
 
 
 def test_export_opset_too_old_is_one_line_without_graph_dump(tmp_path, capfd):

@@ -542,7 +542,11 @@ def build(
     if digits is None and (train is None or test_dir is None):
         digits = builtin_digits(digit_size, train_digits)
     if digits is not None and digits.train.shape[-1] > min(size):
-        raise ValueError(f"img_size {size} is smaller than the {digits.train.shape[-1]}px digits")
+        if train is None:
+            raise ValueError(
+                f"img_size {size} is smaller than the {digits.train.shape[-1]}px digits"
+            )
+        digits = None  # frame folders train; no generated test set fits these frames
     gen = dict(num_digits=num_digits, step_length=step_length, **common)
     if train is None:
         source = digits.source
@@ -568,6 +572,9 @@ def build(
         test, info["test"] = _test_from_path(
             require_path(test_dir, "Moving MNIST test_dir"), **common
         )
+    elif digits is None:
+        test = None
+        info["test"] = f"none: the {digit_size}px digits do not fit {size[0]}x{size[1]} frames"
     else:
         test = GeneratedMovingMNIST(digits.test, test_samples, test_seed, with_long=False, **gen)
         info["test"] = f"{test_samples} generated clips (fixed seed {test_seed}, test digits)"
