@@ -268,14 +268,17 @@ def test_bad_preset_key(tmp_path):
     _one_line_exit_2(run_train(["--config", str(bad)]), "unknown keys learning_rate")
 
 
-def test_resume_and_checkpoint_every_flags():
+def test_resume_and_checkpoint_every_flags(tmp_path, capsys):
     cfg = config_from_args(standalone_parser().parse_args([]))
     assert cfg.resume is False and cfg.checkpoint_every == 10.0
-    args = ["--resume", "--checkpoint_every", "2.5", "--checkpoint_save_dir", "out"]
+    out = tmp_path / "out"
+    args = ["--resume", "--checkpoint_every", "2.5", "--checkpoint_save_dir", str(out)]
     cfg = config_from_args(standalone_parser().parse_args(args))
-    assert cfg.resume is True and cfg.checkpoint_every == 2.5
-    cfg = config_from_args(standalone_parser().parse_args(["--checkpoint_load_file", "auto"]))
-    assert cfg.checkpoint_load_file == "auto"
+    # resolved: no last.ckpt yet, so a new run (the flag becomes the file it found, or none)
+    assert cfg.checkpoint_every == 2.5 and cfg.checkpoint_load_file is None
+    assert f"no {out / 'last.ckpt'} yet: starting a new run" in capsys.readouterr().out
+    args = ["--checkpoint_load_file", "auto", "--checkpoint_save_dir", str(out)]
+    assert config_from_args(standalone_parser().parse_args(args)).checkpoint_load_file is None
 
 
 def test_resume_command_is_the_command_run_with_resume_added(monkeypatch):
