@@ -9,6 +9,7 @@ import json
 import math
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -273,6 +274,9 @@ def test_checkpoint_every_writes_last_ckpt_without_validating(tmp_path, minutes,
         callbacks=[seen],
     )
     assert seen.seen == expected
+    # the run's signal handlers are gone once it ends (Lightning restores its own first)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert not (tmp_path / "metrics.csv").exists()  # no validation ran
     assert _iteration(tmp_path / "last.ckpt") == 5
 

@@ -541,12 +541,6 @@ class RunCheckpoints(Callback):
         if self.saved_iteration != pl_module.iteration or best:
             self.save(trainer, pl_module, best=best)
 
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self.stops.restore()
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        self.stops.restore()
-
     # ----- saving ----------------------------------------------------------------------------
     def _agreed_flags(self, trainer) -> tuple[int, bool]:
         """(signal to stop for or 0, time-based save due), the same on every rank."""
