@@ -42,6 +42,7 @@ from swinlstm.engine.checkpoint import (
 )
 from swinlstm.engine.datamodule import PredictionDataModule
 from swinlstm.engine.module import PredictionModule
+from swinlstm.models.official import authors_config
 
 LAST, BEST = "last", "best"
 _MISSING = object()
@@ -338,11 +339,21 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
             cfg, hp["model_name"], dict(hp["model_config"]), hp.get("skip_warmup", False)
         )
         return module, str(source)
-    module = _module(cfg, cfg.model, dict(cfg.model_config), skip_warmup=source is not None)
-    if source is not None:  # fine-tune: weights only
+    # the authors' per-dataset network (LMC-Memory's KTH sigmoid) under the user's own settings
+    derived = authors_config(cfg.model, cfg.dataset)
+    config = {**derived, **cfg.model_config}
+    loaded = info = None
+    if source is not None:
+        loaded, info = load_model(source, name=cfg.model, config=config)
+        if info["format"] != "official":  # our checkpoint records what was derived
+            saved = info.get("config", {})
+            config.update(
+                {k: saved[k] for k in derived if k not in cfg.model_config and k in saved}
+            )
+    module = _module(cfg, cfg.model, config, skip_warmup=source is not None)
+    if loaded is not None:  # fine-tune: weights only
         from swinlstm.models.official import describe_mismatch
 
-        loaded, info = load_model(source, name=cfg.model, config=cfg.model_config)
         sd = loaded.state_dict()
         problem = describe_mismatch(module.model, sd)
         if problem:
