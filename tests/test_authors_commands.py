@@ -7,6 +7,7 @@ their code is never imported here.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -129,3 +130,129 @@ def test_lmc_train_derives_the_sigmoid_and_our_checkpoint_keeps_its_own(tmp_path
     save_model(ours, tmp_path / "run")
     flags = [*base, "--dataset", "kth", "--checkpoint_load_file", str(tmp_path / "run")]
     assert not has_sigmoid(_prepare_model(config_from_args(parse(flags)))[0].model)
+
+
+# ----- 4. The SwinLSTM authors' own training flags --------------------------------------------
+
+
+def _train_cfg(argv: list[str]):
+    from swinlstm.cli.train import config_from_args, standalone_parser
+
+    return config_from_args(standalone_parser().parse_args(argv))
+
+
+def test_swinlstm_model_flag_alone_resolves_their_configs_defaults():
+    """`python train.py --model SwinLSTM-B` with configs.py's defaults: their network, clips,
+    batch, 2000 epochs of 10000 clips (625 iterations each), validation every 10 epochs,
+    ./results; not LMC-Memory's 300000 iterations into ./checkpoints."""
+    cfg = _train_cfg(["--model", "SwinLSTM-B"])
+    assert (cfg.model, cfg.dataset, cfg.short_len, cfg.out_len) == (
+        "swinlstm-b",
+        "movingmnist",
+        10,
+        10,
+    )
+    assert cfg.model_config == {"img_size": 64, "in_chans": 1, "memory_size": 0}
+    assert (cfg.batch_size, cfg.valid_batch_size, cfg.workers, cfg.lr, cfg.seed) == (
+        16,
+        16,
+        8,
+        1e-4,
+        1234,
+    )
+    assert (cfg.iterations, cfg.print_freq) == (2000 * 625, 10 * 625)
+    assert cfg.checkpoint_save_dir == "./results"
+    assert cfg.data_options == {"train_samples": 10000, "valid_samples": 3000}
+    assert _train_cfg(["--model", "SwinLSTM-D"]).model == "swinlstm-d"
+    # our own spelling keeps our (LMC-Memory's train.py) defaults
+    ours = _train_cfg(["--model", "swinlstm-b"])
+    assert (ours.iterations, ours.checkpoint_save_dir) == (300000, "./checkpoints")
+
+
+def test_swinlstm_flags_map_to_ours():
+    cfg = _train_cfg(
+        ["--model", "SwinLSTM-D", "--num_frames_input", "4", "--num_frames_output", "6",
+         "--input_img_size", "32", "--input_size", "32", "32", "--input_channels", "1",
+         "--image_size", "14", "14", "--step_length", "0.2", "--num_objects", "1", "2",
+         "--train_samples", "0", "40", "--valid_samples", "40", "50", "--train_batch_size", "4",
+         "--valid_batch_size", "5", "--test_batch_size", "7", "--num_workers", "0",
+         "--epochs", "3", "--epoch_valid", "2", "--log_train", "5", "--log_valid", "60",
+         "--device", "cpu", "--res_dir", "out/r", "--seed", "7", "--lr", "0.001"]
+    )  # fmt: skip
+    assert (cfg.short_len, cfg.out_len, cfg.img_size, cfg.img_channel) == (4, 6, 32, 1)
+    assert cfg.data_options == {
+        "digit_size": 14, "step_length": 0.2, "num_digits": [1, 2], "train_digits": 40,
+        "train_samples": 40, "valid_samples": 10,
+    }  # fmt: skip
+    assert (cfg.batch_size, cfg.valid_batch_size, cfg.workers) == (4, 5, 0)
+    assert (cfg.iterations, cfg.print_freq) == (3 * 10, 2 * 10)  # 40 clips // 4 = 10 an epoch
+    assert (cfg.log_every, cfg.accelerator, cfg.devices, cfg.checkpoint_save_dir) == (
+        5,
+        "cpu",
+        1,
+        "out/r",
+    )
+    assert (cfg.seed, cfg.lr) == (7, 0.001)
+    assert _train_cfg(["--device", "cuda:1"]).devices == "1,"  # Lightning: the GPU of index 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num_frames_input", "10", "--short_len", "8"], "--num_frames_input 10 and --short_len 8 disagree"),
+        (["--input_img_size", "64", "--img_size", "32"], "--input_img_size 64 and --img_size 32 disagree"),
+        (["--res_dir", "a", "--checkpoint_save_dir", "b"], "--res_dir a and --checkpoint_save_dir b"),
+        (["--epochs", "2", "--iterations", "7"], "--epochs 2 .* and --iterations 7 disagree"),
+        (["--train_samples", "5", "10"], "take the first digits"),
+        (["--train_samples", "4", "--train_batch_size", "8"], "fewer than one batch"),
+        (["--device", "tpu"], "--device takes cpu, cuda or cuda:N"),
+        (["--image_size", "28", "20"], "--image_size takes one size or two equal"),
+        (["--epochs", "2", "--dataset", "kth"], "--epochs and --epoch_valid count epochs"),
+    ],
+)  # fmt: skip
+def test_swinlstm_flags_conflicting_with_ours_are_one_clear_error(argv, message, capsys):
+    from swinlstm.cli.train import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+def test_swinlstm_training_command_runs_with_their_flags(tmp_path):
+    """Their configs.py flags end to end (tiny overrides): the .gz digits, the .npy test file,
+    epochs of train_samples clips as iterations, validation every epoch_valid epochs, res_dir."""
+    from data_writers import write_idx
+
+    from swinlstm.cli.train import main
+
+    digits = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    (tmp_path / "data").mkdir()
+    gz = write_idx(tmp_path / "data" / "train-images-idx3-ubyte.gz", digits)
+    np.save(tmp_path / "data" / "mnist_test_seq.npy", np.zeros((20, 2, 16, 16), np.uint8))
+    res = tmp_path / "results"
+    argv = [
+        "--model", "SwinLSTM-B", "--device", "cpu", "--res_dir", str(res), "--seed", "1234",
+        "--num_frames_input", "3", "--num_frames_output", "2", "--image_size", "8",
+        "--input_size", "16", "--step_length", "0.1", "--num_objects", "2",
+        "--train_samples", "0", "4", "--valid_samples", "4", "6",
+        "--train_data_dir", str(gz), "--test_data_dir", str(tmp_path / "data" / "mnist_test_seq.npy"),
+        "--input_channels", "1", "--input_img_size", "16", "--patch_size", "2", "--embed_dim", "8",
+        "--depths", "1", "--heads_number", "2", "--window_size", "2", "--drop_rate", "0.",
+        "--attn_drop_rate", "0.", "--drop_path_rate", "0.1", "--train_batch_size", "2",
+        "--valid_batch_size", "2", "--test_batch_size", "2", "--num_workers", "0",
+        "--epochs", "2", "--epoch_valid", "1", "--log_train", "1", "--log_valid", "60",
+        "--lr", "0.0001", "--progress", "False",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    assert torch.load(res / "last.ckpt", weights_only=True)["iteration"] == 4  # 2 epochs x 2
+    rows = (res / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["2", "4"]  # every epoch (2 iterations)
+    import yaml
+
+    saved = yaml.safe_load((res / "config.yaml").read_text())
+    assert saved["model"] == "swinlstm-b" and saved["model_config"]["embed_dim"] == 8
+    assert saved["data_options"]["train_digits"] == 4 and saved["short_len"] == 3

@@ -24,6 +24,7 @@ from swinlstm.cli.common import (
     model_config_from_args,
     str2bool,
 )
+from swinlstm.cli.swinlstm_flags import add_swinlstm_train_args, resolve_swinlstm_flags
 
 DESCRIPTION = "Train a model (SwinLSTM-B/-D, ConvLSTM, LMC-Memory) with PyTorch Lightning."
 
@@ -103,6 +104,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--precision", default=None, help="32-true, bf16-mixed, 16-mixed, 64-true (32-true)"
     )
+    add_swinlstm_train_args(p)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -166,7 +168,7 @@ def config_from_args(args: argparse.Namespace):
     """A :class:`~swinlstm.engine.train.TrainConfig` from parsed flags (preset applied)."""
     from swinlstm.engine.train import TrainConfig
 
-    args = with_config(args)
+    args = resolve_swinlstm_flags(args, with_config)  # their configs.py flags, then the preset
     name, model_config = model_config_from_args(args)
     size = img_size_of(args)
     values: dict[str, Any] = {
@@ -212,6 +214,7 @@ def config_from_args(args: argparse.Namespace):
         "progress",
     ):
         values[key] = getattr(args, key)
+    values["log_every"] = getattr(args, "log_train", None)
     cfg = TrainConfig(**{k: v for k, v in values.items() if v is not None})
     # the model is built for the data's frames unless the flags say otherwise
     cfg.model_config.setdefault("img_size", cfg.img_size)

@@ -526,7 +526,8 @@ def build(
         path = require_path(train_dir, "Moving MNIST train_dir")
         idx = find_idx_file(path)
         if idx is not None:
-            digits = _file_digits(read_idx_images(idx), f"MNIST digits from {idx}", train_digits)
+            images = _scale_digits(read_idx_images(idx), digit_size)  # digit_size holds here too
+            digits = _file_digits(images, f"MNIST digits from {idx}", train_digits)
         elif path.is_dir() and list_frame_folders(path):
             train = frame_folder_windows(path, train=True, **common)
             source = f"frame folders {path} (LMC-Memory layout)"

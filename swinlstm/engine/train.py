@@ -82,6 +82,7 @@ class TrainConfig:
     iterations_warmup: int = 5000
     # validation and outputs
     print_freq: int = 1000
+    log_every: int = 50  # Lightning's log_every_n_steps (metrics.csv / tensorboard loss)
     valid_batches: int | None = None
     valid_batch_size: int | None = None
     valid_metrics: list[str] = field(default_factory=lambda: ["mse", "mae", "ssim", "psnr"])
@@ -506,7 +507,7 @@ def run_training(
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,
-        log_every_n_steps=max(1, min(50, cfg.print_freq, cfg.iterations)),
+        log_every_n_steps=max(1, min(cfg.log_every, cfg.print_freq, cfg.iterations)),
         logger=_logger(directory),
         callbacks=[bar, recorder, *(callbacks or []), ckpt_cb],
         plugins=[AtomicCheckpointIO()],
