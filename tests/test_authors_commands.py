@@ -256,3 +256,31 @@ def test_swinlstm_training_command_runs_with_their_flags(tmp_path):
     saved = yaml.safe_load((res / "config.yaml").read_text())
     assert saved["model"] == "swinlstm-b" and saved["model_config"]["embed_dim"] == 8
     assert saved["data_options"]["train_digits"] == 4 and saved["short_len"] == 3
+
+
+# ----- 5. LMC-Memory's optimiser semantics ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, slot_steps", [(None, 4), ("zeros", 4), ("none", 2)])
+def test_training_run_zero_grad_mode_reaches_adam(tmp_path, mode, slot_steps):
+    """Through the train flags: by default (zeros, their PyTorch 1.6) Adam steps the slots in both
+    phases of each of the 2 iterations and its momentum moves them in phase 2; with none, once."""
+    from train_helpers import ToyClips
+
+    from swinlstm.cli.train import config_from_args, standalone_parser
+    from swinlstm.engine.train import run_training
+    from swinlstm.models.training import memory_slots
+
+    argv = ["--model", "lmc-convlstm", "--img_size", "16", "--memory_size", "3"]
+    argv += ["--short_len", "3", "--out_len", "2", "--batch_size", "2", "--iterations", "2"]
+    argv += ["--print_freq", "2", "--iterations_warmup", "0", "--workers", "0"]
+    argv += ["--accelerator", "cpu", "--progress", "False", "--long_len", "4"]
+    argv += ["--checkpoint_save_dir", str(tmp_path)]
+    argv += [] if mode is None else ["--alignment_zero_grad", mode]
+    cfg = config_from_args(standalone_parser().parse_args(argv))
+    cfg.model_config.update(hidden=8, slot_dim=8, num_layers=1)
+    result = run_training(cfg, ToyClips(8), ToyClips(2))
+    assert result.module.hparams.alignment_zero_grad == (mode or "zeros")
+    slots = memory_slots(result.module.model)[0]
+    state = result.trainer.optimizers[0].state[slots]
+    assert float(state["step"]) == slot_steps

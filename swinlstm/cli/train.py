@@ -73,6 +73,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="memory models: iterations predicting only 10 frames (5000)",
     )
+    g.add_argument(
+        "--alignment_zero_grad",
+        default=None,
+        choices=("zeros", "none"),
+        help="memory models: gradients between the two steps zero-filled (PyTorch 1.6, the "
+        "authors' published runs: Adam's momentum still moves frozen slots; default) or None "
+        "(PyTorch >= 2: they stand still)",
+    )
     g = p.add_argument_group("validation and outputs")
     g.add_argument(
         "--print_freq", type=int, default=None, help="validate + checkpoint every N iterations"
@@ -200,6 +208,7 @@ def config_from_args(args: argparse.Namespace):
         "sampling_changing_rate",
         "iterations",
         "iterations_warmup",
+        "alignment_zero_grad",
         "print_freq",
         "valid_batches",
         "valid_batch_size",

@@ -32,6 +32,7 @@ from torch import nn
 from swinlstm.models import build_model
 from swinlstm.models.training import (
     alignment_clips,
+    check_zero_grad,
     loss_targets,
     memory_alignment_step,
     memory_slots,
@@ -83,6 +84,9 @@ class PredictionModule(pl.LightningModule):
         valid_metrics: metric names for ``swinlstm.metrics.compute``.
         protocol: metric protocol for ``swinlstm.metrics.compute``.
         skip_warmup: fine-tuning from trained weights (the authors skip warm-up then).
+        alignment_zero_grad: memory models: ``zeros`` (gradients zero-filled between the two
+            steps, PyTorch 1.6's ``zero_grad``, with which the published LMC-Memory networks were
+            trained: Adam's momentum still moves the frozen slots) or ``none`` (PyTorch >= 2's).
         seed: seeds the long-clip windows drawn here (when the data gives none).
     """
 
@@ -107,8 +111,10 @@ class PredictionModule(pl.LightningModule):
         protocol: str = "default",
         skip_warmup: bool = False,
         seed: int = 1234,
+        alignment_zero_grad: str = "zeros",
     ) -> None:
         super().__init__()
+        check_zero_grad(alignment_zero_grad)
         if schedule not in ("none", "cosine", "onecycle"):
             raise ValueError(f"--schedule must be none, cosine or onecycle, got {schedule!r}")
         if schedule == "cosine" and not 0 < min_lr <= lr:
@@ -205,7 +211,14 @@ class PredictionModule(pl.LightningModule):
                 self.clip_gradients(opt, hp.grad_clip, "norm")
 
         losses = memory_alignment_step(
-            self.model, opt, inputs, targets, long, out_len, backward=backward
+            self.model,
+            opt,
+            inputs,
+            targets,
+            long,
+            out_len,
+            backward=backward,
+            zero_grad=hp.get("alignment_zero_grad", "zeros"),
         )
         sched = self.lr_schedulers()
         if sched is not None:

@@ -80,6 +80,7 @@ class TrainConfig:
     sampling_changing_rate: float = 2e-5
     iterations: int = 300000
     iterations_warmup: int = 5000
+    alignment_zero_grad: str = "zeros"  # memory models: PyTorch 1.6's zero_grad (the authors')
     # validation and outputs
     print_freq: int = 1000
     log_every: int = 50  # Lightning's log_every_n_steps (metrics.csv / tensorboard loss)
@@ -318,6 +319,7 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
         protocol=cfg.protocol,
         skip_warmup=skip_warmup,
         seed=cfg.seed,
+        alignment_zero_grad=cfg.alignment_zero_grad,
     )
 
 
