@@ -284,3 +284,91 @@ def test_training_run_zero_grad_mode_reaches_adam(tmp_path, mode, slot_steps):
     slots = memory_slots(result.module.model)[0]
     state = result.trainer.optimizers[0].state[slots]
     assert float(state["step"]) == slot_steps
+
+
+# ----- 6. Smaller divergences -------------------------------------------------------------------
+
+
+def test_long_len_left_out_is_lmc_default_30():
+    from swinlstm.engine.train import TrainConfig, resolved_long_len
+
+    assert TrainConfig().long_len is None
+    cfg = _train_cfg(["--model", "lmc-convlstm", "--short_len", "10", "--out_len", "30"])
+    assert resolved_long_len(cfg, memory=True) == 30  # LMC's train.py default
+    cfg = _train_cfg(["--model", "lmc-convlstm", "--short_len", "4", "--out_len", "4"])
+    assert resolved_long_len(cfg, memory=True) == 8  # at most the clip
+    cfg = _train_cfg(["--model", "lmc-convlstm", "--long_len", "0"])
+    assert resolved_long_len(cfg, memory=True) == 0  # asked for: the whole clip
+    assert resolved_long_len(cfg, memory=False) == 0
+
+
+def test_warmup_uses_the_first_short_len_plus_10_frames_even_with_a_data_long_clip(monkeypatch):
+    """The authors' warm-up long clip is frames 0 .. short_len + 10 whatever --long_len gives."""
+    import swinlstm.engine.module as module_mod
+
+    seen = {}
+
+    def record(model, opt, inputs, targets, long, out_len, **kw):
+        seen.update(long=long, out_len=out_len)
+        return {"loss": 0.0}
+
+    monkeypatch.setattr(module_mod, "memory_alignment_step", record)
+    module = module_mod.PredictionModule(
+        "lmc-convlstm",
+        {"img_size": 16, "memory_size": 2, "hidden": 4, "slot_dim": 8, "num_layers": 1},
+        short_len=3,
+        out_len=10,
+        iterations_warmup=5,
+    )
+    module.optimizers = lambda: None
+    module.lr_schedulers = lambda: None
+    clip = torch.arange(13.0).view(1, 13, 1, 1, 1).expand(2, 13, 1, 16, 16) / 13
+    long = clip[:, 7:11]  # the data's random 4-frame window, shorter than short_len + 10
+    module._memory_step(clip[:, :3], clip[:, 3:], long)
+    assert seen["out_len"] == 10 and torch.equal(seen["long"], clip[:, :13])
+    module.iteration = 5  # after warm-up: the data's long clip
+    module._memory_step(clip[:, :3], clip[:, 3:], long)
+    assert torch.equal(seen["long"], long)
+
+
+def test_checkpoint_load_false_does_not_load_the_file(tmp_path):
+    from swinlstm.engine.checkpoint import save_model
+    from swinlstm.engine.train import _prepare_model
+    from swinlstm.models import build_model
+
+    small = {"img_size": 16, "memory_size": 2, "hidden": 4, "slot_dim": 8, "num_layers": 1}
+    torch.manual_seed(5)
+    saved = build_model("lmc-convlstm", **small)
+    save_model(saved, tmp_path / "run")
+    base = ["--model", "lmc-convlstm", "--checkpoint_load_file", str(tmp_path / "run")]
+
+    def prepared(flags):
+        cfg = _train_cfg([*base, *flags])
+        cfg.model_config.update(small)
+        return _prepare_model(cfg)[0]
+
+    def same(module) -> bool:
+        return torch.equal(module.model.memory.memory_w, saved.memory.memory_w)
+
+    module = prepared(["--checkpoint_load", "False"])
+    assert not same(module) and module.hparams.skip_warmup is False  # their warm-up runs
+    for flags in (["--checkpoint_load", "True"], []):
+        module = prepared(flags)
+        assert same(module) and module.hparams.skip_warmup is True
+    with pytest.raises(ValueError, match="--checkpoint_load True needs --checkpoint_load_file"):
+        _prepare_model(_train_cfg(["--model", "lmc-convlstm", "--checkpoint_load", "True"]))
+
+
+def test_openstl_moving_mnist_preset_trains_on_every_digit(tmp_path, caplog):
+    import yaml
+    from data_writers import write_idx
+
+    from swinlstm.data import build_datasets
+
+    preset = yaml.safe_load((DATA.parent.parent / "configs" / "mmnist_convlstm.yaml").read_text())
+    assert preset["data_options"]["train_digits"] == "all"  # OpenSTL's load_mnist: all 60000
+    digits = np.random.default_rng(1).integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    gz = write_idx(tmp_path / "train-images-idx3-ubyte.gz", digits)
+    s = build_datasets("movingmnist", train_dir=gz, short_len=2, out_len=2, train_digits="all")
+    assert s.info["digits"].startswith("30 train")
+    assert "reuse the training digits" in caplog.text

@@ -101,7 +101,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--checkpoint_load",
         type=str2bool,
         default=None,
-        help="LMC-Memory's flag, accepted for compatibility: --checkpoint_load_file decides",
+        help="LMC-Memory's flag: False = do not load --checkpoint_load_file (a new run, with "
+        "warm-up), True = load it (needs the file); not given: --checkpoint_load_file decides",
     )
     g.add_argument("--progress", type=str2bool, default=None, help="progress bar (True)")
     g = p.add_argument_group("hardware (Lightning's meanings)")
@@ -216,6 +217,7 @@ def config_from_args(args: argparse.Namespace):
         "protocol",
         "checkpoint_save_dir",
         "checkpoint_load_file",
+        "checkpoint_load",
         "accelerator",
         "num_nodes",
         "strategy",

@@ -13,8 +13,10 @@ Two procedures, chosen by the model:
 
 ``iteration`` counts completed iterations (not optimiser steps): it is saved as a top-level integer
 in every checkpoint, and the data module starts its order there when a run is resumed.
-Validation predicts ``out_len`` frames from the inputs (phase 2), clips to [0, 1] and accumulates
-per-frame metrics of ``swinlstm.metrics.compute`` weighted by batch size; the sums are reduced over
+Validation predicts ``out_len`` frames from the inputs (phase 2) and accumulates per-frame
+metrics of ``swinlstm.metrics.compute`` weighted by batch size (the ``protocol`` decides whether
+predictions are clipped to [0, 1] first: the default protocol computes MSE / MAE on the raw
+predictions and clips only for SSIM / PSNR); the sums are reduced over
 processes, so the logged ``val/<metric>`` are means over the whole validation set.
 """
 
@@ -188,9 +190,10 @@ class PredictionModule(pl.LightningModule):
         hp = self.hparams
         warmup = 0 if hp.skip_warmup else hp.iterations_warmup
         out_len = warmup_out_len(self.iteration, warmup, targets.shape[1])
-        if out_len < targets.shape[1] or long is None:
-            # warm-up: the clip's first short_len + 10 frames; no long clip from the data: a
-            # window drawn from a generator seeded by the iteration (reproducible on resume)
+        if self.iteration < warmup or long is None:
+            # warm-up: the clip's first short_len + 10 frames, whatever long clip the data
+            # gives (the authors' train.py); no long clip from the data: a window drawn from a
+            # generator seeded by the iteration (reproducible on resume)
             clip = torch.cat([inputs, targets], dim=1)
             rng = np.random.default_rng(self.hparams.seed * 1000003 + self.iteration)
             long = alignment_clips(

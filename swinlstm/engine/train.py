@@ -43,6 +43,7 @@ from swinlstm.engine.checkpoint import (
 from swinlstm.engine.datamodule import PredictionDataModule
 from swinlstm.engine.module import PredictionModule
 from swinlstm.models.official import authors_config
+from swinlstm.models.training import LONG_LEN
 
 LAST, BEST = "last", "best"
 _MISSING = object()
@@ -60,7 +61,7 @@ class TrainConfig:
     img_channel: int = 1
     short_len: int = 10
     out_len: int = 10
-    long_len: int = 0
+    long_len: int | None = None  # memory models: None = LMC's 30, at most short_len + out_len
     data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
     workers: int = 2
@@ -90,6 +91,9 @@ class TrainConfig:
     protocol: str = "default"
     checkpoint_save_dir: str = "./checkpoints"
     checkpoint_load_file: str | None = None
+    checkpoint_load: bool | None = (
+        None  # LMC's flag: False = do not load the file; None: it decides
+    )
     # hardware (Lightning's meanings)
     accelerator: str = "auto"
     devices: int | str = 1
@@ -103,9 +107,10 @@ class TrainConfig:
         for name in ("short_len", "out_len", "batch_size", "iterations", "print_freq", "num_nodes"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
+        long_len = 0 if self.long_len is None else self.long_len
+        if long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
             raise ValueError("--long_len, --iterations_warmup and --workers must be >= 0")
-        if self.long_len > self.short_len + self.out_len:
+        if long_len > self.short_len + self.out_len:
             raise ValueError(
                 f"--long_len {self.long_len} is longer than the clip it is taken from: "
                 f"--short_len + --out_len = {self.short_len + self.out_len}"
@@ -268,6 +273,17 @@ class RunRecorder(Callback):
             save_model(pl_module.model, self.directory, extra={"iteration": pl_module.iteration})
 
 
+def resolved_long_len(cfg: TrainConfig, memory: bool) -> int:
+    """The long clip's length: 0 without memory; unset, LMC-Memory's ``train.py`` default
+    (:data:`~swinlstm.models.training.LONG_LEN`, 30) cut to the clip; else the setting (0: the
+    whole clip)."""
+    if not memory:
+        return 0
+    if cfg.long_len is None:
+        return min(LONG_LEN, cfg.short_len + cfg.out_len)
+    return cfg.long_len
+
+
 def _steps_per_iteration(module: PredictionModule) -> int:
     return 2 if module.memory else 1
 
@@ -326,6 +342,12 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
 def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     """The module to train and the checkpoint to resume from (None: a new run)."""
     source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
+    if cfg.checkpoint_load is True and source is None:
+        raise ValueError("--checkpoint_load True needs --checkpoint_load_file FILE")
+    if cfg.checkpoint_load is False and source is not None:
+        # LMC-Memory's train.py loads (and skips warm-up) only with --checkpoint_load True
+        print(f"--checkpoint_load False: {source} is not loaded; a new run", flush=True)
+        source = None
     if source is not None and not source.exists():
         raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
@@ -440,6 +462,7 @@ def run_training(
     directory = Path(cfg.checkpoint_save_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
+    cfg = dataclasses.replace(cfg, long_len=resolved_long_len(cfg, module.memory))
     data = PredictionDataModule(
         dataset=cfg.dataset,
         data_options={
@@ -447,7 +470,7 @@ def run_training(
             "valid_dir": cfg.valid_data_dir,
             "short_len": cfg.short_len,
             "out_len": cfg.out_len,
-            "long_len": cfg.long_len if module.memory else 0,
+            "long_len": cfg.long_len,
             "img_size": cfg.img_size,
             "img_channel": cfg.img_channel,
             "seed": cfg.seed,

@@ -45,6 +45,7 @@ from .memory import LMCMemory
 from .recurrent import RecurrentPredictor
 
 WARMUP_LEN = 10
+LONG_LEN = 30  # LMC-Memory's train.py --long_len default
 
 
 def warmup_out_len(iteration: int, warmup: int, out_len: int, warmup_len: int = WARMUP_LEN) -> int:
