@@ -372,3 +372,34 @@ def test_openstl_moving_mnist_preset_trains_on_every_digit(tmp_path, caplog):
     s = build_datasets("movingmnist", train_dir=gz, short_len=2, out_len=2, train_digits="all")
     assert s.info["digits"].startswith("30 train")
     assert "reuse the training digits" in caplog.text
+
+
+def test_lmc_kth_train_command_on_their_layout(tmp_path, capsys):
+    """Their README's KTH training command (tiny sizes) on their video-folder layout: every
+    window trains, non-overlapping ones validate, and the KTH network ends in the sigmoid."""
+    from swinlstm.cli.train import main
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 9), ("valid", 8)):
+        for v in range(2):
+            write_video(
+                tmp_path / split / f"video_{v:05d}",
+                rng.integers(0, 256, (n, 16, 16)).astype(np.uint8),
+            )
+    out = tmp_path / "checkpoints"
+    argv = ["--dataset", "kth", "--train_data_dir", str(tmp_path / "train")]
+    argv += ["--valid_data_dir", str(tmp_path / "valid"), "--checkpoint_save_dir", str(out)]
+    argv += ["--img_size", "16", "--img_channel", "1", "--memory_size", "4"]
+    argv += ["--short_len", "2", "--long_len", "4", "--out_len", "2", "--batch_size", "2"]
+    argv += ["--lr", "0.0002", "--iterations", "2", "--model", "lmc-convlstm", "--print_freq", "2"]
+    argv += ["--workers", "0", "--progress", "False"]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0, capsys.readouterr().err
+    ckpt = torch.load(out / "last.ckpt", weights_only=True)
+    assert ckpt["iteration"] == 2
+    assert ckpt["hyper_parameters"]["model_config"]["final_sigmoid"] is True
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["long_len"] == 4 and saved["alignment_zero_grad"] == "zeros"
