@@ -403,3 +403,46 @@ def test_lmc_kth_train_command_on_their_layout(tmp_path, capsys):
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["long_len"] == 4 and saved["alignment_zero_grad"] == "zeros"
+
+
+def test_swinlstm_test_command_with_their_defaults_and_flags(tmp_path, monkeypatch, capsys):
+    """Their test.py, run where their files are (./Pretrained/trained_model_state_dict,
+    ./data/mnist_test_seq.npy) with only their configs.py flags: their network, their metrics."""
+    z = np.load(DATA / "swinlstm_d_tiny.npz")
+    sd = {
+        k[len("state_dict/") :]: torch.from_numpy(z[k])
+        for k in z.files
+        if k.startswith("state_dict/")
+    }
+    (tmp_path / "Pretrained").mkdir()
+    torch.save(sd, tmp_path / "Pretrained" / "trained_model_state_dict")
+    clips = np.concatenate([z["input"], z["output"][:, -4:]], axis=1)  # targets: their forecast
+    (tmp_path / "data").mkdir()
+    seq = np.clip(np.rint(clips * 255), 0, 255)[:, :, 0].astype(np.uint8).transpose(1, 0, 2, 3)
+    np.save(tmp_path / "data" / "mnist_test_seq.npy", seq)
+    monkeypatch.chdir(tmp_path)
+    from swinlstm.cli.test import main
+
+    argv = ["--num_frames_input", "6", "--num_frames_output", "4", "--input_img_size", "32"]
+    argv += ["--input_channels", "1", "--patch_size", "2", "--embed_dim", "16"]
+    argv += ["--depths_down", "2", "2", "--depths_up", "2", "2", "--heads_number", "2", "4"]
+    argv += [
+        "--window_size",
+        "4",
+        "--test_batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    argv += ["--res_dir", "./results", "--seed", "1234", "--epochs", "2000", "--lr", "0.0001"]
+    assert main(argv) == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert metrics["model"] == "swinlstm-d" and metrics["checkpoint_format"] == "official"
+    assert metrics["protocol"] == "swinlstm" and metrics["clips"] == 2
+    assert metrics["mse"] < 1.0  # the targets are the authors' own forecast (8-bit)
+    # elsewhere, without their files, the checkpoint is still required: one line
+    monkeypatch.chdir(tmp_path / "data")
+    assert main(["--dataset", "movingmnist"]) == 2
+    assert "--checkpoint_load_file is required" in capsys.readouterr().err

@@ -64,15 +64,28 @@ class AuthorsSpelling(str):
     """A model name given as the SwinLSTM authors spell it (``SwinLSTM-B``)."""
 
 
+class _Group:
+    """An argument group that skips flags its parser already has (train's --valid_batch_size
+    and test's --device are theirs too, with the same meaning)."""
+
+    def __init__(self, p: argparse.ArgumentParser, title: str) -> None:
+        self.p, self.g = p, p.add_argument_group(title)
+
+    def add_argument(self, flag: str, **kw) -> None:
+        if flag not in self.p._option_string_actions:
+            self.g.add_argument(flag, **kw)
+
+
 def add_swinlstm_train_args(p: argparse.ArgumentParser) -> None:
     """Their ``configs.py`` flags, in a group of their own (``--help`` lists them by their names)."""
     for action in p._actions:
         if action.dest == "model":
             action.type = _model_name
             action.help = f"{action.help}; their SwinLSTM-B / SwinLSTM-D too"
-    g = p.add_argument_group(
+    g = _Group(
+        p,
         "the SwinLSTM authors' flags (their configs.py; any of them, or --model SwinLSTM-B, "
-        "selects their defaults)"
+        "selects their defaults)",
     )
     g.add_argument("--num_frames_input", type=int, default=None, help="= --short_len (10)")
     g.add_argument("--num_frames_output", type=int, default=None, help="= --out_len (10)")
@@ -117,6 +130,72 @@ def add_swinlstm_train_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--device", default=None, help="cuda:0, cuda, cpu: = --accelerator/--devices")
     g.add_argument("--res_dir", default=None, help="= --checkpoint_save_dir (./results)")
+    # configs.py is shared by their train.py and test.py: test takes every flag too
+    g.add_argument("--train_data_dir", default=None, help="train.py's digits; test ignores it")
+    g.add_argument("--valid_batch_size", type=int, default=None, help="train.py's; test ignores it")
+    g.add_argument("--lr", type=float, default=None, help="train.py's; test ignores it")
+
+
+PRETRAINED = "./Pretrained/trained_model_state_dict"  # their test.py's checkpoint
+TEST_FILE = "./data/mnist_test_seq.npy"  # configs.py --test_data_dir default
+
+
+def add_swinlstm_test_args(p: argparse.ArgumentParser) -> None:
+    """``test``: their configs.py flags too (their test.py reads the same parser), and
+    ``--checkpoint_load_file`` optional: their test.py reads ``./Pretrained/...``."""
+    add_swinlstm_train_args(p)
+    for action in p._actions:
+        if action.dest == "checkpoint":
+            action.required = False
+            action.help = f"{action.help} (default: {PRETRAINED}, as the SwinLSTM authors' test.py)"
+        if action.dest == "protocol":
+            action.default = None  # "default", or "swinlstm" for their commands
+
+
+def resolve_swinlstm_test_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """``test`` args with the authors' flags turned into ours: their test.py's checkpoint and
+    test file where none is given, ``--test_batch_size`` = ``--batch_size``, their metrics
+    (``--protocol swinlstm``); other runs unchanged."""
+    args = argparse.Namespace(**vars(args))
+    dialect = is_swinlstm_run(args, shared=("device",)) or (
+        args.checkpoint is None and os.path.isfile(PRETRAINED)
+    )
+    if args.model is not None:
+        args.model = str.__str__(args.model)
+    if args.checkpoint is None:
+        if not dialect:
+            raise ValueError(
+                "--checkpoint_load_file is required (or run where the SwinLSTM authors' "
+                f"{PRETRAINED} is)"
+            )
+        if not os.path.isfile(PRETRAINED):
+            raise FileNotFoundError(
+                f"{PRETRAINED} not found (their test.py's checkpoint): pass --checkpoint_load_file"
+            )
+        args.checkpoint = PRETRAINED
+    if not dialect:
+        args.protocol = args.protocol or "default"
+        return args
+    for theirs, ours in (
+        ("num_frames_input", "short_len"),
+        ("num_frames_output", "out_len"),
+        ("input_channels", "img_channel"),
+        ("test_batch_size", "batch_size"),
+        ("num_workers", "workers"),
+    ):
+        if getattr(args, theirs) is not None:
+            _set(args, theirs, ours, getattr(args, theirs))
+    for theirs in ("input_img_size", "input_size"):
+        if getattr(args, theirs) is not None:
+            _set(args, theirs, "img_size", [_square(theirs, getattr(args, theirs))])
+    if args.res_dir is not None:
+        args.test_result_dir = args.res_dir
+    if args.test_data_dir is None and os.path.isfile(TEST_FILE):
+        args.test_data_dir = TEST_FILE
+    args.batch_size = args.batch_size or DEFAULTS["batch_size"]
+    args.workers = DEFAULTS["workers"] if args.workers is None else args.workers
+    args.protocol = args.protocol or "swinlstm"  # their utils.compute_metrics
+    return args
 
 
 OWN_FLAGS = (
@@ -142,10 +221,11 @@ OWN_FLAGS = (
 )
 
 
-def is_swinlstm_run(args: argparse.Namespace) -> bool:
-    """True when the command is written in the SwinLSTM authors' dialect."""
+def is_swinlstm_run(args: argparse.Namespace, shared: tuple[str, ...] = ()) -> bool:
+    """True when the command is written in the SwinLSTM authors' dialect (``shared``: flags of
+    theirs that the command has too, which therefore tell nothing)."""
     return isinstance(getattr(args, "model", None), AuthorsSpelling) or any(
-        getattr(args, f, None) is not None for f in OWN_FLAGS
+        getattr(args, f, None) is not None for f in OWN_FLAGS if f not in shared
     )
 
 
