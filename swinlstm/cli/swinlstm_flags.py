@@ -42,15 +42,14 @@ DEFAULTS: dict[str, Any] = {
 EPOCHS, EPOCH_VALID = 2000, 10
 TRAIN_SAMPLES, VALID_SAMPLES = [0, 10000], [10000, 13000]
 
-# their flag -> (our flag, how a value of theirs becomes ours)
-SAME = {
+# their flag -> our flag of the same meaning (train and test; train only)
+SHARED = {
     "num_frames_input": "short_len",
     "num_frames_output": "out_len",
     "input_channels": "img_channel",
-    "train_batch_size": "batch_size",
     "num_workers": "workers",
-    "res_dir": "checkpoint_save_dir",
 }
+TRAIN_ONLY = {"train_batch_size": "batch_size", "res_dir": "checkpoint_save_dir"}
 
 
 def _model_name(value: str) -> str:
@@ -176,18 +175,7 @@ def resolve_swinlstm_test_flags(args: argparse.Namespace) -> argparse.Namespace:
     if not dialect:
         args.protocol = args.protocol or "default"
         return args
-    for theirs, ours in (
-        ("num_frames_input", "short_len"),
-        ("num_frames_output", "out_len"),
-        ("input_channels", "img_channel"),
-        ("test_batch_size", "batch_size"),
-        ("num_workers", "workers"),
-    ):
-        if getattr(args, theirs) is not None:
-            _set(args, theirs, ours, getattr(args, theirs))
-    for theirs in ("input_img_size", "input_size"):
-        if getattr(args, theirs) is not None:
-            _set(args, theirs, "img_size", [_square(theirs, getattr(args, theirs))])
+    _map_flags(args, {**SHARED, "test_batch_size": "batch_size"})
     if args.res_dir is not None:
         args.test_result_dir = args.res_dir
     if args.test_data_dir is None and os.path.isfile(TEST_FILE):
@@ -249,6 +237,17 @@ def _set(args: argparse.Namespace, theirs: str, ours: str, value: Any) -> None:
     setattr(args, ours, value)
 
 
+def _map_flags(args: argparse.Namespace, pairs: dict[str, str]) -> None:
+    """Each of their flags given onto ours (``pairs``), and their two frame sizes onto
+    ``--img_size``; a clash with our flag given is an error (:func:`_set`)."""
+    for theirs, ours in pairs.items():
+        if getattr(args, theirs) is not None:
+            _set(args, theirs, ours, getattr(args, theirs))
+    for theirs in ("input_img_size", "input_size"):
+        if getattr(args, theirs) is not None:
+            _set(args, theirs, "img_size", [_square(theirs, getattr(args, theirs))])
+
+
 def _shown(value: Any) -> Any:
     return " ".join(map(str, _flat(value))) if isinstance(value, list) else value
 
@@ -296,12 +295,7 @@ def resolve_swinlstm_flags(args: argparse.Namespace, with_config) -> argparse.Na
         args.model = str.__str__(args.model)  # a plain str (YAML, hyper-parameters)
     if not dialect:
         return with_config(args)
-    for theirs, ours in SAME.items():
-        if getattr(args, theirs) is not None:
-            _set(args, theirs, ours, getattr(args, theirs))
-    for theirs in ("input_img_size", "input_size"):
-        if getattr(args, theirs) is not None:
-            _set(args, theirs, "img_size", [_square(theirs, getattr(args, theirs))])
+    _map_flags(args, TRAIN_ONLY | SHARED)
     if args.device is not None:
         accel, devices = _device(args.device)
         _set(args, "device", "accelerator", accel)
