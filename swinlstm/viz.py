@@ -93,25 +93,33 @@ def _panel_row(panels: Sequence[np.ndarray]) -> np.ndarray:
 def strip_frames(
     inputs: torch.Tensor | np.ndarray,
     targets: torch.Tensor | np.ndarray,
-    preds: torch.Tensor | np.ndarray,
+    *preds: torch.Tensor | np.ndarray,
 ) -> np.ndarray:
-    """The frames of an input | ground truth | prediction animation, uint8 (T_in + T_out, H', W', 3).
+    """The frames of an input | ground truth | prediction(s) animation, uint8 (T_in + T_out, H', W', 3).
 
-    Frame k < T_in shows input k in the first panel (the other two are black: nothing is
-    forecast yet); frame T_in + j shows the last input frame, ground truth j and prediction j.
-    A bar under the panels grows with time (green over the input, red over the forecast), which
-    also keeps every GIF frame distinct so that no GIF writer merges them.
+    Frame k < T_in shows input k in the first panel (the others are black: nothing is forecast
+    yet); frame T_in + j shows the last input frame, ground truth j and each prediction's frame j,
+    one panel per prediction given. A bar under the panels grows with time (green over the input,
+    red over the forecast), which also keeps every GIF frame distinct so that no GIF writer
+    merges them.
     """
-    inp, gt, pr = to_rgb_uint8(inputs), to_rgb_uint8(targets), to_rgb_uint8(preds)
-    if inp.ndim != 4 or gt.shape != pr.shape or gt.shape[1:] != inp.shape[1:]:
+    inp, gt = to_rgb_uint8(inputs), to_rgb_uint8(targets)
+    prs = [to_rgb_uint8(p) for p in preds]
+    if (
+        not prs
+        or inp.ndim != 4
+        or gt.shape[1:] != inp.shape[1:]
+        or any(p.shape != gt.shape for p in prs)
+    ):
         raise ValueError(
             f"inputs, targets and predictions must be clips of equal frame size with as many "
-            f"targets as predictions; got {tuple(inp.shape)}, {tuple(gt.shape)}, {tuple(pr.shape)}"
+            f"targets as predictions; got {tuple(inp.shape)}, {tuple(gt.shape)}, "
+            f"{[tuple(p.shape) for p in prs]}"
         )
     t_in, t_out = inp.shape[0], gt.shape[0]
-    black = np.zeros_like(inp[0])
-    rows = [_panel_row([inp[k], black, black]) for k in range(t_in)]
-    rows += [_panel_row([inp[-1], gt[j], pr[j]]) for j in range(t_out)]
+    black = [np.zeros_like(inp[0])] * (1 + len(prs))
+    rows = [_panel_row([inp[k], *black]) for k in range(t_in)]
+    rows += [_panel_row([inp[-1], gt[j], *(p[j] for p in prs)]) for j in range(t_out)]
     return with_time_bar(np.stack(rows), t_in)
 
 
@@ -143,11 +151,11 @@ def save_strip_gif(
     path: str | os.PathLike,
     inputs: torch.Tensor | np.ndarray,
     targets: torch.Tensor | np.ndarray,
-    preds: torch.Tensor | np.ndarray,
+    *preds: torch.Tensor | np.ndarray,
     fps: float = 4.0,
 ) -> Path:
-    """GIF of :func:`strip_frames`: input | ground truth | prediction over T_in + T_out frames."""
-    return write_gif(path, strip_frames(inputs, targets, preds), fps=fps)
+    """GIF of :func:`strip_frames`: input | ground truth | prediction(s) over T_in + T_out frames."""
+    return write_gif(path, strip_frames(inputs, targets, *preds), fps=fps)
 
 
 def error_map(targets: torch.Tensor | np.ndarray, preds: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -163,28 +171,35 @@ def error_map(targets: torch.Tensor | np.ndarray, preds: torch.Tensor | np.ndarr
 
 
 def comparison_grid(
-    targets: Sequence[torch.Tensor | np.ndarray], preds: Sequence[torch.Tensor | np.ndarray]
+    targets: Sequence[torch.Tensor | np.ndarray], *forecasts: Sequence[torch.Tensor | np.ndarray]
 ) -> np.ndarray:
-    """One uint8 RGB image: for each clip, rows ground truth, prediction, abs error; columns time.
+    """One uint8 RGB image: for each clip, a ground-truth row, then for each forecast its
+    prediction and its abs error rows; columns are time.
 
-    ``targets`` and ``preds`` are sequences of clips (T, C, H, W); clips are stacked vertically
-    with a white gap between them.
+    ``targets`` and each of ``forecasts`` are sequences of clips (T, C, H, W), one per clip (e.g.
+    ``comparison_grid(truth, model_a, model_b)``); clips are stacked vertically with a white gap.
     """
-    if len(targets) == 0 or len(targets) != len(preds):
+    if len(targets) == 0 or not forecasts or any(len(f) != len(targets) for f in forecasts):
         raise ValueError(
-            f"need as many predicted as true clips (>= 1), got {len(targets)} and {len(preds)}"
+            f"need as many predicted as true clips (>= 1), got {len(targets)} and "
+            f"{[len(f) for f in forecasts]}"
         )
     blocks = []
-    for gt, pr in zip(targets, preds):
-        truth, pred = to_rgb_uint8(gt), to_rgb_uint8(pr)
-        if truth.shape != pred.shape:
-            raise ValueError(
-                f"a true clip {tuple(gt.shape)} and its prediction {tuple(pr.shape)} differ in shape"
-            )
-        err = error_map(gt, pr)
-        if err.shape[2] != truth.shape[2]:  # channels side by side: repeat the mean error
-            err = np.tile(err, (1, 1, truth.shape[2] // err.shape[2], 1))
-        blocks.append(_stack([_panel_row(list(r)) for r in (truth, pred, err)], SEPARATOR))
+    for i, gt in enumerate(targets):
+        truth = to_rgb_uint8(gt)
+        rows = [truth]
+        for forecast in forecasts:
+            pred = to_rgb_uint8(forecast[i])
+            if truth.shape != pred.shape:
+                raise ValueError(
+                    f"a true clip {tuple(gt.shape)} and its prediction {tuple(forecast[i].shape)} "
+                    "differ in shape"
+                )
+            err = error_map(gt, forecast[i])
+            if err.shape[2] != truth.shape[2]:  # channels side by side: repeat the mean error
+                err = np.tile(err, (1, 1, truth.shape[2] // err.shape[2], 1))
+            rows += [pred, err]
+        blocks.append(_stack([_panel_row(list(r)) for r in rows], SEPARATOR))
     return _stack(blocks, 2 * SEPARATOR)
 
 
@@ -202,12 +217,12 @@ def _stack(images: list[np.ndarray], gap: int) -> np.ndarray:
 def save_comparison(
     path: str | os.PathLike,
     targets: Sequence[torch.Tensor | np.ndarray],
-    preds: Sequence[torch.Tensor | np.ndarray],
+    *forecasts: Sequence[torch.Tensor | np.ndarray],
 ) -> Path:
     """Write :func:`comparison_grid` as a PNG."""
     import imageio.v3 as iio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, comparison_grid(targets, preds), extension=".png")
+    iio.imwrite(path, comparison_grid(targets, *forecasts), extension=".png")
     return path

@@ -51,3 +51,31 @@ def ramp_video(t: int, h: int, w: int, channels: int = 3, seed: int = 0) -> np.n
     noise = rng.integers(0, 10, (t, h, w, channels))
     out = np.clip(base + noise, 0, 255).astype(np.uint8)
     return out[..., 0] if channels == 1 else out
+
+
+def write_taxibj_npz(path, n=6, t_in=4, t_out=4, **over):
+    """OpenSTL's TaxiBJ dataset.npz: X/Y_train (n, t, 2, 32, 32), X/Y_test (3, ...) in [-1, 1]."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "X_train": rng.uniform(-1, 1, (n, t_in, 2, 32, 32)).astype(np.float32),
+        "Y_train": rng.uniform(-1, 1, (n, t_out, 2, 32, 32)).astype(np.float32),
+        "X_test": rng.uniform(-1, 1, (3, t_in, 2, 32, 32)).astype(np.float32),
+        "Y_test": rng.uniform(-1, 1, (3, t_out, 2, 32, 32)).astype(np.float32),
+    }
+    arrays.update(over)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def write_human36m(root, nested=False, frames=45, size=20):
+    """OpenSTL's Human3.6m layout: images/ of one RGB video, train.txt (2 clips), test.txt (1)."""
+    video = ramp_video(frames, size, size, channels=3)
+    if nested:
+        write_frames(root / "images" / "S1_Walking.54138969", video, "{:06d}.jpg", start=1)
+    else:
+        write_frames(root / "images", video, "S1_Walking.54138969_{:06d}.jpg", start=1)
+    (root / "train.txt").write_text(
+        "images/S1_Walking.54138969_,1,36\nimages/S1_Walking.54138969_,2,37\n"
+    )
+    (root / "test.txt").write_text("images/S1_Walking.54138969_,6,41\n")
+    return video

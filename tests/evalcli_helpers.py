@@ -28,7 +28,7 @@ class ToyPredictor(RecurrentPredictor):
         return torch.sigmoid(state), state
 
 
-@register_model("toy")
+@register_model("toy-eval")
 def toy(**config) -> ToyPredictor:
     return ToyPredictor(**config)
 

@@ -104,6 +104,25 @@ def test_offline_failure_is_one_line_naming_file_and_place(tmp_path, capsys, mon
     assert len(out) == 1 and out[0].startswith("swinlstm data: error: could not reach")
 
 
+def test_present_file_with_a_wrong_checksum_is_reported_as_such_offline(
+    tmp_path, capsys, monkeypatch
+):
+    """Not 'could not reach': the file there is wrong; the message names it, expected and got."""
+    dest = tmp_path / "train-images-idx3-ubyte.gz"
+    dest.write_bytes(b"truncated")
+    got = hashlib.md5(b"truncated").hexdigest()
+    offline = tuple(dataclasses.replace(r, url=_closed_port_url()) for r in SOURCES["movingmnist"])
+    monkeypatch.setitem(SOURCES, "movingmnist", offline)
+    assert run(["data", "download", "movingmnist", "--root", str(tmp_path)]) == 2
+    out = capsys.readouterr().err.strip().splitlines()
+    assert len(out) == 1, out
+    expected = "expected f68b3c2dcbeaaa9fbdd348bbdeb94873"
+    assert f"{dest}: checksum mismatch (md5 {got}, {expected})" in out[0]
+    assert "could not be reached" in out[0]
+    assert not out[0].startswith("swinlstm data: error: could not")
+    assert dest.read_bytes() == b"truncated"  # left for the user to look at
+
+
 def test_bad_names(tmp_path):
     with pytest.raises(ValueError, match="no download for dataset 'custom'"):
         download("custom", tmp_path)

@@ -9,19 +9,7 @@ from swinlstm.cli.main import run
 from swinlstm.data import build_datasets
 from swinlstm.data.human36m import prepare_human36m
 from tests.data_writers import ramp_video, write_frames
-
-
-def _h36m(root, nested=False, frames=45):
-    video = ramp_video(frames, 20, 20, channels=3)
-    if nested:
-        write_frames(root / "images" / "S1_Walking.54138969", video, "{:06d}.jpg", start=1)
-    else:
-        write_frames(root / "images", video, "S1_Walking.54138969_{:06d}.jpg", start=1)
-    (root / "train.txt").write_text(
-        "images/S1_Walking.54138969_,1,36\nimages/S1_Walking.54138969_,2,37\n"
-    )
-    (root / "test.txt").write_text("images/S1_Walking.54138969_,6,41\n")
-    return video
+from tests.data_writers import write_human36m as _h36m
 
 
 @pytest.mark.parametrize("nested", [False, True])

@@ -165,3 +165,12 @@ def test_lmc_and_predrnn_clip_choice_errors(tmp_path):
     # the action-folder layout is still recognised as PredRNN's
     s = build_datasets("kth", train_dir=tmp_path / "predrnn", short_len=2, out_len=2, img_size=8)
     assert s.info["protocol"] == "PredRNN/OpenSTL"
+
+
+def test_missing_test_persons_names_the_validation_test_split(tmp_path):
+    """Persons 01-16 only: the error says 17-25 are the validation/test split, not just 'no clip'."""
+    _kth(tmp_path, 1, "boxing", 12)
+    with pytest.raises(ValueError) as err:
+        build_datasets("kth", train_dir=tmp_path, short_len=2, out_len=2, img_size=16)
+    msg = str(err.value)
+    assert "for persons 17-25, the validation/test split" in msg and "01-16 train" in msg

@@ -9,19 +9,7 @@ import pytest
 from swinlstm.cli.main import run
 from swinlstm.data import build_datasets
 from swinlstm.data.taxibj import prepare_taxibj
-
-
-def _npz(path, n=6, t_in=4, t_out=4, **over):
-    rng = np.random.default_rng(0)
-    arrays = {
-        "X_train": rng.uniform(-1, 1, (n, t_in, 2, 32, 32)).astype(np.float32),
-        "Y_train": rng.uniform(-1, 1, (n, t_out, 2, 32, 32)).astype(np.float32),
-        "X_test": rng.uniform(-1, 1, (3, t_in, 2, 32, 32)).astype(np.float32),
-        "Y_test": rng.uniform(-1, 1, (3, t_out, 2, 32, 32)).astype(np.float32),
-    }
-    arrays.update(over)
-    np.savez(path, **arrays)
-    return arrays
+from tests.data_writers import write_taxibj_npz as _npz
 
 
 def test_items_are_x_then_y_in_unit_range(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from evalcli_helpers import ToyPredictor, require  # noqa: E402,F401  (registers "toy")
+from evalcli_helpers import ToyPredictor, require  # noqa: E402,F401  (registers "toy-eval")
 from PIL import Image
 
 from swinlstm.cli.main import run
@@ -79,7 +79,7 @@ def write_kth(root: Path, t: int, size: int = 32) -> Path:
 
 def toy_checkpoint(directory: Path, img_size: int, in_chans: int = 1) -> Path:
     torch.manual_seed(0)
-    save_model(build_model("toy", img_size=img_size, in_chans=in_chans), directory)
+    save_model(build_model("toy-eval", img_size=img_size, in_chans=in_chans), directory)
     return directory / "model.safetensors"
 
 
@@ -212,7 +212,7 @@ class ListSet(torch.utils.data.Dataset):
 def test_evaluate_baseline_is_repeat_last_frame_and_max_batches(tmp_path):
     clips = torch.from_numpy(moving_squares(6, 8, 16)).float().div(255).unsqueeze(2)
     ds = ListSet([(c[:4], c[4:]) for c in clips])
-    model = build_model("toy", img_size=16, in_chans=1)
+    model = build_model("toy-eval", img_size=16, in_chans=1)
     res = evaluate(model, ds, out_len=4, batch_size=2, max_batches=2, result_dir=tmp_path)
     assert res["clips"] == 4
     expected = (
@@ -229,7 +229,7 @@ def test_evaluate_baseline_is_repeat_last_frame_and_max_batches(tmp_path):
 def test_evaluate_targets_shorter_than_out_len(tmp_path):
     ds = ListSet([(torch.rand(4, 1, 16, 16), torch.rand(2, 1, 16, 16))])
     with pytest.raises(ValueError, match="2 target frames but --out_len is 3"):
-        evaluate(build_model("toy", img_size=16), ds, out_len=3)
+        evaluate(build_model("toy-eval", img_size=16), ds, out_len=3)
 
 
 # ----- bad inputs: one line, exit 2 -------------------------------------------------------------
@@ -282,7 +282,7 @@ def test_checkpoint_of_another_model(tmp_path, capsys):
         str(tmp_path),
     ]
     assert test_cli.main(argv) == 2
-    assert "holds a toy model, not the --model convlstm" in one_line_error(capsys)
+    assert "holds a toy-eval model, not the --model convlstm" in one_line_error(capsys)
 
 
 def test_test_dir_with_too_short_clips(tmp_path, capsys):
@@ -299,3 +299,187 @@ def test_make_frame_rejects_non_boolean(capsys):
         test_cli.main(["--checkpoint", "x", "--make_frame", "maybe"])
     assert exc.value.code == 2
     assert "expected a boolean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "dataset, chans", [("kth", 1), ("taxibj", 2), ("human36m", 3), ("custom", 1)]
+)
+def test_dataset_read_from_files_needs_test_data_dir(tmp_path, capsys, dataset, chans):
+    ckpt = toy_checkpoint(tmp_path / "ckpt", 32, in_chans=chans)
+    argv = ["--dataset", dataset, "--checkpoint_load_file", str(ckpt), "--img_size", "32"]
+    assert test_cli.main(argv + ["--test_result_dir", str(tmp_path / "r")]) == 2
+    err = one_line_error(capsys)
+    assert f"--dataset {dataset} reads its test set from files: pass --test_data_dir" in err
+
+
+@pytest.mark.parametrize(
+    "device, cuda, message",
+    [
+        ("cuda", False, "--device cuda: CUDA is not available"),
+        ("cuda:3", True, "--device cuda:3: only 1 CUDA device(s)"),
+        ("gpu0", False, "--device 'gpu0' is not a torch device"),
+    ],
+)
+def test_device_this_machine_cannot_use(tmp_path, capsys, monkeypatch, device, cuda, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    write_mnist_test_seq(tmp_path / "mnist_test_seq.npy", n=2)
+    ckpt = toy_checkpoint(tmp_path / "ckpt", 64)
+    argv = ["--test_data_dir", str(tmp_path), "--checkpoint_load_file", str(ckpt)]
+    argv += ["--device", device, "--test_result_dir", str(tmp_path / "r")]
+    assert test_cli.main(argv) == 2
+    assert message in one_line_error(capsys)
+
+
+# ----- corrupt files: one line naming the file and what is wrong, exit 2 ------------------------
+class Opaque:  # a class a weights-only load refuses to rebuild
+    pass
+
+
+def corrupt_checkpoint(tmp_path: Path, kind: str) -> Path:
+    """A bad checkpoint of ``kind``; the model.safetensors ones sit beside a valid model.json."""
+    weights = toy_checkpoint(tmp_path / "ckpt", 64)
+    if kind == "truncated safetensors":
+        weights.write_bytes(weights.read_bytes()[:5])
+        return weights
+    if kind == "corrupt safetensors":
+        weights.write_bytes(weights.read_bytes()[:-7])
+        return tmp_path / "ckpt"
+    if kind == "broken model.json":
+        (tmp_path / "ckpt" / "model.json").write_text('{"model": "toy-eval", "config": {')
+        return weights
+    if kind == "model.json without a model":
+        (tmp_path / "ckpt" / "model.json").write_text('{"config": {}}')
+        return weights
+    path = tmp_path / "bad.ckpt"
+    if kind == "truncated ckpt":
+        torch.save({"state_dict": {"w": torch.zeros(64)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "pickled pt":
+        path = tmp_path / "bad.pt"
+        torch.save({"w": torch.zeros(2), "extra": Opaque()}, path)
+    elif kind == "text ckpt":
+        path.write_text("not a checkpoint\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated safetensors", "is truncated or corrupt, not a readable .safetensors file"),
+        ("corrupt safetensors", "is truncated or corrupt, not a readable .safetensors file"),
+        ("broken model.json", "model.json: not valid JSON (Expecting"),
+        ("model.json without a model", 'model.json: expected {"model": name'),
+        ("truncated ckpt", "bad.ckpt: is truncated or corrupt, or not a PyTorch checkpoint"),
+        ("text ckpt", "bad.ckpt: is truncated or corrupt, or not a PyTorch checkpoint"),
+        ("pickled pt", "bad.pt: holds Python objects beyond tensors (test_eval_cli.Opaque)"),
+    ],
+)
+def test_corrupt_checkpoint_is_one_line_naming_the_file(tmp_path, capsys, kind, message):
+    path = corrupt_checkpoint(tmp_path, kind)
+    argv = ["--checkpoint_load_file", str(path), "--test_result_dir", str(tmp_path / "r")]
+    assert test_cli.main(argv + ["--max_batches", "1"]) == 2
+    err = one_line_error(capsys)
+    assert message in err and "\x1b" not in err, err
+    if kind != "pickled pt":
+        assert "unpickling" not in err  # corruption is not blamed on pickling
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("w.txt", b"hello, these are not weights\n", "is truncated or corrupt"),
+        ("w.ckpt", b"hello, these are not weights\n", "is truncated or corrupt"),
+        ("w.safetensors", b"\x05\x00", "not a readable .safetensors file"),
+    ],
+)
+def test_corrupt_lpips_weights_is_one_line_naming_the_file(
+    tmp_path, capsys, name, content, message
+):
+    write_mnist_test_seq(tmp_path / "mnist_test_seq.npy", n=2)
+    (tmp_path / name).write_bytes(content)
+    argv = ["--test_data_dir", str(tmp_path), "--lpips_weights", str(tmp_path / name)]
+    argv += ["--checkpoint_load_file", str(toy_checkpoint(tmp_path / "ckpt", 64))]
+    assert test_cli.main(argv + ["--test_result_dir", str(tmp_path / "r")]) == 2
+    err = one_line_error(capsys)
+    assert f"{tmp_path / name}: " in err and message in err, err
+
+
+# ----- the data a run of ours recorded --------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """A finished 1-iteration run: 16 px Moving MNIST with 14 px digits, 2 -> 3 frames."""
+    from tests.run_helpers import train_small_run
+
+    out = tmp_path_factory.mktemp("small") / "run"
+    assert train_small_run(out) == 0
+    return out
+
+
+def _test_meta(tmp_path: Path, checkpoint: Path, *flags: str, options=("test_samples=2",)):
+    result = tmp_path / "r"
+    argv = ["test", "--checkpoint", str(checkpoint), "--test_result_dir", str(result), *flags]
+    assert run([*argv, "--data_options", *options]) == 0
+    return json.loads((result / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "last.ckpt", "best.ckpt", "."])
+def test_test_uses_the_data_its_checkpoint_recorded(small_run, tmp_path, name):
+    meta = _test_meta(tmp_path, small_run / name)
+    assert meta["dataset"] == "movingmnist" and meta["clips"] == 2
+    assert meta["data_options"] == {"digit_size": 14, "test_samples": 2}  # not the 28 px default
+    assert meta["short_len"] == 2 and meta["out_len"] == 3
+
+
+def test_flags_win_over_the_recorded_data(small_run, tmp_path):
+    flags = ["--short_len", "3", "--out_len", "1"]
+    meta = _test_meta(tmp_path, small_run, *flags, options=("digit_size=10", "test_samples=1"))
+    assert meta["data_options"] == {"digit_size": 10, "test_samples": 1}
+    assert meta["short_len"] == 3 and meta["out_len"] == 1
+
+
+def test_run_written_before_the_record_reads_its_config_yaml(small_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(small_run, run_dir)
+    meta = json.loads((run_dir / "model.json").read_text())
+    del meta["data"]
+    (run_dir / "model.json").write_text(json.dumps(meta))
+    meta = _test_meta(tmp_path, run_dir / "model.safetensors")
+    assert meta["data_options"] == {"digit_size": 14, "test_samples": 2}
+    assert meta["short_len"] == 2 and meta["out_len"] == 3
+
+
+@pytest.mark.parametrize("flag", ["--short_len", "--out_len", "--batch_size"])
+def test_zero_lengths_and_batch_are_refused(small_run, tmp_path, capsys, flag):
+    argv = ["--checkpoint", str(small_run), "--test_result_dir", str(tmp_path), flag, "0"]
+    assert test_cli.main(argv) == 2
+    assert f"{flag} must be >= 1, got 0" in one_line_error(capsys)
+
+
+def test_only_what_was_done_is_printed(small_run, tmp_path, capsys):
+    argv = ["test", "--checkpoint", str(small_run), "--test_result_dir", str(tmp_path / "a")]
+    argv += ["--data_options", "test_samples=2", "--make_frame", "True"]
+    assert run([*argv, "--num_frames_to_save", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated 2 clips" in out and "frames:" not in out and "GIFs" not in out
+    assert run([*argv, "--evaluate", "False"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated" not in out and "metrics.json" not in out
+    assert "forecast 2 clips; no metrics" in out and "frames:" in out
+
+
+def test_predict_takes_the_runs_lengths(small_run, tmp_path):
+    clip = tmp_path / "clip.npy"
+    np.save(clip, moving_squares(1, 8, 16)[0])
+    out = tmp_path / "p"
+    assert (
+        run(["predict", "--checkpoint", str(small_run), "--input", str(clip), "--output", str(out)])
+        == 0
+    )
+    assert np.load(out / "prediction.npy").shape == (3, 1, 16, 16)  # the run's out_len 3
+    assert sorted(p.name for p in out.glob("input_*.png")) == ["input_00.png", "input_01.png"]
+    argv = ["predict", "--checkpoint", str(small_run), "--input", str(clip), "--output", str(out)]
+    assert run([*argv, "--out_len", "5"]) == 0
+    assert np.load(out / "prediction.npy").shape == (5, 1, 16, 16)

@@ -1,6 +1,7 @@
 """LMC-Memory: the authors' numbers, their checkpoints, memory alignment, and the generalisations."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,3 +364,90 @@ def test_checkpoint_round_trips(tmp_path):
     assert info["format"] == "official"
     with torch.no_grad():
         assert torch.equal(loaded.predict(x, 2), model.eval().predict(x, 2))
+
+
+# ----- streaming a memory model without a context ---------------------------------------------
+MEMORY_MODELS = {
+    "lmc-convlstm": dict(hidden=8, num_layers=1),
+    "convlstm": dict(patch_size=4, num_hidden=[8], filter_size=3),
+    "swinlstm-b": dict(embed_dim=8, depths=[2], num_heads=[2]),
+    "swinlstm-d": dict(embed_dim=8, depths_down=[2, 2], depths_up=[2, 2], num_heads=[2, 4]),
+}
+
+
+def tiny_memory_model(name, img_size=16):
+    torch.manual_seed(0)
+    cfg = dict(img_size=img_size, in_chans=1, memory_size=4, slot_dim=16, **MEMORY_MODELS[name])
+    return build_model(name, **cfg).eval()
+
+
+def stream(model, inputs, out_len, context=None):
+    """Stream ``inputs`` (B, T, C, H, W), then feed back ``out_len - 1`` outputs with feedback."""
+    state = model.init_state(inputs.shape[0])
+    for t in range(inputs.shape[1]):
+        y, state = model.step(inputs[:, t], state, context)
+    outputs = [y]
+    for _ in range(out_len - 1):
+        y, state = model.step(y, state, context, feedback=True)
+        outputs.append(y)
+    return torch.stack(outputs, 1), state
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_MODELS))
+def test_streaming_without_context_is_predict_bit_for_bit(name):
+    model = tiny_memory_model(name)
+    x = torch.rand(2, 5, 1, 16, 16)
+    with torch.no_grad():
+        streamed, state = stream(model, x, 3)
+        assert torch.equal(streamed, model.predict(x, 3))
+    assert torch.equal(state.frames, x)  # the observed frames, not the fed-back outputs
+
+
+@pytest.mark.parametrize("name", ["lmc-convlstm", "swinlstm-d"])
+def test_streaming_memory_reads_the_last_frames_seen_and_a_still_first_frame(name):
+    model = tiny_memory_model(name)
+    model.stream_context_len = 3
+    x = torch.rand(1, 5, 1, 16, 16)
+    with torch.no_grad():
+        y, _ = model.step(x[:, 0], model.init_state(1))
+        still = model.encode_context(x[:, [0, 0]])
+        assert torch.equal(y, model.step(x[:, 0], model.init_state(1), still)[0])
+        streamed, state = stream(model, x, 2)
+        assert state.frames.shape[1] == 3
+        explicit, _ = stream(model, x, 2, context=model.encode_context(x[:, -3:]))
+        assert torch.equal(streamed, explicit)
+        # without feedback=True, the outputs join what the memory reads
+        state = model.init_state(1)
+        for t in range(5):
+            y, state = model.step(x[:, t], state)
+        _, state = model.step(y, state)
+        assert torch.equal(state.frames[:, -1], y)
+
+
+def test_streaming_refuses_feedback_first_another_batch_and_a_bad_context_len():
+    model = tiny_memory_model("lmc-convlstm")
+    with pytest.raises(ValueError, match="first streamed frame cannot be feedback=True"):
+        model.step(torch.rand(1, 1, 16, 16), model.init_state(1), feedback=True)
+    _, state = model.step(torch.rand(2, 1, 16, 16), model.init_state(2))
+    with pytest.raises(ValueError, match="frame holds a batch of 1 but the state was streamed"):
+        model.step(torch.rand(1, 1, 16, 16), state)
+    model.stream_context_len = 0
+    with pytest.raises(ValueError, match="stream_context_len must be an integer >= 1"):
+        model.step(torch.rand(1, 1, 16, 16), model.init_state(1))
+
+
+def readme_python_api() -> str:
+    """The code block of the README's "Python API" section."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = text.split("## Python API\n\n", 1)[1].splitlines()
+    end = next(i for i, line in enumerate(lines) if line and not line.startswith("    "))
+    return "\n".join(line[4:] for line in lines[:end])
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_MODELS))
+def test_readme_streaming_snippet_runs_for_every_memory_model(name):
+    code = readme_python_api()
+    build = next(line for line in code.splitlines() if line.startswith("model = build_model("))
+    namespace = {"MODEL": tiny_memory_model(name, img_size=64)}
+    exec(code.replace(build, "model = MODEL"), namespace)
+    assert torch.equal(torch.stack(namespace["streamed"], 1), namespace["forecast"])

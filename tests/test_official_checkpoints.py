@@ -205,3 +205,20 @@ def test_lmc_memory_authors_file_predicts_their_output(tmp_path, dataset):
     pred = np.load(tmp_path / "o" / "prediction.npy")
     expected = np.clip(z[f"output_{dataset}_phase2"][0], 0, 1)
     np.testing.assert_allclose(pred, expected, atol=1e-5)
+
+
+def test_authors_file_tested_on_kth_is_built_for_kth_frames(tmp_path):
+    """No --img_size / --img_channel: the LMC-Memory network is built for KTH's 128x128 grey."""
+    lmc_helpers = pytest.importorskip("lmc_helpers", reason="needs the LMC-Memory golden helpers")
+    from tests.data_writers import ramp_video, write_frames
+
+    ckpt = tmp_path / "trained_model.pt"
+    torch.save({f"module.{k}": v for k, v in lmc_helpers.golden_state_dict().items()}, ckpt)
+    folder = tmp_path / "kth" / "boxing" / "person17_boxing_d1_uncomp"
+    write_frames(folder, ramp_video(5, 24, 32, channels=1), "image_{:04d}.jpg", start=1)
+    argv = ["test", "--dataset", "kth", "--checkpoint", str(ckpt), "--test_data_dir"]
+    argv += [str(tmp_path / "kth"), "--memory_size", "10", "--final_sigmoid", "True"]
+    argv += ["--short_len", "3", "--out_len", "2", "--test_result_dir", str(tmp_path / "r")]
+    assert run(argv) == 0
+    meta = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert meta["model_config"]["img_size"] == 128 and meta["model_config"]["in_chans"] == 1

@@ -114,3 +114,22 @@ def test_findings_state_each_claim_whichever_way_it_comes_out():
     assert "mostly black targets): swinlstm-d+memory." in text
     far = "\n".join(findings(results, blank={"10-30": 1000.0}))
     assert "Every model is more than 5% below it." in far
+
+
+def test_findings_say_worse_than_empty_frames_not_within_5_percent():
+    """A model far above the empty-frames MSE (775.9 vs 157.9) is not 'within 5% of' it."""
+    from swinlstm.cli.reproduce import findings
+
+    def result(model, mse):
+        return {
+            "model": model,
+            "means": {"mse": mse, "ssim": 0.5},
+            "per_frame": {"mse": [mse]},
+            "baseline_last_frame": {"mse": 100.0},
+        }
+
+    results = {"10-10": [result("convlstm", 775.9), result("swinlstm-b", 155.0)]}
+    text = "\n".join(findings(results, blank={"10-10": 157.9}))
+    assert "Within 5% of it (" in text and "mostly black targets): swinlstm-b." in text
+    assert "Worse than empty frames (over 5% above): convlstm." in text
+    assert "targets): convlstm" not in text and "targets): swinlstm-b, convlstm" not in text

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from evalcli_helpers import ToyPredictor  # noqa: F401  (registers "toy")
+from evalcli_helpers import ToyPredictor  # noqa: F401  (registers "toy-eval")
 from PIL import Image
 
 from swinlstm import viz
@@ -21,7 +21,7 @@ from swinlstm.models import build_model
 @pytest.fixture()
 def toy_ckpt(tmp_path):
     torch.manual_seed(0)
-    model = build_model("toy", img_size=16, in_chans=1)
+    model = build_model("toy-eval", img_size=16, in_chans=1)
     save_model(model, tmp_path / "ckpt")
     return tmp_path / "ckpt", model.eval()
 
@@ -214,6 +214,66 @@ def test_export_onnx_parity(tmp_path, toy_ckpt, capsys):
     assert onnx_parity(model, out, 4, 3, batch_size=3) <= 1e-4  # dynamic batch axis
 
 
+MEMORY_EXPORTS = {
+    "lmc-convlstm": dict(img_size=(12, 20), hidden=8, num_layers=1),  # read-out resized too
+    "convlstm": dict(img_size=16, patch_size=4, num_hidden=[8], filter_size=3),
+    "swinlstm-b": dict(img_size=16, embed_dim=8, depths=[2], num_heads=[2], window_size=4),
+    "swinlstm-d": dict(
+        img_size=16, embed_dim=8, depths_down=[2, 2], depths_up=[2, 2], num_heads=[2, 4]
+    ),
+}
+
+
+def export_and_check(ckpt, capsys) -> None:
+    """``swinlstm export`` of the checkpoint ``ckpt`` (2 -> 2 frames): the command checks
+    onnxruntime against PyTorch on a batch of 2 (the graph was traced at batch 1)."""
+    argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(ckpt.parent / "m.onnx")]
+    argv += ["--short_len", "2", "--out_len", "2", "--tolerance", "1e-5"]
+    assert run(argv) == 0, capsys.readouterr().err
+    assert "max abs difference" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_EXPORTS))
+def test_export_memory_models_onnx_parity(tmp_path, name, capsys):
+    torch.manual_seed(0)
+    model = build_model(name, in_chans=1, memory_size=4, slot_dim=16, **MEMORY_EXPORTS[name])
+    save_model(model, tmp_path / "ckpt")
+    export_and_check(tmp_path / "ckpt", capsys)
+
+
+def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
+    from swinlstm.cli.loading import load_checkpoint_model
+    from swinlstm.cli.main import build_parser
+
+    torch.manual_seed(0)
+    model = build_model("swinlstm-b", in_chans=1, **MEMORY_EXPORTS["swinlstm-b"])
+    save_model(model, tmp_path / "ckpt")
+    meta_path = tmp_path / "ckpt" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["compile"] = True  # what a run trained with --compile True records
+    meta_path.write_text(json.dumps(meta))
+    argv = ["export", "--checkpoint", str(tmp_path / "ckpt"), "--onnx", "x.onnx"]
+    loaded, info = load_checkpoint_model(build_parser().parse_args(argv))
+    assert loaded.compile is False and info["config"]["compile"] is True
+    export_and_check(tmp_path / "ckpt", capsys)
+
+
+def test_export_failing_parity_removes_the_graph_and_says_so(
+    tmp_path, toy_ckpt, capsys, monkeypatch
+):
+    import swinlstm.cli.export as export_cli
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(export_cli, "onnx_parity", lambda *a, **k: 0.5)
+    ckpt, _ = toy_ckpt
+    out = tmp_path / "toy.onnx"
+    argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(out), "--short_len", "4"]
+    assert run(argv + ["--out_len", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "differs from PyTorch by 5.00e-01" in err
+    assert f"{out} removed" in err and not out.exists()
+
+
 def test_export_rejects_wrong_suffix(tmp_path, toy_ckpt, capsys):
     ckpt, _ = toy_ckpt
     assert run(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "x.pt")]) == 2
@@ -222,4 +282,14 @@ def test_export_rejects_wrong_suffix(tmp_path, toy_ckpt, capsys):
 
 def test_model_json_roundtrip_is_plain_json(toy_ckpt):
     ckpt, _ = toy_ckpt
-    assert json.loads((ckpt / "model.json").read_text())["model"] == "toy"
+    assert json.loads((ckpt / "model.json").read_text())["model"] == "toy-eval"
+
+
+def test_export_opset_too_old_is_one_line_without_graph_dump(tmp_path, capfd):
+    torch.manual_seed(0)
+    save_model(build_model("swinlstm-b", in_chans=1, **MEMORY_EXPORTS["swinlstm-b"]), tmp_path)
+    argv = ["export", "--checkpoint", str(tmp_path), "--onnx", str(tmp_path / "m.onnx")]
+    assert run(argv + ["--short_len", "2", "--out_len", "1", "--opset", "13"]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, (out[:300], err)
+    assert "--opset 13 is too old" in err and "needs opset >= 14" in err

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -262,8 +263,9 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     rss0 = _rss_mb()
     t_infer = timed(infer)
     peak_infer = _maxrss_mb() - rss0
-    t_train = timed(train) if not spec.get("no_train") else float("nan")
-    peak_train = _maxrss_mb() - rss0
+    no_train = spec.get("no_train")  # None (JSON null, shown "-"): not measured
+    t_train = None if no_train else timed(train)
+    peak_train = None if no_train else _maxrss_mb() - rss0
     flops = None
     if mode != "compile":  # the compiled step does the same math; count it on the plain path
         model.eval()
@@ -336,6 +338,17 @@ def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _json_safe(value):
+    """NaN / inf -> None (JSON has no NaN: ``json.dump`` would write invalid JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _fmt(v, spec=".2f"):
     return "-" if v is None or v != v else format(v, spec)
 
@@ -391,20 +404,25 @@ def main(argv: list[str] | None = None) -> int:
                 ips = gf / r["infer_s"] if gf else None
                 tps = (
                     3 * MODELS[name].train_passes * gf / r["train_s"]
-                    if gf and r["train_s"] == r["train_s"]
+                    if gf and r["train_s"]
                     else None
                 )
                 print(
                     f"| {name} | {batch} | {mode} | {r['params'] / 1e6:.2f} | "
                     f"{_fmt(gf / batch if gf else None)} | {_fmt(r['infer_s'])} | "
-                    f"{_fmt(r['train_s'])} | {r['peak_infer_mb']:.0f} | {r['peak_train_mb']:.0f} | "
+                    f"{_fmt(r['train_s'])} | {r['peak_infer_mb']:.0f} | {_fmt(r['peak_train_mb'], '.0f')} | "
                     f"{_fmt(ips, '.0f')} ({_fmt(ips and 100 * ips / peak32, '.0f')}%) | "
                     f"{_fmt(tps, '.0f')} ({_fmt(tps and 100 * tps / peak32, '.0f')}%) |",
                     flush=True,
                 )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(peak_fp32=peak32, peak_bf16=peak16, rows=rows), f, indent=1)
+            json.dump(
+                _json_safe(dict(peak_fp32=peak32, peak_bf16=peak16, rows=rows)),
+                f,
+                indent=1,
+                allow_nan=False,
+            )
     return 0
 
 

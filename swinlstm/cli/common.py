@@ -82,16 +82,29 @@ def flatten(values: list | None) -> list[int] | None:
 def add_data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     """Dataset, paths, frame geometry and sequence lengths (LMC-Memory's / SwinLSTM's names)."""
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="movingmnist", type=str.lower, choices=DATASETS)
+    g.add_argument(
+        "--dataset",
+        default=None,
+        type=str.lower,
+        choices=DATASETS,
+        help="(a preset's or checkpoint's own, else movingmnist)",
+    )
     if train:
         g.add_argument("--train_data_dir", default=None, help="training data (file or folder)")
         g.add_argument("--valid_data_dir", default=None, help="validation data (file or folder)")
     g.add_argument("--test_data_dir", default=None, help="test data (file or folder)")
     g.add_argument(
-        "--img_size", type=int, nargs="+", default=None, help="frame size: H (square) or H W"
+        "--img_size",
+        type=int,
+        nargs="+",
+        default=None,
+        help="frame size: H (square) or H W (default: the dataset's own)",
     )
     g.add_argument(
-        "--img_channel", type=int, default=None, help="channels of a frame (1 grey, 3 RGB)"
+        "--img_channel",
+        type=int,
+        default=None,
+        help="channels of a frame, 1 grey, 3 RGB (default: the dataset's own)",
     )
     g.add_argument("--short_len", type=int, default=None, help="input frames")
     g.add_argument("--long_len", type=int, default=None, help="long-term frames (memory models)")
@@ -99,6 +112,31 @@ def add_data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     g.add_argument("--batch_size", type=int, default=None)
     g.add_argument("--workers", type=int, default=None, help="data loading processes")
     g.add_argument("--seed", type=int, default=None)
+    g.add_argument(
+        "--data_options",
+        nargs="+",
+        default=None,
+        metavar="KEY=VALUE",
+        help="the dataset's own options, e.g. num_digits=[1,2] train_samples=2000"
+        + ("" if train else " (default: those the checkpoint was trained with)"),
+    )
+
+
+def data_options_of(value: Any) -> dict[str, Any]:
+    """``--data_options k=v ...`` (values read as YAML) or a preset's mapping -> dict."""
+    import yaml
+
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for item in value:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key:
+            raise ValueError(f"--data_options takes KEY=VALUE items, got {item!r}")
+        out[key.strip()] = yaml.safe_load(text)
+    return out
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

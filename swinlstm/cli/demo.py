@@ -45,9 +45,9 @@ def preset_path(explicit: str | None = None) -> Path:
 
 def test_options(config: dict, test_clips: int) -> dict:
     """The preset's Moving MNIST options (digits, speed) for the test set, with its size."""
-    options = dict(config.get("data_options") or {})
-    for key in ("train_samples", "valid_samples", "resample"):
-        options.pop(key, None)
+    from swinlstm.data import held_out_options
+
+    options = held_out_options("movingmnist", config.get("data_options"))
     options["test_samples"] = test_clips
     return options
 
@@ -71,7 +71,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from swinlstm.cli.test import print_summary
     from swinlstm.data import build_datasets
     from swinlstm.engine.checkpoint import load_model
-    from swinlstm.engine.evaluate import evaluate
+    from swinlstm.engine.evaluate import evaluate, write_forecasts
+    from swinlstm.zoo import best_shipped
+    from swinlstm.zoo import load as load_zoo
 
     if args.iterations is not None and args.iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
@@ -108,15 +110,11 @@ def run_demo(args: argparse.Namespace) -> int:
         **test_options(config, args.test_clips),
     )
     print(f"[demo] 2/2 testing {info['model']} on {args.test_clips} generated test clips")
+    common = dict(out_len=out_len, batch_size=batch_size, progress_every=10.0)
     summary = evaluate(
         model,
         splits.test,
-        out_len=out_len,
-        batch_size=batch_size,
         result_dir=out,
-        make_frame=True,
-        num_frames_to_save=args.num_frames_to_save,
-        progress_every=10.0,
         meta={
             "dataset": "movingmnist (generated test set)",
             "model": info["model"],
@@ -125,11 +123,69 @@ def run_demo(args: argparse.Namespace) -> int:
             "preset": str(preset),
             "train_seconds": round(train_s, 1),
         },
+        **common,
     )
-    print_summary(summary, str(out), make_frame=True)
-    mse, base = summary["means"]["mse"], summary["baseline_last_frame"]["mse"]
+    models = {"fresh": model}
+    zoo_line = None
+    entry = best_shipped(short_len, out_len)
+    if entry is not None:
+        zoo_model, _ = load_zoo(entry.name)
+        if (
+            tuple(zoo_model.img_size) == tuple(model.img_size)
+            and zoo_model.in_chans == model.in_chans
+        ):
+            print(f"[demo] testing zoo:{entry.name} on the same clips")
+            zoo_summary = evaluate(
+                zoo_model,
+                splits.test,
+                result_dir=out / "zoo",
+                meta={"dataset": "movingmnist (generated test set)", "zoo": entry.name},
+                **common,
+            )
+            models = {"zoo": zoo_model, **models}
+            zoo_line = f"zoo:{entry.name} {zoo_summary['mse']:.2f} (SSIM {zoo_summary['means']['ssim']:.3f})"
+        else:
+            print(f"[demo] zoo:{entry.name} forecasts other frames than the preset; not compared")
+    clip = save_input_clip(splits.test, out / "input_clip.npy")
+    if args.num_frames_to_save > 0:
+        write_forecasts(models, splits.test, out_len, out, args.num_frames_to_save, batch_size)
+    print_summary(summary, str(out), make_frame=args.num_frames_to_save > 0)
+    mse, base = summary["mse"], summary["baseline_last_frame"]["mse"]
+    fresh = (
+        f"this demo's model after {train_s / 60:.1f} min of training {mse:.2f} "
+        f"(SSIM {summary['means']['ssim']:.3f}, {relative_change(mse, base)} than the baseline)"
+    )
     print(
-        f"[demo] MSE per frame {mse:.2f} vs {base:.2f} for repeating the last input frame "
-        f"({100 * (1 - mse / base):.0f}% lower); trained in {train_s / 60:.1f} min. Files: {out}/"
+        f"[demo] MSE per frame: {zoo_line + '; ' if zoo_line else ''}{fresh}; "
+        f"repeating the last input frame {base:.2f}"
+    )
+    shown = " | ".join(["last input", "ground truth", *models])
+    print(
+        f"[demo] {out}/comparison.png rows per clip: truth, then each forecast and its error "
+        f"({', '.join(models)}); gifs/: {shown}"
+    )
+    print(
+        f"[demo] forecast a clip yourself: swinlstm predict --checkpoint "
+        f"{'zoo:' + entry.name if zoo_line else ckpt_dir} --input {clip} --short_len {short_len} "
+        f"--out_len {out_len} --output {out / 'predict'}"
     )
     return 0
+
+
+def save_input_clip(test_set, path: Path) -> Path:
+    """The input frames of the first test clip as a uint8 (T, H, W, C) .npy, which
+    ``swinlstm predict --input`` reads."""
+    import numpy as np
+    import torch
+
+    inputs = test_set[0][0]  # (T, C, H, W) in [0, 1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = inputs.permute(0, 2, 3, 1).mul(255).round().clamp(0, 255).to(torch.uint8)
+    np.save(path, frames.numpy())
+    return path
+
+
+def relative_change(value: float, reference: float) -> str:
+    """``"N% lower"`` or ``"N% higher"``: ``value`` against ``reference`` (> 0)."""
+    change = 100 * (value - reference) / reference
+    return f"{abs(change):.0f}% {'higher' if change > 0 else 'lower'}"

@@ -14,6 +14,11 @@ and compared with PyTorch; the maximum absolute difference is printed and must s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -52,20 +57,46 @@ def export_onnx(
     wrapper = Forecaster(model.eval(), out_len).eval()
     h, w = model.img_size
     example = torch.rand(batch_size, short_len, model.in_chans, h, w)
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _graph_dump_dropped():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=["frames"],
-            output_names=["forecast"],
-            dynamic_axes={"frames": {0: "batch"}, "forecast": {0: "batch"}},
-            opset_version=opset,
-            do_constant_folding=True,
-        )
+        try:
+            torch.onnx.export(
+                wrapper,
+                (example,),
+                str(path),
+                dynamo=False,
+                input_names=["frames"],
+                output_names=["forecast"],
+                dynamic_axes={"frames": {0: "batch"}, "forecast": {0: "batch"}},
+                opset_version=opset,
+                do_constant_folding=True,
+            )
+        except torch.onnx.errors.UnsupportedOperatorError as err:
+            needed = re.search(r"added in version (\d+)", str(err))
+            if needed is None:
+                raise  # an operator no opset has: our bug
+            op = re.search(r"operator '([^']+)'", str(err))
+            raise ValueError(
+                f"--opset {opset} is too old for this model: {op.group(1) if op else 'an operator'}"
+                f" needs opset >= {needed.group(1)} (pass --opset {needed.group(1)} or more)"
+            ) from None
     return path
+
+
+@contextlib.contextmanager
+def _graph_dump_dropped():
+    """Send what is written to file descriptor 1 meanwhile to a temporary file, then drop it:
+    the TorchScript exporter prints its whole graph (hundreds of KB) to C++ stdout on failure."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def onnx_parity(
@@ -126,7 +157,9 @@ def run_export(args: argparse.Namespace) -> int:
     err = onnx_parity(model, path, args.short_len, args.out_len)
     print(f"onnxruntime vs PyTorch: max abs difference {err:.2e} (tolerance {args.tolerance:g})")
     if err > args.tolerance:
+        path.unlink(missing_ok=True)  # a graph that does not compute the model is no output
         raise ValueError(
-            f"the exported graph differs from PyTorch by {err:.2e} > --tolerance {args.tolerance:g}"
+            f"the exported graph differs from PyTorch by {err:.2e} > --tolerance "
+            f"{args.tolerance:g}: {path} removed"
         )
     return 0

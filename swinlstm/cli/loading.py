@@ -5,7 +5,8 @@ configuration: flags are then only checked against them, so that a checkpoint of
 or frame size is refused with one clear line rather than failing deep inside a forward pass.
 The authors' files record no configuration: the model family is recognised from the key names
 (SwinLSTM-B ``ST.``, SwinLSTM-D ``Downsample.``/``Upsample.``, LMC-Memory ``module.`` keys) and
-the network is built from the flags.
+the network is built from the flags, for ``--dataset``'s own frame size and channels where
+``--img_size`` / ``--img_channel`` are silent.
 """
 
 from __future__ import annotations
@@ -66,19 +67,20 @@ def _official_keys(path: Path) -> list[str] | None:
     from swinlstm.models.official import read_state_dict
 
     if path.suffix == ".ckpt":
-        import torch
+        from swinlstm.files import load_torch_weights
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            return None  # load_model reports the problem
+        obj = load_torch_weights(path)  # one line naming the file if it cannot be read
         if isinstance(obj, dict) and "model_name" in obj.get("hyper_parameters", {}):
             return None
     return list(read_state_dict(path))
 
 
 def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked."""
+    """The model of ``args.checkpoint`` (eval mode) and ``load_model``'s info, flags checked.
+
+    The model is built without ``torch.compile`` whatever its checkpoint records (``eager``):
+    ``test``, ``predict`` and ``export`` run it once, and exporters cannot trace compiled code.
+    """
     from swinlstm.engine.checkpoint import load_model
     from swinlstm.zoo import PREFIX, entry, resolve
 
@@ -102,10 +104,16 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
         args.model = family
     name, config = model_config_from_args(args)
     config = {**authors_config(name, getattr(args, "dataset", None)), **config}
+    if keys is not None and getattr(args, "dataset", None):  # the dataset's own frames
+        from swinlstm.data import native_frame
+
+        size, channels = native_frame(args.dataset)
+        config.setdefault("img_size", list(size) if isinstance(size, tuple) else size)
+        config.setdefault("in_chans", channels)
     if not name.startswith("lmc"):
         config.pop("memory_size", None)  # the authors' commands pass it for every model
     try:
-        model, info = load_model(path, name, config)
+        model, info = load_model(path, name, config, eager=True)
     except ValueError as err:
         if keys is None:
             raise

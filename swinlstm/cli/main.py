@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "bench": "swinlstm.cli.bench",
     "reproduce": "swinlstm.cli.reproduce",
     "zoo": "swinlstm.cli.zoo",
+    "compare": "swinlstm.cli.compare",
 }
 
 

@@ -30,8 +30,15 @@ def add_parser(subparsers) -> None:
     add_checkpoint_arg(p)
     p.add_argument("--input", required=True, help="video file, folder of frames or .npy clip")
     p.add_argument("--output", required=True, help="folder for the PNGs, GIF and .npy")
-    p.add_argument("--out_len", type=int, default=10, help="frames to forecast")
-    p.add_argument("--short_len", type=int, default=10, help="input frames the model sees")
+    p.add_argument(
+        "--out_len", type=int, default=None, help="frames to forecast (the run's, else 10)"
+    )
+    p.add_argument(
+        "--short_len",
+        type=int,
+        default=None,
+        help="input frames the model sees (the run's, else 10)",
+    )
     p.add_argument(
         "--stream", type=str2bool, nargs="?", const=True, default=False, help="feed frames via step"
     )
@@ -77,11 +84,16 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from swinlstm import viz
 
-    if args.out_len < 1 or args.short_len < 1:
-        raise ValueError("--out_len and --short_len must be >= 1")
+    for flag in ("out_len", "short_len"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     from swinlstm.data.common import read_clip, to_tensor_clip
 
     model, info = load_checkpoint_model(args)
+    recorded = info.get("data") or {}
+    for flag in ("out_len", "short_len"):  # the lengths the run trained with, else 10
+        if getattr(args, flag) is None:
+            setattr(args, flag, int(recorded.get(flag) or 10))
     if not Path(args.input).exists():
         raise FileNotFoundError(f"--input not found: {args.input}")
     # read and fitted exactly as the datasets do: grey models read grey frames (as FrameWindows)

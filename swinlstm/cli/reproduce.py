@@ -298,11 +298,28 @@ def _pct(new: float, ref: float) -> str:
     return f"{100 * (new - ref) / ref:+.0f}%" if ref else "n/a"
 
 
+def _vs_blank(results: list[dict], blank: float) -> str:
+    """Which models are within 5% of the empty-frames MSE ``blank`` (|mse - blank| <= 5%), and
+    which are worse than empty frames (more than 5% above it)."""
+    near = [r["model"] for r in results if abs(r["means"]["mse"] - blank) <= 0.05 * blank]
+    worse = [r["model"] for r in results if r["means"]["mse"] > 1.05 * blank]
+    parts = []
+    if near:
+        parts.append(
+            "Within 5% of it (these models draw next to nothing; their SSIM is high because "
+            "black frames match the mostly black targets): " + ", ".join(near) + "."
+        )
+    if worse:
+        parts.append("Worse than empty frames (over 5% above): " + ", ".join(worse) + ".")
+    return " ".join(parts) or "Every model is more than 5% below it."
+
+
 def findings(
     all_results: dict[str, list[dict]], blank: dict[str, float] | None = None
 ) -> list[str]:
     """The report's "What it shows": per setting, the MSE ranking, which models beat repeating the
-    last frame, which are within 5% of the all-black forecast's MSE (``blank``: setting -> MSE),
+    last frame, which are within 5% of the all-black forecast's MSE or worse than it (``blank``:
+    setting -> MSE),
     and each claim as measured (MSE and SSIM against the reference model, over the whole
     horizon and over its last third), stated whichever way it comes out."""
     lines: list[str] = []
@@ -327,17 +344,9 @@ def findings(
             )
         )
         if setting in blank:
-            empty = [r["model"] for r in results if r["means"]["mse"] > 0.95 * blank[setting]]
             lines.append(
                 f"  - Forecasting empty frames scores MSE {blank[setting]:.4g}. "
-                + (
-                    "Within 5% of it (these models draw next to nothing; their SSIM is high "
-                    "because black frames match the mostly black targets): "
-                    + ", ".join(empty)
-                    + "."
-                    if empty
-                    else "Every model is more than 5% below it."
-                )
+                + _vs_blank(results, blank[setting])
             )
         for claim, model, ref in CLAIMS:
             if model not in by_name or ref not in by_name:

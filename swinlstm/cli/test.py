@@ -14,6 +14,7 @@ import argparse
 from swinlstm.cli.common import (
     add_data_args,
     add_model_args,
+    data_options_of,
     img_size_of,
     str2bool,
 )
@@ -71,12 +72,14 @@ def run_test(args: argparse.Namespace) -> int:
         raise ValueError(f"--max_batches must be >= 1, got {args.max_batches}")
     if args.num_frames_to_save < -1:
         raise ValueError(f"--num_frames_to_save must be >= -1, got {args.num_frames_to_save}")
+    for flag in ("short_len", "out_len", "batch_size"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     model, info = load_checkpoint_model(args)
     size = img_size_of(args) or tuple(model.img_size)
-    short_len = args.short_len or 10
-    out_len = args.out_len or 10
+    dataset, short_len, out_len, options = resolve_test_data(args, info.get("data") or {})
     splits = build_datasets(
-        args.dataset,
+        dataset,
         test_dir=args.test_data_dir,
         short_len=short_len,
         out_len=out_len,
@@ -84,12 +87,18 @@ def run_test(args: argparse.Namespace) -> int:
         img_size=size,
         img_channel=args.img_channel or model.in_chans,
         seed=args.seed if args.seed is not None else 1234,
+        **options,
     )
+    if splits.test is None:  # only Moving MNIST generates a test set without files
+        raise ValueError(
+            f"--dataset {args.dataset} reads its test set from files: pass --test_data_dir"
+        )
     metrics = list(args.metrics)
     if args.lpips_weights and "lpips" not in metrics:
         metrics.append("lpips")
     meta = {
-        "dataset": args.dataset,
+        "dataset": dataset,
+        "data_options": options,
         "test_data_dir": args.test_data_dir,
         "test_set": str(splits.info.get("test", args.test_data_dir)),
         "model": info["model"],
@@ -102,7 +111,7 @@ def run_test(args: argparse.Namespace) -> int:
         model,
         splits.test,
         out_len=out_len,
-        batch_size=args.batch_size or 8,
+        batch_size=args.batch_size if args.batch_size is not None else 8,
         metrics=metrics,
         protocol=args.protocol,
         result_dir=args.test_result_dir,
@@ -116,18 +125,40 @@ def run_test(args: argparse.Namespace) -> int:
         workers=args.workers or 0,
         progress_every=10.0,
     )
-    print_summary(summary, args.test_result_dir, args.make_frame)
+    print_summary(summary, args.test_result_dir, args.make_frame and args.num_frames_to_save != 0)
     return 0
 
 
+def resolve_test_data(args: argparse.Namespace, recorded: dict) -> tuple[str, int, int, dict]:
+    """``(dataset, short_len, out_len, data options)`` of a test: the flags, else what the
+    checkpoint's run recorded (``load_model``'s ``info["data"]``), else Moving MNIST 10 -> 10.
+
+    The recorded data options (less those of the training split only) apply when the dataset is
+    the recorded one; ``--data_options`` are laid over them.
+    """
+    from swinlstm.data import dataset_key, held_out_options
+
+    dataset = dataset_key(args.dataset or recorded.get("dataset") or "movingmnist")
+    same = recorded.get("dataset") is not None and dataset_key(recorded["dataset"]) == dataset
+    options = held_out_options(dataset, recorded.get("data_options")) if same else {}
+    options.update(data_options_of(args.data_options))
+
+    def length(flag: str) -> int:
+        given = getattr(args, flag)
+        return int(given if given is not None else (recorded.get(flag) if same else None) or 10)
+
+    return dataset, length("short_len"), length("out_len"), options
+
+
 def print_summary(summary: dict, result_dir: str, make_frame: bool) -> None:
-    """One line per metric with its protocol, the baseline, and where the files are."""
+    """One line per metric with its protocol, the baseline, and where the files are (only the
+    lines of what was done: no metric lines without metrics, no frame paths without frames)."""
     import torch
 
     from swinlstm.metrics import format_summary
 
-    print(f"evaluated {summary['clips']} clips")
     if summary["per_frame"]:
+        print(f"evaluated {summary['clips']} clips")
         per_frame = {k: torch.tensor(v) for k, v in summary["per_frame"].items()}
         for line in format_summary(per_frame, summary["protocol"]):
             print(line)
@@ -136,6 +167,8 @@ def print_summary(summary: dict, result_dir: str, make_frame: bool) -> None:
             f"{'baseline':<10} {base:12.6g}   [mse of repeating the last input frame, same protocol]"
         )
         print(f"metrics: {result_dir}/metrics.json, metrics.csv, per_frame.png")
+    else:
+        print(f"forecast {summary['clips']} clips; no metrics (--evaluate False)")
     if make_frame:
         print(
             f"frames: {result_dir}/frames/, GIFs: {result_dir}/gifs/, grid: {result_dir}/comparison.png"

@@ -20,6 +20,7 @@ from swinlstm.cli.common import (
     add_data_args,
     add_model_args,
     apply_config_defaults,
+    data_options_of,
     img_size_of,
     model_config_from_args,
     str2bool,
@@ -39,13 +40,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.error = types.MethodType(_one_line_error, p)
     p.add_argument("--config", default=None, help="YAML preset (flag: value); flags override it")
     add_data_args(p, train=True)
-    p.add_argument(
-        "--data_options",
-        nargs="+",
-        default=None,
-        metavar="KEY=VALUE",
-        help="the dataset's own options, e.g. num_digits=[1,2] train_samples=2000",
-    )
     add_model_args(p)
     g = p.add_argument_group("optimisation")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-4)")
@@ -89,7 +83,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--valid_batches", type=int, default=None, help="validation batches per process (all)"
     )
     g.add_argument("--valid_batch_size", type=int, default=None, help="(--batch_size)")
-    g.add_argument("--valid_metrics", nargs="+", default=None, help="metrics (mse mae ssim psnr)")
+    g.add_argument(
+        "--valid_metrics",
+        nargs="+",
+        default=None,
+        help="metrics (mse mae ssim psnr); mse is always computed: it picks best.ckpt",
+    )
     g.add_argument("--protocol", default=None, help="metric protocol (default)")
     g.add_argument("--checkpoint_save_dir", default=None, help="output folder (./checkpoints)")
     g.add_argument(
@@ -146,23 +145,6 @@ def with_config(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**merged)
 
 
-def data_options_of(value: Any) -> dict[str, Any]:
-    """``--data_options k=v ...`` (values read as YAML) or a preset's mapping -> dict."""
-    import yaml
-
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    out: dict[str, Any] = {}
-    for item in value:
-        key, sep, text = str(item).partition("=")
-        if not sep or not key:
-            raise ValueError(f"--data_options takes KEY=VALUE items, got {item!r}")
-        out[key.strip()] = yaml.safe_load(text)
-    return out
-
-
 def _devices(value: Any) -> int | str:
     if value is None:
         return 1
@@ -175,10 +157,10 @@ def _devices(value: Any) -> int | str:
 
 def config_from_args(args: argparse.Namespace):
     """A :class:`~swinlstm.engine.train.TrainConfig` from parsed flags (preset applied)."""
-    from swinlstm.engine.train import TrainConfig
+    from swinlstm.engine.train import TrainConfig, resolve_config
 
     args = resolve_swinlstm_flags(args, with_config)  # their configs.py flags, then the preset
-    name, model_config = model_config_from_args(args)
+    _, model_config = model_config_from_args(args)
     size = img_size_of(args)
     values: dict[str, Any] = {
         "dataset": args.dataset,
@@ -192,7 +174,7 @@ def config_from_args(args: argparse.Namespace):
         "batch_size": args.batch_size,
         "workers": args.workers,
         "seed": args.seed,
-        "model": name,
+        "model": args.model,  # None: the checkpoint's when resuming, else swinlstm-d
         "model_config": model_config,
         "devices": _devices(args.devices),
         "data_options": data_options_of(args.data_options),
@@ -226,11 +208,7 @@ def config_from_args(args: argparse.Namespace):
     ):
         values[key] = getattr(args, key)
     values["log_every"] = getattr(args, "log_train", None)
-    cfg = TrainConfig(**{k: v for k, v in values.items() if v is not None})
-    # the model is built for the data's frames unless the flags say otherwise
-    cfg.model_config.setdefault("img_size", cfg.img_size)
-    cfg.model_config.setdefault("in_chans", cfg.img_channel)
-    return cfg
+    return resolve_config(TrainConfig(**{k: v for k, v in values.items() if v is not None}))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -24,7 +24,56 @@ DATASETS: dict[str, str] = {
     "custom": "swinlstm.data.custom",
 }
 
-__all__ = ["DATASETS", "ClipSpec", "Splits", "build_datasets"]
+__all__ = [
+    "DATASETS",
+    "ClipSpec",
+    "Splits",
+    "build_datasets",
+    "dataset_key",
+    "held_out_options",
+    "native_frame",
+]
+
+_ALIASES = {
+    "mnist": "movingmnist",
+    "mmnist": "movingmnist",
+    "human": "human36m",
+    "h36m": "human36m",
+}
+
+
+def dataset_key(name: str) -> str:
+    """The registry key of ``name`` (``"Moving-MNIST"``, ``"h36m"`` ...); ValueError if unknown."""
+    key = name.lower().replace("-", "").replace("_", "")
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
+def _builder(name: str):
+    return importlib.import_module(DATASETS[dataset_key(name)]).build
+
+
+def native_frame(name: str) -> tuple[int | tuple[int, int], int]:
+    """``(img_size, img_channel)`` a dataset gives when not told otherwise (Moving MNIST 64 / 1,
+    KTH 128 / 1, TaxiBJ 32 / 2, Human3.6M 128 / 3, custom 64 / 1).
+
+    Read from the defaults of the dataset module's ``build``: the one place they are written.
+    """
+    params = inspect.signature(_builder(name)).parameters
+    size = params["img_size"].default
+    return (tuple(size) if isinstance(size, (list, tuple)) else int(size)), int(
+        params["img_channel"].default
+    )
+
+
+def held_out_options(name: str, options: dict | None) -> dict:
+    """``options`` without those that shape only the training / validation splits (a dataset
+    module lists them in ``TRAIN_ONLY_OPTIONS``): what a test set of the same data takes."""
+    module = importlib.import_module(DATASETS[dataset_key(name)])
+    drop = set(getattr(module, "TRAIN_ONLY_OPTIONS", ()))
+    return {k: v for k, v in (options or {}).items() if k not in drop}
 
 
 def build_datasets(
@@ -48,17 +97,8 @@ def build_datasets(
     ``img_channel`` default to the dataset's own (Moving MNIST 64 / 1, KTH 128 / 1, TaxiBJ 32 / 2,
     Human3.6M 128 / 3, custom 64 / 1).
     """
-    key = name.lower().replace("-", "").replace("_", "")
-    aliases = {
-        "mnist": "movingmnist",
-        "mmnist": "movingmnist",
-        "human": "human36m",
-        "h36m": "human36m",
-    }
-    key = aliases.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    build = importlib.import_module(DATASETS[key]).build
+    key = dataset_key(name)
+    build = _builder(key)
     accepted = [
         p.name
         for p in inspect.signature(build).parameters.values()

@@ -93,7 +93,8 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
 
 def fetch(url: str, dest: Path, md5: str | None = None, timeout: float = 30.0) -> Path:
     """Download ``url`` to ``dest`` (via ``dest.part``), verifying ``md5`` when given."""
-    if dest.is_file() and (md5 is None or md5sum(dest) == md5):
+    present = md5sum(dest) if dest.is_file() and md5 is not None else None
+    if dest.is_file() and (md5 is None or present == md5):
         log.info("download: %s already present", dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -104,12 +105,20 @@ def fetch(url: str, dest: Path, md5: str | None = None, timeout: float = 30.0) -
     except (urllib.error.URLError, OSError, ValueError) as err:
         part.unlink(missing_ok=True)
         reason = getattr(err, "reason", None) or err
+        if present is not None:  # the file there is the problem; the network only could not mend it
+            raise DownloadError(
+                f"{dest}: checksum mismatch (md5 {present}, expected {md5}) and {url} could not "
+                f"be reached to fetch it again ({reason}); replace that file by hand"
+            ) from None
         raise DownloadError(
             f"could not reach {url} ({reason}); fetch that file by hand and put it at {dest}"
         ) from None
     if md5 is not None and (got := md5sum(part)) != md5:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); file discarded")
+        raise DownloadError(
+            f"{url}: checksum mismatch (md5 {got}, expected {md5}); download discarded, not "
+            f"written to {dest}"
+        )
     part.replace(dest)
     return dest
 

@@ -95,9 +95,11 @@ def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]],
             videos.append(frames)
     warn_skipped("KTH videos", short, f"no {spec.total} consecutive frames")
     if not rows:
+        role = "training" if persons == TRAIN_PERSONS else "validation/test"
         raise ValueError(
             f"{root}: no KTH clip of short_len + out_len = {spec.total} frames for persons "
-            f"{persons.start:02d}-{persons.stop - 1:02d}"
+            f"{persons.start:02d}-{persons.stop - 1:02d}, the {role} split of the PredRNN/OpenSTL "
+            f"protocol (persons 01-16 train, 17-25 validate/test)"
         )
     return videos, np.asarray(rows, np.int64)
 

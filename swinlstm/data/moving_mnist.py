@@ -490,6 +490,10 @@ def _file_digits(digits: np.ndarray, source: str, train_digits: int | str | None
     return held_out_split(digits, n_train, source)
 
 
+# options that shape only the training / validation clips (``swinlstm.data.held_out_options``)
+TRAIN_ONLY_OPTIONS = ("train_samples", "valid_samples", "resample")
+
+
 def build(
     train_dir=None,
     valid_dir=None,
@@ -552,7 +556,11 @@ def build(
             else ("validation" if valid_dir is None else "test"),
         )
     if digits is not None and digits.train.shape[-1] > min(size):
-        raise ValueError(f"img_size {size} is smaller than the {digits.train.shape[-1]}px digits")
+        if train is None:
+            raise ValueError(
+                f"img_size {size} is smaller than the {digits.train.shape[-1]}px digits"
+            )
+        digits = None  # frame folders train; no generated test set fits these frames
     gen = dict(num_digits=num_digits, step_length=step_length, **common)
     if train is None:
         source = digits.source
@@ -578,6 +586,9 @@ def build(
         test, info["test"] = _test_from_path(
             require_path(test_dir, "Moving MNIST test_dir"), **common
         )
+    elif digits is None:
+        test = None
+        info["test"] = f"none: the {digit_size}px digits do not fit {size[0]}x{size[1]} frames"
     else:
         test = GeneratedMovingMNIST(digits.test, test_samples, test_seed, with_long=False, **gen)
         info["test"] = f"{test_samples} generated clips (fixed seed {test_seed}, test digits)"

@@ -18,23 +18,32 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from swinlstm.files import load_safetensors, load_torch_weights, read_json
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
+from swinlstm.umask import apply_umask
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
+RUN_CONFIG = "config.yaml"
+# what a training run records of its data (``data`` in model.json and in the .ckpt's
+# hyper_parameters, besides ``data_options``)
+RECORDED_DATA = ("dataset", "img_size", "img_channel", "short_len", "out_len", "long_len")
 
 
 def atomic_write(path: str | os.PathLike, write_fn) -> None:
-    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file."""
+    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file.
+
+    The file gets the umask's mode (0644 under umask 022) whatever mode ``write_fn`` created.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write_fn(str(tmp))
+        apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -76,15 +85,9 @@ def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | Non
 
 
 def read_weights_only(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)``; ValueError (one line) for anything needing pickle."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{path}: cannot be read as a weights-only checkpoint ({first}); "
-            "files that need arbitrary unpickling are refused"
-        ) from None
+    """``torch.load(path, weights_only=True)``; ValueError (one line) when the file is truncated
+    or corrupt, or needs arbitrary unpickling (:func:`swinlstm.files.load_torch_weights`)."""
+    return load_torch_weights(path)
 
 
 def _load_ckpt(path: Path) -> tuple[dict, dict]:
@@ -103,34 +106,55 @@ def _resolve(path: Path) -> Path:
     return path
 
 
+def _build(name: str, config: dict | None, eager: bool) -> nn.Module:
+    """``build_model(name, **config)``; ``eager`` builds it with a recorded ``compile`` off."""
+    config = dict(config or {})
+    if eager and config.get("compile"):
+        config["compile"] = False
+    return build_model(name, **config)
+
+
 def load_model(
     path: str | os.PathLike,
     name: str | None = None,
     config: dict | None = None,
+    eager: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a model from any supported checkpoint; returns ``(model in eval mode, info)``.
 
-    ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` and,
-    for our checkpoints, the ``iteration`` reached. ``name``/``config`` are needed only for the
+    ``info`` has ``format`` (``safetensors``, ``ckpt`` or ``official``), ``model``, ``config`` (as
+    recorded) and, for our checkpoints, the ``iteration`` reached and ``data``: what the run
+    trained on (``RECORDED_DATA`` and ``data_options``, from model.json / the .ckpt, else the
+    run's config.yaml beside the file; {} if none). ``name``/``config`` are needed only for the
     authors' files, which do not record their network's configuration.
+    ``eager=True`` builds the network without ``torch.compile`` even when its configuration
+    records ``compile: true`` (a run trained with ``--compile True``): exporters cannot trace a
+    compiled function, and evaluation would pay the compile time for one pass.
     """
     path = _resolve(Path(path))
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         meta_path = path.with_name(CONFIG_FILE)
         if not meta_path.is_file():
             raise FileNotFoundError(
                 f"{path}: needs {meta_path.name} beside it (model name and config)"
             )
-        meta = json.loads(meta_path.read_text())
-        model = build_model(meta["model"], **meta["config"])
-        _load_exact(model, load_file(str(path)), path)
+        meta = read_json(meta_path)
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("model"), str)
+            and isinstance(meta.get("config", {}), dict)
+        ):
+            raise ValueError(
+                f'{meta_path}: expected {{"model": name, "config": {{...}}}}, as save_model writes'
+            )
+        weights = load_safetensors(path)
+        model = _build(meta["model"], meta.get("config"), eager)
+        _load_exact(model, weights, path)
         info = {"format": "safetensors", **meta}
     else:
         ckpt, hparams = _load_ckpt(path) if path.suffix == ".ckpt" else (None, {})
         if ckpt is not None and isinstance(ckpt, dict) and "model_name" in hparams:
-            model = build_model(hparams["model_name"], **hparams.get("model_config", {}))
+            model = _build(hparams["model_name"], hparams.get("model_config"), eager)
             sd = {
                 k[len("model.") :]: v
                 for k, v in ckpt["state_dict"].items()
@@ -142,6 +166,7 @@ def load_model(
                 "model": hparams["model_name"],
                 "config": hparams.get("model_config", {}),
                 "iteration": int(ckpt.get("iteration", ckpt.get("global_step", 0))),
+                "data": hparams.get("data") or {},
             }
         else:
             if name is None:
@@ -149,11 +174,28 @@ def load_model(
                     f"{path} is a plain state dict (an authors' checkpoint?): pass --model and the "
                     "model flags it was trained with"
                 )
-            model = build_model(name, **(config or {}))
+            model = _build(name, config, eager)
             load_official(model, read_state_dict(path) if ckpt is None else _state_of(ckpt, path))
             info = {"format": "official", "model": name, "config": dict(config or {})}
+    if info["format"] != "official" and not info.get("data"):
+        info["data"] = run_config_data(path.parent / RUN_CONFIG)
     model.eval()
     return model, info
+
+
+def run_config_data(path: Path) -> dict[str, Any]:
+    """The data entries of a run's ``config.yaml`` (runs written before checkpoints recorded
+    them); {} when there is no readable file."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    keys = (*RECORDED_DATA, "data_options")
+    return {k: config[k] for k in keys if config.get(k) is not None}
 
 
 def _state_of(ckpt: Any, path: Path) -> dict:

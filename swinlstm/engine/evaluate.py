@@ -40,17 +40,31 @@ def repeat_last_frame(inputs: torch.Tensor, out_len: int) -> torch.Tensor:
 
 
 class FrameWriter:
-    """Writes the frames, GIF and comparison grid of the first ``limit`` clips it is shown."""
+    """Writes the frames, GIF and comparison grid of the first ``limit`` clips it is shown.
 
-    def __init__(self, result_dir: str | os.PathLike, limit: int, fps: float = 4.0):
+    ``names`` names the forecasts each :meth:`add` gets (one by default, ``pred``): their PNG
+    frames are ``frames/<clip>/<name>_xx.png``, and GIFs and the grid show them in that order.
+    """
+
+    def __init__(
+        self,
+        result_dir: str | os.PathLike,
+        limit: int,
+        fps: float = 4.0,
+        names: Sequence[str] = ("pred",),
+    ):
         self.root = Path(result_dir)
         self.limit = limit
         self.fps = fps
+        self.names = tuple(names)
         self.count = 0
-        self.grid: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.truth: list[torch.Tensor] = []
+        self.forecasts: list[list[torch.Tensor]] = [[] for _ in self.names]
 
-    def add(self, inputs: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor) -> None:
-        """One batch (B, T, C, H, W) of inputs, ground truth and predictions."""
+    def add(self, inputs: torch.Tensor, targets: torch.Tensor, *preds: torch.Tensor) -> None:
+        """One batch (B, T, C, H, W) of inputs, ground truth and each named forecast."""
+        if len(preds) != len(self.names):
+            raise ValueError(f"FrameWriter named {self.names} but got {len(preds)} forecasts")
         for b in range(inputs.shape[0]):
             if self.limit >= 0 and self.count >= self.limit:
                 return
@@ -58,19 +72,45 @@ class FrameWriter:
             folder = self.root / "frames" / clip
             viz.save_frames(folder, "input", inputs[b])
             viz.save_frames(folder, "gt", targets[b])
-            viz.save_frames(folder, "pred", preds[b])
+            for name, pred in zip(self.names, preds):
+                viz.save_frames(folder, name, pred[b])
             viz.save_strip_gif(
-                self.root / "gifs" / f"{clip}.gif", inputs[b], targets[b], preds[b], fps=self.fps
+                self.root / "gifs" / f"{clip}.gif",
+                inputs[b],
+                targets[b],
+                *(p[b] for p in preds),
+                fps=self.fps,
             )
-            if len(self.grid) < GRID_CLIPS:
-                self.grid.append((targets[b].clone(), preds[b].clone()))
+            if len(self.truth) < GRID_CLIPS:
+                self.truth.append(targets[b].clone())
+                for kept, pred in zip(self.forecasts, preds):
+                    kept.append(pred[b].clone())
             self.count += 1
 
     def close(self) -> None:
-        if self.grid:
-            viz.save_comparison(
-                self.root / "comparison.png", [g for g, _ in self.grid], [p for _, p in self.grid]
-            )
+        if self.truth:
+            viz.save_comparison(self.root / "comparison.png", self.truth, *self.forecasts)
+
+
+@torch.inference_mode()
+def write_forecasts(
+    models: dict[str, torch.nn.Module],
+    dataset: Dataset,
+    out_len: int,
+    result_dir: str | os.PathLike,
+    limit: int,
+    batch_size: int = 8,
+) -> None:
+    """PNG frames, GIFs and ``comparison.png`` of the first ``limit`` clips of ``dataset``, with
+    one forecast per model (named by its key, shown in the order given) beside the ground truth."""
+    writer = FrameWriter(result_dir, limit, names=tuple(models))
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        if writer.count >= limit:
+            break
+        inputs, targets = _as_pair(batch)
+        preds = [m.eval().predict(inputs, out_len).clamp(0, 1) for m in models.values()]
+        writer.add(inputs, targets[:, :out_len], *preds)
+    writer.close()
 
 
 def _as_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +120,29 @@ def _as_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; ValueError (one line) when it is no device name or this
+    machine cannot use it (CUDA or MPS not available, a GPU index beyond those present)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps)"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"--device {device}: CUDA is not available ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    return dev
+
+
 def evaluate(
     model: torch.nn.Module,
     dataset: Dataset,
@@ -127,6 +190,7 @@ def evaluate(
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
     if make_frame and result_dir is None:
         raise ValueError("make_frame needs a result directory to write the frames into")
+    device = check_device(device)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
 

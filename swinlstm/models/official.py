@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from swinlstm.files import load_torch_weights
+
 IGNORED_BUFFERS = ("relative_position_index", "attn_mask")
 
 
@@ -27,14 +29,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files, non-torch files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{path}: not a weights-only PyTorch checkpoint ({first}); "
-            "files that need arbitrary unpickling are refused"
-        ) from None
+    obj = load_torch_weights(path)  # one line for truncated, corrupt or pickled files
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             if key in obj and isinstance(obj[key], Mapping):

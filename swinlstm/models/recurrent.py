@@ -121,14 +121,22 @@ class RecurrentPredictor(nn.Module):
         return self.forward(frames, out_len, long_frames=long_frames, phase=phase)[:, -out_len:]
 
     def step(
-        self, frame: torch.Tensor, state: State, context: Any = None
+        self, frame: torch.Tensor, state: State, context: Any = None, feedback: bool = False
     ) -> tuple[torch.Tensor, State]:
         """Streaming: feed one frame (B, C, H, W), get the next frame and the new state.
 
-        Feeding a clip frame by frame, then each output back, equals ``forward``.
+        ``state`` is what :meth:`init_state` or the previous ``step`` returned. Feeding a clip
+        frame by frame, then each output back, equals ``forward``. ``feedback=True`` marks a
+        frame as the model's own output fed back; only memory models use it (see
+        :meth:`swinlstm.models.memory.MemoryPredictor.step`).
         """
-        if frame.dim() != 4:
-            raise ValueError(f"step takes one frame (B, C, H, W), got shape {tuple(frame.shape)}")
-        self.check_frames(frame.unsqueeze(1), name="frame")
+        self.check_step_frame(frame)
         y, state = self._step(frame, state, context, decode=True)
         return y, state
+
+    def check_step_frame(self, frame: torch.Tensor) -> None:
+        """Raise ValueError unless ``frame`` is one (B, C, H, W) frame of this model's C, H, W."""
+        if not isinstance(frame, torch.Tensor) or frame.dim() != 4:
+            shape = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame)
+            raise ValueError(f"step takes one frame (B, C, H, W), got shape {shape}")
+        self.check_frames(frame.unsqueeze(1), name="frame")

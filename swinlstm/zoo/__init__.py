@@ -111,10 +111,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SWINLSTM_CACHE") or Path.home() / ".cache" / "swinlstm")
 
 
-def shipped_entries(root: Path = ENTRIES_DIR) -> dict[str, Entry]:
-    """The entries whose folders are in ``root`` (each with a ``card.json``)."""
+def shipped_entries(root: Path | None = None) -> dict[str, Entry]:
+    """The entries whose folders are in ``root`` (default: the package's, each with a
+    ``card.json``)."""
     out = {}
-    for card_path in sorted(root.glob("*/card.json")):
+    for card_path in sorted(Path(root or ENTRIES_DIR).glob("*/card.json")):
         try:
             card = json.loads(card_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
@@ -136,6 +137,18 @@ def entry(name: str) -> Entry:
     if name not in known:
         raise ZooError(f"no zoo entry {name!r}; `swinlstm zoo` lists them: {', '.join(known)}")
     return known[name]
+
+
+def best_shipped(short_len: int, out_len: int) -> Entry | None:
+    """The shipped entry with the lowest test MSE among those scored on ``short_len -> out_len``
+    clips of the built-in test set, or None."""
+    fits = [
+        e
+        for e in shipped_entries().values()
+        if (e.card.get("clips", {}).get("short_len"), e.card.get("clips", {}).get("out_len"))
+        == (short_len, out_len)
+    ]
+    return min(fits, key=lambda e: e.card["test"]["mse"], default=None)
 
 
 def git_sha1(path: Path) -> str:
