@@ -43,8 +43,9 @@ def add_dataset_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         type=str.lower,
         choices=DATASETS,
-        help="authors' checkpoints: the dataset the network was trained on (lmc-convlstm: kth "
-        "adds the output sigmoid, as their model.py)",
+        help="authors' checkpoints: the dataset the network was trained on (its frame size and "
+        "channels where --img_size/--img_channel are silent; lmc-convlstm: kth adds the output "
+        "sigmoid, as their model.py)",
     )
 
 
