@@ -1,5 +1,6 @@
 """KTH: the PredRNN/OpenSTL clip protocol, person split, prepare-kth from .avi, bad inputs."""
 
+import numpy as np
 import pytest
 
 from swinlstm.cli.main import run
@@ -117,6 +118,53 @@ def test_prepare_kth_errors(tmp_path, capsys):
         pytest.raises(ValueError, match="none of the 1 videos could be read"),
     ):
         prepare_kth(bad, tmp_path / "o")
+
+
+def _lmc_video(root, name, n_frames):
+    values = (np.arange(n_frames) * 7 % 256).astype(np.uint8)  # frame t has value 7t
+    frames = np.broadcast_to(values[:, None, None], (n_frames, 8, 8)).copy()
+    write_frames(root / name, frames, "frame_{:05d}.png")
+
+
+def _starts(ds):
+    """The first frame's value / 7 of each item: the window start in its video."""
+    return sorted(round(float(item[0][0, 0, 0, 0]) * 255 / 7) for item in ds)
+
+
+def test_lmc_layout_clips_as_their_dataloader(tmp_path):
+    """LMC-Memory's root/<video>/<frames>.png: every window to train, non-overlapping windows to
+    test; a video of exactly short_len + out_len frames gives one clip (theirs gives none)."""
+    train, test = tmp_path / "train", tmp_path / "test"
+    _lmc_video(train, "person01_boxing_d1", 7)  # 5-frame clips: starts 0, 1, 2
+    _lmc_video(train, "person02_boxing_d1", 5)  # exactly one clip
+    _lmc_video(test, "person17_boxing_d1", 11)  # non-overlapping: starts 0, 5
+    _lmc_video(test, "person18_boxing_d1", 5)
+    kwargs = dict(short_len=2, out_len=3, long_len=4, img_size=8)
+    for clips in (None, "lmc"):  # recognised, or chosen
+        options = {} if clips is None else {"clips": clips}
+        s = build_datasets("kth", train_dir=train, test_dir=test, **kwargs, **options)
+        assert s.info["protocol"] == "LMC-Memory"
+        assert len(s.train) == 4 and _starts(s.train) == [0, 0, 1, 2]
+        assert len(s.train[0]) == 3  # with the long clip
+        assert len(s.test) == 3 and _starts(s.test) == [0, 0, 5]
+        assert s.valid is s.test  # no --valid_data_dir: the test set
+    s = build_datasets("kth", train_dir=train, valid_dir=test, **kwargs)
+    assert len(s.valid) == 3 and s.test is None
+
+
+def test_lmc_and_predrnn_clip_choice_errors(tmp_path):
+    _lmc_video(tmp_path / "lmc", "video_00000", 5)
+    _kth(tmp_path / "predrnn", 1, "boxing", 12)
+    _kth(tmp_path / "predrnn", 17, "boxing", 12)
+    with pytest.raises(ValueError, match="no LMC-Memory video folders"):
+        build_datasets("kth", train_dir=tmp_path / "predrnn", short_len=2, out_len=2, clips="lmc")
+    with pytest.raises(ValueError, match="no KTH action folders"):
+        build_datasets("kth", train_dir=tmp_path / "lmc", short_len=2, out_len=2, clips="predrnn")
+    with pytest.raises(ValueError, match="clips='openstl': choose one of predrnn, lmc"):
+        build_datasets("kth", train_dir=tmp_path / "lmc", clips="openstl")
+    # the action-folder layout is still recognised as PredRNN's
+    s = build_datasets("kth", train_dir=tmp_path / "predrnn", short_len=2, out_len=2, img_size=8)
+    assert s.info["protocol"] == "PredRNN/OpenSTL"
 
 
 def test_missing_test_persons_names_the_validation_test_split(tmp_path):

@@ -77,13 +77,57 @@ def test_one_alignment_iteration_matches_authors_training(golden):
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     short = torch.from_numpy(data["input"].astype(np.float32) / 255)
     long = torch.from_numpy(data["long_input"].astype(np.float32) / 255)
-    losses = memory_alignment_step(model, optimizer, short, long[:, -OUT_LEN:], long, OUT_LEN)
+    losses = memory_alignment_step(
+        model, optimizer, short, long[:, -OUT_LEN:], long, OUT_LEN, zero_grad="none"
+    )  # the golden file was made with PyTorch 2's zero_grad()
     np.testing.assert_allclose(
         [losses["loss_p1"], losses["loss_p2"]], data["train_losses"], rtol=1e-5
     )
     np.testing.assert_allclose(
         fingerprints(model.state_dict()), data["train_fingerprints"], rtol=1e-5, atol=1e-4
     )
+
+
+@pytest.mark.parametrize("mode", ["zeros", "none"])
+def test_two_alignment_iterations_match_authors_loop_with_that_zero_grad(golden, mode):
+    """Their loop with ``zero_grad(set_to_none=False)`` (PyTorch 1.6, their runs: Adam moves the
+    frozen slots and unused encoder by momentum, two steps per iteration for every parameter)
+    or ``set_to_none=True`` (PyTorch >= 2), two iterations (tests/data/lmc_memory_zero_grad.npz)."""
+    data, sd = golden
+    ref = np.load(DATA / "lmc_memory_zero_grad.npz")
+    model = build_model("lmc-convlstm", img_size=32, in_chans=1, memory_size=10)
+    model.load_state_dict(sd)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    short = torch.from_numpy(data["input"].astype(np.float32) / 255)
+    long = torch.from_numpy(data["long_input"].astype(np.float32) / 255)
+    losses = []
+    for _ in range(2):
+        out = memory_alignment_step(
+            model, optimizer, short, long[:, -OUT_LEN:], long, OUT_LEN, zero_grad=mode
+        )
+        losses += [out["loss_p1"], out["loss_p2"]]
+    np.testing.assert_allclose(losses, ref[f"train_losses_{mode}"], rtol=1e-5)
+    np.testing.assert_allclose(
+        fingerprints(model.state_dict()), ref[f"train_fingerprints_{mode}"], rtol=1e-5, atol=1e-4
+    )
+    names = {id(p): k for k, p in model.named_parameters()}
+    steps = {names[id(p)]: float(st["step"]) for p, st in optimizer.state.items()}
+    np.testing.assert_array_equal(
+        [steps.get(k, 0.0) for k in sorted(model.state_dict())], ref[f"train_steps_{mode}"]
+    )
+
+
+def test_zero_grad_mode_default_is_the_authors_and_bad_mode_is_an_error():
+    import inspect
+
+    from swinlstm.engine.module import PredictionModule
+    from swinlstm.engine.train import TrainConfig
+
+    assert inspect.signature(memory_alignment_step).parameters["zero_grad"].default == "zeros"
+    assert TrainConfig().alignment_zero_grad == "zeros"
+    assert inspect.signature(PredictionModule).parameters["alignment_zero_grad"].default == "zeros"
+    with pytest.raises(ValueError, match="--alignment_zero_grad must be zeros"):
+        memory_alignment_step(tiny_lmc(), None, None, None, None, 1, zero_grad="sometimes")
 
 
 # ----- published checkpoints -------------------------------------------------------------------
@@ -218,7 +262,7 @@ def test_alignment_step_freezes_slots_in_phase_2_even_with_adam():
         torch.rand(2, 3, 1, 16, 16),
     )
     for _ in range(2):  # the second iteration has Adam momentum on the slots
-        losses = memory_alignment_step(model, opt, short, future, long, 3)
+        losses = memory_alignment_step(model, opt, short, future, long, 3, zero_grad="none")
     assert set(losses) == {"loss_p1", "loss_p2", "loss"}
     assert losses["loss"] == pytest.approx(losses["loss_p1"] + losses["loss_p2"])
     grads = [g for g, _, _ in seen]

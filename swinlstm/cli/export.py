@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from swinlstm.cli.common import add_model_args
-from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
+from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
 
 HELP = "export a checkpoint's forecast (fixed lengths) to ONNX and check it with onnxruntime"
 
@@ -133,6 +133,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--img_channel", type=int, default=None, help="authors' checkpoints: frame channels"
     )
+    add_dataset_arg(p)
     add_model_args(p)
     p.set_defaults(func=run_export)
 

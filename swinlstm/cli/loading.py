@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from swinlstm.cli.common import img_size_of, model_config_from_args
+from swinlstm.models.official import authors_config
 
 
 def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,23 @@ def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
         required=True,
         help="model.safetensors, a .ckpt, a run directory, an authors' published file, or "
         "zoo:NAME (swinlstm zoo lists them)",
+    )
+
+
+def add_dataset_arg(p: argparse.ArgumentParser) -> None:
+    """``--dataset`` for commands without data flags (predict, export): the authors' files are
+    built as the authors' code builds them for that dataset (LMC-Memory's KTH network ends in a
+    sigmoid)."""
+    from swinlstm.cli.common import DATASETS
+
+    p.add_argument(
+        "--dataset",
+        default=None,
+        type=str.lower,
+        choices=DATASETS,
+        help="authors' checkpoints: the dataset the network was trained on (its frame size and "
+        "channels where --img_size/--img_channel are silent; lmc-convlstm: kth adds the output "
+        "sigmoid, as their model.py)",
     )
 
 
@@ -86,6 +104,7 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
             )
         args.model = family
     name, config = model_config_from_args(args)
+    config = {**authors_config(name, getattr(args, "dataset", None)), **config}
     if keys is not None and getattr(args, "dataset", None):  # the dataset's own frames
         from swinlstm.data import native_frame
 

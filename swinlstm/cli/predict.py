@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from swinlstm.cli.common import add_model_args, str2bool
-from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
+from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
 
 HELP = "forecast the next frames of a video file, a folder of frames or a .npy clip"
 
@@ -50,6 +50,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--img_channel", type=int, default=None, help="authors' checkpoints: frame channels"
     )
+    add_dataset_arg(p)
     add_model_args(p)
     p.set_defaults(func=run_predict)
 

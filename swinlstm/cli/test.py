@@ -19,6 +19,7 @@ from swinlstm.cli.common import (
     str2bool,
 )
 from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
+from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args, resolve_swinlstm_test_flags
 
 HELP = "evaluate a checkpoint on a test set; write metrics, frames and GIFs"
 
@@ -52,6 +53,7 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--lpips_weights", default=None, help="LPIPS weights file (adds lpips)")
     g.add_argument("--max_batches", type=int, default=None, help="stop after this many batches")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_swinlstm_test_args(p)
     return p
 
 
@@ -65,6 +67,7 @@ def run_test(args: argparse.Namespace) -> int:
     from swinlstm.data import build_datasets
     from swinlstm.engine.evaluate import evaluate
 
+    args = resolve_swinlstm_test_flags(args)  # the SwinLSTM authors' configs.py flags
     if args.max_batches is not None and args.max_batches < 1:
         raise ValueError(f"--max_batches must be >= 1, got {args.max_batches}")
     if args.num_frames_to_save < -1:

@@ -28,6 +28,7 @@ from swinlstm.cli.common import (
     model_config_from_args,
     str2bool,
 )
+from swinlstm.cli.swinlstm_flags import add_swinlstm_train_args, resolve_swinlstm_flags
 
 DESCRIPTION = "Train a model (SwinLSTM-B/-D, ConvLSTM, LMC-Memory) with PyTorch Lightning."
 
@@ -69,6 +70,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="memory models: iterations predicting only 10 frames (5000)",
     )
+    g.add_argument(
+        "--alignment_zero_grad",
+        default=None,
+        choices=("zeros", "none"),
+        help="memory models: gradients between the two steps zero-filled (PyTorch 1.6, the "
+        "authors' published runs: Adam's momentum still moves frozen slots; default) or None "
+        "(PyTorch >= 2: they stand still)",
+    )
     g = p.add_argument_group("validation and outputs")
     g.add_argument(
         "--print_freq", type=int, default=None, help="validate + checkpoint every N iterations"
@@ -94,7 +103,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--checkpoint_load",
         type=str2bool,
         default=None,
-        help="LMC-Memory's flag, accepted for compatibility: --checkpoint_load_file decides",
+        help="LMC-Memory's flag: False = do not load --checkpoint_load_file (a new run, with "
+        "warm-up), True = load it (needs the file); not given: --checkpoint_load_file decides",
     )
     g.add_argument(
         "--checkpoint_every",
@@ -120,6 +130,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--precision", default=None, help="32-true, bf16-mixed, 16-mixed, 64-true (32-true)"
     )
+    add_swinlstm_train_args(p)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -166,7 +177,7 @@ def config_from_args(args: argparse.Namespace):
     """A :class:`~swinlstm.engine.train.TrainConfig` from parsed flags (preset applied)."""
     from swinlstm.engine.train import TrainConfig, resolve_config
 
-    args = with_config(args)
+    args = resolve_swinlstm_flags(args, with_config)  # their configs.py flags, then the preset
     _, model_config = model_config_from_args(args)
     size = img_size_of(args)
     values: dict[str, Any] = {
@@ -198,6 +209,7 @@ def config_from_args(args: argparse.Namespace):
         "sampling_changing_rate",
         "iterations",
         "iterations_warmup",
+        "alignment_zero_grad",
         "print_freq",
         "valid_batches",
         "valid_batch_size",
@@ -207,6 +219,7 @@ def config_from_args(args: argparse.Namespace):
         "checkpoint_load_file",
         "checkpoint_every",
         "resume",
+        "checkpoint_load",
         "accelerator",
         "num_nodes",
         "strategy",
@@ -214,6 +227,7 @@ def config_from_args(args: argparse.Namespace):
         "progress",
     ):
         values[key] = getattr(args, key)
+    values["log_every"] = getattr(args, "log_train", None)
     return resolve_config(TrainConfig(**{k: v for k, v in values.items() if v is not None}))
 
 

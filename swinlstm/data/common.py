@@ -2,8 +2,8 @@
 
 A dataset item is ``(inputs, targets)`` of float32 tensors in [0, 1]: inputs (short_len, C, H, W)
 are frames [0, short_len) of a clip of ``short_len + out_len`` frames and targets (out_len, C, H, W)
-are frames [short_len, short_len + out_len) (never ``clip[out_len:]``, which the authors' and
-OpenSTL's loaders use and which is wrong when the two lengths differ). Training items of memory
+are frames [short_len, short_len + out_len) (never ``clip[out_len:]``, which the SwinLSTM
+authors' loader and OpenSTL's Human3.6m loader use and which is wrong when the two lengths differ). Training items of memory
 models (``long_len > 0``) carry a third tensor, the long clip (long_len, C, H, W): as in LMC-Memory's
 ``train.py``, ``long_len`` consecutive frames of the same clip starting at a uniformly drawn
 position in [0, short_len + out_len - long_len] (LMC draws one start per batch; here each item draws

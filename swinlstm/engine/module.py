@@ -13,8 +13,10 @@ Two procedures, chosen by the model:
 
 ``iteration`` counts completed iterations (not optimiser steps): it is saved as a top-level integer
 in every checkpoint, and the data module starts its order there when a run is resumed.
-Validation predicts ``out_len`` frames from the inputs (phase 2), clips to [0, 1] and accumulates
-per-frame metrics of ``swinlstm.metrics.compute`` weighted by batch size; the sums are reduced over
+Validation predicts ``out_len`` frames from the inputs (phase 2) and accumulates per-frame
+metrics of ``swinlstm.metrics.compute`` weighted by batch size (the ``protocol`` decides whether
+predictions are clipped to [0, 1] first: the default protocol computes MSE / MAE on the raw
+predictions and clips only for SSIM / PSNR); the sums are reduced over
 processes, so the logged ``val/<metric>`` are means over the whole validation set.
 """
 
@@ -32,6 +34,7 @@ from torch import nn
 from swinlstm.models import build_model
 from swinlstm.models.training import (
     alignment_clips,
+    check_zero_grad,
     loss_targets,
     memory_alignment_step,
     memory_slots,
@@ -84,6 +87,9 @@ class PredictionModule(pl.LightningModule):
             (the best checkpoint is the one of lowest ``val/mse``).
         protocol: metric protocol for ``swinlstm.metrics.compute``.
         skip_warmup: fine-tuning from trained weights (the authors skip warm-up then).
+        alignment_zero_grad: memory models: ``zeros`` (gradients zero-filled between the two
+            steps, PyTorch 1.6's ``zero_grad``, with which the published LMC-Memory networks were
+            trained: Adam's momentum still moves the frozen slots) or ``none`` (PyTorch >= 2's).
         seed: seeds the long-clip windows drawn here (when the data gives none).
         data: what the run trains on (``swinlstm.engine.train.data_record``: dataset, frame
             size, lengths, data options), recorded in the checkpoint for ``test`` and resuming.
@@ -110,9 +116,11 @@ class PredictionModule(pl.LightningModule):
         protocol: str = "default",
         skip_warmup: bool = False,
         seed: int = 1234,
+        alignment_zero_grad: str = "zeros",
         data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_zero_grad(alignment_zero_grad)
         if schedule not in ("none", "cosine", "onecycle"):
             raise ValueError(f"--schedule must be none, cosine or onecycle, got {schedule!r}")
         if schedule == "cosine" and not 0 < min_lr <= lr:
@@ -192,9 +200,10 @@ class PredictionModule(pl.LightningModule):
         hp = self.hparams
         warmup = 0 if hp.skip_warmup else hp.iterations_warmup
         out_len = warmup_out_len(self.iteration, warmup, targets.shape[1])
-        if out_len < targets.shape[1] or long is None:
-            # warm-up: the clip's first short_len + 10 frames; no long clip from the data: a
-            # window drawn from a generator seeded by the iteration (reproducible on resume)
+        if self.iteration < warmup or long is None:
+            # warm-up: the clip's first short_len + 10 frames, whatever long clip the data
+            # gives (the authors' train.py); no long clip from the data: a window drawn from a
+            # generator seeded by the iteration (reproducible on resume)
             clip = torch.cat([inputs, targets], dim=1)
             rng = np.random.default_rng(self.hparams.seed * 1000003 + self.iteration)
             long = alignment_clips(
@@ -215,7 +224,14 @@ class PredictionModule(pl.LightningModule):
                 self.clip_gradients(opt, hp.grad_clip, "norm")
 
         losses = memory_alignment_step(
-            self.model, opt, inputs, targets, long, out_len, backward=backward
+            self.model,
+            opt,
+            inputs,
+            targets,
+            long,
+            out_len,
+            backward=backward,
+            zero_grad=hp.get("alignment_zero_grad", "zeros"),
         )
         sched = self.lr_schedulers()
         if sched is not None:

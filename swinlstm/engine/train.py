@@ -71,6 +71,8 @@ from swinlstm.engine.errors import (
     TrainingStopped,
 )
 from swinlstm.engine.module import PredictionModule
+from swinlstm.models.official import authors_config
+from swinlstm.models.training import LONG_LEN
 
 LAST, BEST = "last", "best"
 _MISSING = object()
@@ -82,8 +84,9 @@ class TrainConfig:
 
     Fields that default to None are filled by :func:`resolve_config`: when resuming, from what
     the checkpoint recorded; otherwise ``dataset`` movingmnist, ``model`` swinlstm-d,
-    ``short_len`` / ``out_len`` 10, ``long_len`` 0, and ``img_size`` / ``img_channel`` the
-    dataset's own (:func:`swinlstm.data.native_frame`).
+    ``short_len`` / ``out_len`` 10, and ``img_size`` / ``img_channel`` the dataset's own
+    (:func:`swinlstm.data.native_frame`). ``long_len`` None is resolved by
+    :func:`resolved_long_len` once the model is built (memory models: LMC-Memory's 30).
     """
 
     # data
@@ -94,7 +97,7 @@ class TrainConfig:
     img_channel: int | None = None
     short_len: int | None = None
     out_len: int | None = None
-    long_len: int | None = None
+    long_len: int | None = None  # memory models: None = LMC's 30, at most short_len + out_len
     data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
     workers: int = 2
@@ -114,8 +117,10 @@ class TrainConfig:
     sampling_changing_rate: float = 2e-5
     iterations: int = 300000
     iterations_warmup: int = 5000
+    alignment_zero_grad: str = "zeros"  # memory models: PyTorch 1.6's zero_grad (the authors')
     # validation and outputs
     print_freq: int = 1000
+    log_every: int = 50  # Lightning's log_every_n_steps (metrics.csv / tensorboard loss)
     valid_batches: int | None = None
     valid_batch_size: int | None = None
     valid_metrics: list[str] = field(default_factory=lambda: ["mse", "mae", "ssim", "psnr"])
@@ -124,6 +129,9 @@ class TrainConfig:
     checkpoint_load_file: str | None = None
     checkpoint_every: float = 10.0  # minutes between time-based last.ckpt writes (0: off)
     resume: bool = False  # resume from checkpoint_save_dir/last.ckpt when it exists
+    checkpoint_load: bool | None = (
+        None  # LMC's flag: False = do not load the file; None: it decides
+    )
     # hardware (Lightning's meanings)
     accelerator: str = "auto"
     devices: int | str = 1
@@ -174,6 +182,7 @@ RESUME_MAY_CHANGE = frozenset(
         "valid_metrics",
         "checkpoint_save_dir",
         "checkpoint_load_file",
+        "checkpoint_load",
         "checkpoint_every",
         "resume",
         "accelerator",
@@ -234,8 +243,6 @@ def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
         if getattr(cfg, key) is None:
             setattr(cfg, key, value)
     cfg.dataset = dataset_key(cfg.dataset)
-    if cfg.long_len is None:
-        cfg.long_len = 0
     if cfg.img_size is None or cfg.img_channel is None:
         size, channels = native_frame(cfg.dataset)
         if cfg.img_size is None:
@@ -253,7 +260,7 @@ def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
 
 def _resume_checkpoint(cfg: TrainConfig) -> dict | None:
     source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
-    if source is None or not source.is_file():
+    if source is None or not source.is_file() or cfg.checkpoint_load is False:
         return None
     return read_training_checkpoint(source)
 
@@ -611,6 +618,17 @@ def _data_of(module: PredictionModule) -> dict[str, Any]:
     return {"data": dict(data)} if data else {}
 
 
+def resolved_long_len(cfg: TrainConfig, memory: bool) -> int:
+    """The long clip's length: 0 without memory; unset, LMC-Memory's ``train.py`` default
+    (:data:`~swinlstm.models.training.LONG_LEN`, 30) cut to the clip; else the setting (0: the
+    whole clip)."""
+    if not memory:
+        return 0
+    if cfg.long_len is None:
+        return min(LONG_LEN, cfg.short_len + cfg.out_len)
+    return cfg.long_len
+
+
 def _steps_per_iteration(module: PredictionModule) -> int:
     return 2 if module.memory else 1
 
@@ -662,6 +680,7 @@ def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) 
         protocol=cfg.protocol,
         skip_warmup=skip_warmup,
         seed=cfg.seed,
+        alignment_zero_grad=cfg.alignment_zero_grad,
         data=data_record(cfg),
     )
 
@@ -713,6 +732,12 @@ def _settle_with_run(cfg: TrainConfig, ckpt: dict, source: Path) -> None:
 def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     """The module to train and the checkpoint to resume from (None: a new run)."""
     source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
+    if cfg.checkpoint_load is True and source is None:
+        raise ValueError("--checkpoint_load True needs --checkpoint_load_file FILE")
+    if cfg.checkpoint_load is False and source is not None:
+        # LMC-Memory's train.py loads (and skips warm-up) only with --checkpoint_load True
+        print(f"--checkpoint_load False: {source} is not loaded; a new run", flush=True)
+        source = None
     if source is not None and not source.exists():
         raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
@@ -722,11 +747,21 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
             cfg, hp["model_name"], dict(hp["model_config"]), hp.get("skip_warmup", False)
         )
         return module, str(source)
-    module = _module(cfg, cfg.model, dict(cfg.model_config), skip_warmup=source is not None)
-    if source is not None:  # fine-tune: weights only
+    # the authors' per-dataset network (LMC-Memory's KTH sigmoid) under the user's own settings
+    derived = authors_config(cfg.model, cfg.dataset)
+    config = {**derived, **cfg.model_config}
+    loaded = info = None
+    if source is not None:
+        loaded, info = load_model(source, name=cfg.model, config=config)
+        if info["format"] != "official":  # our checkpoint records what was derived
+            saved = info.get("config", {})
+            config.update(
+                {k: saved[k] for k in derived if k not in cfg.model_config and k in saved}
+            )
+    module = _module(cfg, cfg.model, config, skip_warmup=source is not None)
+    if loaded is not None:  # fine-tune: weights only
         from swinlstm.models.official import describe_mismatch
 
-        loaded, info = load_model(source, name=cfg.model, config=cfg.model_config)
         sd = loaded.state_dict()
         problem = describe_mismatch(module.model, sd)
         if problem:
@@ -833,6 +868,9 @@ def run_training(
     directory = Path(cfg.checkpoint_save_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
+    cfg = dataclasses.replace(cfg, long_len=resolved_long_len(cfg, module.memory))
+    if module.hparams.get("data"):  # the record says the long clip the run trains on
+        module.hparams.data["long_len"] = cfg.long_len
     if cfg.scheduled_sampling and module.memory:
         raise ValueError(
             "--scheduled_sampling True has no effect on a memory model (memory_size > 0 trains "
@@ -845,7 +883,7 @@ def run_training(
             "valid_dir": cfg.valid_data_dir,
             "short_len": cfg.short_len,
             "out_len": cfg.out_len,
-            "long_len": cfg.long_len if module.memory else 0,
+            "long_len": cfg.long_len,
             "img_size": cfg.img_size,
             "img_channel": cfg.img_channel,
             "seed": cfg.seed,
@@ -892,7 +930,7 @@ def run_training(
         enable_model_summary=False,
         enable_checkpointing=False,  # RunCheckpoints writes every checkpoint
         use_distributed_sampler=False,
-        log_every_n_steps=max(1, min(50, cfg.print_freq, cfg.iterations)),
+        log_every_n_steps=max(1, min(cfg.log_every, cfg.print_freq, cfg.iterations)),
         logger=_logger(directory),
         callbacks=[bar, recorder, *(callbacks or []), checkpoints],
         plugins=[AtomicCheckpointIO()],

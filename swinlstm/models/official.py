@@ -108,3 +108,16 @@ def load_official(model: nn.Module, state_dict_or_path, strict: bool = True) -> 
         {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}, strict=False
     )
     return model
+
+
+def authors_config(name: str, dataset: str | None) -> dict:
+    """Settings the authors' code derives from ``--dataset`` rather than a flag of its own.
+
+    LMC-Memory's ``model.py`` ends the decoder in a Sigmoid when ``--dataset kth`` and not for
+    Moving MNIST, so ``lmc-convlstm`` gets ``final_sigmoid = dataset == "kth"``. Callers merge it
+    under the user's own settings (an explicit ``final_sigmoid`` wins); a checkpoint of ours
+    records the value and is never re-derived.
+    """
+    if name == "lmc-convlstm" and dataset is not None:
+        return {"final_sigmoid": str(dataset).lower() == "kth"}
+    return {}

@@ -13,10 +13,15 @@ Memory alignment, as the authors' ``train.py`` does it, one iteration::
 * phase 1: the model reads the long clip (motion-context encoder), memory slots trainable,
   loss L1 + L2 (means), ``zero_grad``, backward, ``optimizer.step()``;
 * phase 2: the model reads the short clip (motion-matching encoder), slots frozen
-  (``requires_grad=False``), same loss, its own step. Gradients are reset to None before each
-  backward, so the frozen slots (and the encoder a phase does not use) have no gradient and
-  Adam leaves them exactly as they are (with zero-filled gradients, as in older PyTorch,
-  Adam's momentum would still move them).
+  (``requires_grad=False``), same loss, its own step.
+
+How gradients are reset before each backward (``zero_grad``) decides what the optimiser does to
+the parameters a phase does not train (the frozen slots, the encoder it does not use):
+
+* ``"zeros"`` (default): filled with zeros, as ``optimizer.zero_grad()`` did on the PyTorch 1.6
+  the authors trained their published networks with. Adam then still moves those parameters by
+  its momentum, and every parameter that ever had a gradient takes both steps of an iteration.
+* ``"none"``: set to None, ``zero_grad()`` on PyTorch >= 2: Adam leaves them exactly as they are.
 
 The optimiser covers every parameter (Adam, lr 2e-4 in the paper). A Lightning module with
 manual optimisation passes ``backward=self.manual_backward``.
@@ -40,6 +45,7 @@ from .memory import LMCMemory
 from .recurrent import RecurrentPredictor
 
 WARMUP_LEN = 10
+LONG_LEN = 30  # LMC-Memory's train.py --long_len default
 
 
 def warmup_out_len(iteration: int, warmup: int, out_len: int, warmup_len: int = WARMUP_LEN) -> int:
@@ -116,10 +122,24 @@ def memory_slots(model: nn.Module) -> list[nn.Parameter]:
     return [m.memory_w for m in model.modules() if isinstance(m, LMCMemory)]
 
 
-def _phase_step(model, optimizer, inputs, targets, long, out_len, phase, backward) -> float:
+ZERO_GRAD_MODES = ("zeros", "none")
+
+
+def check_zero_grad(mode: str) -> str:
+    if mode not in ZERO_GRAD_MODES:
+        raise ValueError(
+            f"--alignment_zero_grad must be zeros (PyTorch 1.6, the authors') or none "
+            f"(PyTorch >= 2), got {mode!r}"
+        )
+    return mode
+
+
+def _phase_step(
+    model, optimizer, inputs, targets, long, out_len, phase, backward, zero_grad
+) -> float:
     pred = model(inputs, out_len, long_frames=long, phase=phase)
     loss = alignment_loss(pred, targets)
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=zero_grad == "none")
     backward(loss)
     optimizer.step()
     return float(loss.detach())
@@ -133,13 +153,18 @@ def memory_alignment_step(
     long: torch.Tensor | None,
     out_len: int,
     backward: Callable[[torch.Tensor], None] | None = None,
+    zero_grad: str = "zeros",
 ) -> dict[str, float]:
     """One memory-alignment iteration (phase 1 then phase 2, two optimiser steps).
+
+    ``zero_grad``: ``"zeros"`` (PyTorch 1.6's ``zero_grad``, the authors' runs) or ``"none"``
+    (PyTorch >= 2's); see the module docstring.
 
     Returns ``{"loss_p1", "loss_p2", "loss"}`` (``loss`` = their sum, what the authors log).
     A model without memory gets one ordinary step: ``{"loss_p2", "loss"}``.
     """
     backward = backward or (lambda loss: loss.backward())
+    check_zero_grad(zero_grad)
     slots = memory_slots(model)
     model.train()
     losses: dict[str, float] = {}
@@ -151,19 +176,19 @@ def memory_alignment_step(
             for p in slots:
                 p.requires_grad_(True)
             losses["loss_p1"] = _phase_step(
-                model, optimizer, inputs, targets, long, out_len, 1, backward
+                model, optimizer, inputs, targets, long, out_len, 1, backward, zero_grad
             )
             for p in slots:
                 p.requires_grad_(False)
             losses["loss_p2"] = _phase_step(
-                model, optimizer, inputs, targets, None, out_len, 2, backward
+                model, optimizer, inputs, targets, None, out_len, 2, backward, zero_grad
             )
         finally:
             for p, flag in zip(slots, before):
                 p.requires_grad_(flag)
     else:
         losses["loss_p2"] = _phase_step(
-            model, optimizer, inputs, targets, None, out_len, 2, backward
+            model, optimizer, inputs, targets, None, out_len, 2, backward, zero_grad
         )
     losses["loss"] = sum(losses.values())
     return losses
@@ -242,6 +267,7 @@ __all__ = [
     "AlignmentBatch",
     "alignment_clips",
     "alignment_loss",
+    "check_zero_grad",
     "loss_targets",
     "memory_alignment_step",
     "memory_slots",
