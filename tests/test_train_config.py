@@ -205,3 +205,9 @@ def test_training_ends_without_lightnings_weights_only_line(tmp_path, caplog):
     assert torch.load(out / "last.ckpt", weights_only=True)["iteration"] == 3
     assert "`Trainer.fit` stopped" in caplog.text  # Lightning's log is captured here
     assert "weights_only" not in caplog.text
+
+
+def test_early_stop_flag_reaches_the_config_and_defaults_off():
+    assert config_from_args(standalone_parser().parse_args([])).early_stop == 0
+    cfg = config_from_args(standalone_parser().parse_args(["--early_stop", "3"]))
+    assert cfg.early_stop == 3

@@ -204,3 +204,38 @@ def test_memory_model_takes_two_optimiser_steps_per_iteration(tmp_path):
     assert not torch.allclose(initial, trained_slots)
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert ckpt["iteration"] == 2
+
+
+def test_early_stop_after_patience_validations_without_a_better_mse(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    config = {
+        "model": "toy",
+        "model_config": {"img_size": 16, "in_chans": 1},
+        "img_size": 16,
+        "short_len": 3,
+        "out_len": 2,
+        "batch_size": 2,
+        "iterations": 10,
+        "print_freq": 1,
+        "early_stop": 2,
+        "checkpoint_save_dir": str(out),
+        "workers": 0,
+        "accelerator": "cpu",
+        "lr": 1e-30,  # updates below float32's resolution: the validation MSE never improves
+        "progress": False,
+    }
+    run_training(config, ToyClips(8), ToyClips(4))
+    record = json.loads((out / "early_stop.json").read_text())
+    assert record["patience"] == 2 and record["stopped_at_iteration"] == 3
+    assert record["best_iteration"] == 1
+    assert "stopped early at iteration 3" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert json.loads((out / "model.json").read_text())["iteration"] == 1  # best.ckpt's weights
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["early_stop"] == 2
+
+    with pytest.raises(ValueError, match="--early_stop must be >= 0"):
+        run_training({**config, "early_stop": -1}, ToyClips(8), ToyClips(4))

@@ -114,6 +114,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="also write last.ckpt every MINUTES, without validating (10; 0: off)",
     )
     g.add_argument(
+        "--early_stop",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="stop after PATIENCE validations without a better validation MSE; best.ckpt is "
+        "the result (0: off)",
+    )
+    g.add_argument(
         "--resume",
         action="store_const",
         const=True,
@@ -218,6 +226,7 @@ def config_from_args(args: argparse.Namespace):
         "checkpoint_save_dir",
         "checkpoint_load_file",
         "checkpoint_every",
+        "early_stop",
         "resume",
         "checkpoint_load",
         "accelerator",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -128,6 +129,7 @@ class TrainConfig:
     checkpoint_save_dir: str = "./checkpoints"
     checkpoint_load_file: str | None = None
     checkpoint_every: float = 10.0  # minutes between time-based last.ckpt writes (0: off)
+    early_stop: int = 0  # stop after this many validations without a better MSE (0: off)
     resume: bool = False  # resume from checkpoint_save_dir/last.ckpt when it exists
     checkpoint_load: bool | None = (
         None  # LMC's flag: False = do not load the file; None: it decides
@@ -157,6 +159,10 @@ class TrainConfig:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.valid_batches is not None and self.valid_batches < 0:
             raise ValueError(f"--valid_batches must be >= 0, got {self.valid_batches}")
+        if self.early_stop < 0:
+            raise ValueError(
+                f"--early_stop must be >= 0 validations (0: off), got {self.early_stop}"
+            )
         if not self.checkpoint_every >= 0:
             raise ValueError(
                 f"--checkpoint_every must be >= 0 minutes (0: off), got {self.checkpoint_every}"
@@ -184,6 +190,7 @@ RESUME_MAY_CHANGE = frozenset(
         "checkpoint_load_file",
         "checkpoint_load",
         "checkpoint_every",
+        "early_stop",
         "resume",
         "accelerator",
         "devices",
@@ -336,6 +343,8 @@ class RunRecorder(Callback):
         self.directory = directory
         self.bar = bar
         self.best = math.inf
+        self.best_iteration: int | None = None
+        self.since_best = 0  # validations since the best one (what --early_stop counts)
         self.improved = False
         self.rows: list[dict[str, Any]] = []
         self.columns: list[str] = ["iteration", "train_seconds", "train_loss", "lr"]
@@ -357,10 +366,17 @@ class RunRecorder(Callback):
         return self._seconds0 + time.monotonic() - self._t0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": float(self.best), "train_seconds": self.seconds()}
+        return {
+            "best": float(self.best),
+            "best_iteration": self.best_iteration,
+            "since_best": self.since_best,
+            "train_seconds": self.seconds(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state.get("best", math.inf))
+        self.best_iteration = state.get("best_iteration")
+        self.since_best = int(state.get("since_best", 0))
         self._seconds0 = float(state.get("train_seconds", 0.0))
 
     def csv_file(self) -> tuple[Path, Any]:
@@ -398,7 +414,9 @@ class RunRecorder(Callback):
         mse = values.get("mse", math.nan)
         self.improved = mse < self.best
         if self.improved:
-            self.best = mse
+            self.best, self.best_iteration, self.since_best = mse, pl_module.iteration, 0
+        else:
+            self.since_best += 1
         rate = (pl_module.iteration - self._it0) / max(time.monotonic() - self._t0, 1e-9)
         shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
         self.bar.write(
@@ -491,6 +509,7 @@ class RunCheckpoints(Callback):
         self.total = int(config["iterations"])
         self.every = float(config["checkpoint_every"]) * 60.0
         self.saved_iteration: int | None = None
+        self.stopped_early: dict[str, Any] | None = None
         self.has_best = False
         self._last_save = time.monotonic()
 
@@ -537,6 +556,7 @@ class RunCheckpoints(Callback):
             return
         improved = trainer.strategy.broadcast(self.recorder.improved, src=0)  # rank 0 decides
         self.save(trainer, pl_module, best=improved, metrics=True)
+        self._early_stop(trainer, pl_module)
         signum, _ = self._agreed_flags(trainer)
         if signum and pl_module.iteration < self.total:
             raise TrainingInterrupted(
@@ -547,6 +567,26 @@ class RunCheckpoints(Callback):
         best = not self.has_valid or not self.has_best
         if self.saved_iteration != pl_module.iteration or best:
             self.save(trainer, pl_module, best=best)
+
+    def _early_stop(self, trainer, pl_module) -> None:
+        """After ``early_stop`` validations without a better MSE: record it in
+        ``early_stop.json`` and end the run (``best.ckpt`` is its result)."""
+        patience = int(self.config.get("early_stop") or 0)
+        stale = trainer.strategy.broadcast(self.recorder.since_best, src=0)
+        if not patience or stale < patience or pl_module.iteration >= self.total:
+            return
+        self.stopped_early = {
+            "patience": patience,
+            "stopped_at_iteration": pl_module.iteration,
+            "best_iteration": self.recorder.best_iteration,
+            "best_val_mse": self.recorder.best,
+        }
+        if trainer.is_global_zero:
+            record = self.directory / "early_stop.json"
+            write_files(
+                [(record, lambda tmp: Path(tmp).write_text(json.dumps(self.stopped_early)))]
+            )
+        trainer.should_stop = True
 
     # ----- saving ----------------------------------------------------------------------------
     def _agreed_flags(self, trainer) -> tuple[int, bool]:
@@ -987,6 +1027,14 @@ def run_training(
         ]
         files += ["metrics.csv"] if (directory / "metrics.csv").is_file() else []
         best = f"best validation mse {recorder.best:.4g}" if recorder.rows else "no validation"
+        if checkpoints.stopped_early:
+            stop = checkpoints.stopped_early
+            print(
+                f"stopped early at iteration {stop['stopped_at_iteration']}: no better validation "
+                f"MSE in {stop['patience']} validations; the result is {BEST}.ckpt (iteration "
+                f"{stop['best_iteration']}, early_stop.json)",
+                flush=True,
+            )
         print(
             f"trained {module.iteration} iterations; {best}; files in {directory} "
             f"({', '.join(files)})",
