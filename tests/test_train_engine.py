@@ -210,22 +210,8 @@ def test_early_stop_after_patience_validations_without_a_better_mse(tmp_path, ca
     import json
 
     out = tmp_path / "run"
-    config = {
-        "model": "toy",
-        "model_config": {"img_size": 16, "in_chans": 1},
-        "img_size": 16,
-        "short_len": 3,
-        "out_len": 2,
-        "batch_size": 2,
-        "iterations": 10,
-        "print_freq": 1,
-        "early_stop": 2,
-        "checkpoint_save_dir": str(out),
-        "workers": 0,
-        "accelerator": "cpu",
-        "lr": 1e-30,  # updates below float32's resolution: the validation MSE never improves
-        "progress": False,
-    }
+    # lr 1e-30: updates below float32's resolution, so the validation MSE never improves
+    config = toy_config(out, iterations=10, print_freq=1, early_stop=2, lr=1e-30)
     run_training(config, ToyClips(8), ToyClips(4))
     record = json.loads((out / "early_stop.json").read_text())
     assert record["patience"] == 2 and record["stopped_at_iteration"] == 3
