@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import ToyClips
+from train_helpers import ToyClips, toy_config
 
 from swinlstm.engine.train import run_training
 
@@ -84,21 +84,7 @@ def test_resume_after_kill_continues_at_the_same_step(tmp_path):
 
 def _assert_same_weights_as_uninterrupted(out: Path, ref: Path, iterations: int, print_freq: int):
     run_training(
-        {
-            "model": "toy",
-            "model_config": {"img_size": 16, "in_chans": 1},
-            "img_size": 16,
-            "short_len": 3,
-            "out_len": 2,
-            "batch_size": 2,
-            "iterations": iterations,
-            "print_freq": print_freq,
-            "checkpoint_save_dir": str(ref),
-            "workers": 0,
-            "accelerator": "cpu",
-            "lr": 1e-2,
-            "progress": False,
-        },
+        toy_config(ref, iterations=iterations, print_freq=print_freq),
         ToyClips(12),
         ToyClips(7),
     )

@@ -39,24 +39,14 @@ def main() -> None:
     resume = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
     devices = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     sleep = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
-    config = {
-        "model": "toy",
-        "model_config": {"img_size": 16, "in_chans": 1},
-        "img_size": 16,
-        "short_len": 3,
-        "out_len": 2,
-        "batch_size": 2,
-        "iterations": iterations,
-        "print_freq": print_freq,
-        "checkpoint_save_dir": out,
-        "checkpoint_load_file": resume,
-        "workers": 0,
-        "accelerator": "cpu",
-        "devices": devices,
-        "strategy": "ddp" if devices > 1 else "auto",
-        "lr": 1e-2,
-        "progress": False,
-    }
+    config = train_helpers.toy_config(
+        out,
+        iterations=iterations,
+        print_freq=print_freq,
+        checkpoint_load_file=resume,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+    )
     try:
         module = run_training(
             config,
