@@ -43,15 +43,6 @@ def preset_path(explicit: str | None = None) -> Path:
     )
 
 
-def test_options(config: dict, test_clips: int) -> dict:
-    """The preset's Moving MNIST options (digits, speed) for the test set, with its size."""
-    from swinlstm.data import held_out_options
-
-    options = held_out_options("movingmnist", config.get("data_options"))
-    options["test_samples"] = test_clips
-    return options
-
-
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help=HELP, description=HELP)
     p.add_argument("--output", default="runs/demo", help="folder of the demo's files")
@@ -69,11 +60,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from swinlstm.cli.errors import UserError
     from swinlstm.cli.main import run
     from swinlstm.cli.test import print_summary
-    from swinlstm.data import build_datasets
     from swinlstm.engine.checkpoint import load_model
     from swinlstm.engine.evaluate import evaluate, write_forecasts
     from swinlstm.zoo import best_shipped
     from swinlstm.zoo import load as load_zoo
+    from swinlstm.zoo.card import builtin_test_set
 
     if args.iterations is not None and args.iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
@@ -98,22 +89,12 @@ def run_demo(args: argparse.Namespace) -> int:
     short_len = int(config.get("short_len", 10))
     out_len = int(config.get("out_len", 10))
     batch_size = int(config.get("batch_size", 16))
-    splits = build_datasets(
-        "movingmnist",
-        test_dir=None,
-        short_len=short_len,
-        out_len=out_len,
-        long_len=0,
-        img_size=tuple(model.img_size),
-        img_channel=model.in_chans,
-        seed=int(config.get("seed", 1234)),
-        **test_options(config, args.test_clips),
-    )
+    test_set = builtin_test_set(config, args.test_clips, model)
     print(f"[demo] 2/2 testing {info['model']} on {args.test_clips} generated test clips")
     common = dict(out_len=out_len, batch_size=batch_size, progress_every=10.0)
     summary = evaluate(
         model,
-        splits.test,
+        test_set,
         result_dir=out,
         meta={
             "dataset": "movingmnist (generated test set)",
@@ -137,7 +118,7 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"[demo] testing zoo:{entry.name} on the same clips")
             zoo_summary = evaluate(
                 zoo_model,
-                splits.test,
+                test_set,
                 result_dir=out / "zoo",
                 meta={"dataset": "movingmnist (generated test set)", "zoo": entry.name},
                 **common,
@@ -146,9 +127,9 @@ def run_demo(args: argparse.Namespace) -> int:
             zoo_line = f"zoo:{entry.name} {zoo_summary['mse']:.2f} (SSIM {zoo_summary['means']['ssim']:.3f})"
         else:
             print(f"[demo] zoo:{entry.name} forecasts other frames than the preset; not compared")
-    clip = save_input_clip(splits.test, out / "input_clip.npy")
+    clip = save_input_clip(test_set, out / "input_clip.npy")
     if args.num_frames_to_save > 0:
-        write_forecasts(models, splits.test, out_len, out, args.num_frames_to_save, batch_size)
+        write_forecasts(models, test_set, out_len, out, args.num_frames_to_save, batch_size)
     print_summary(summary, str(out), make_frame=args.num_frames_to_save > 0)
     mse, base = summary["mse"], summary["baseline_last_frame"]["mse"]
     fresh = (
