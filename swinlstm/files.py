@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from swinlstm.errors import ConfigError
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 CORRUPT = "is truncated or corrupt, or not a PyTorch checkpoint"
 
@@ -33,19 +35,19 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(err).__name__
 
 
-def unpickling_refused(path: str | os.PathLike, what: str) -> ValueError:
+def unpickling_refused(path: str | os.PathLike, what: str) -> ConfigError:
     """The error for an intact file that needs ``what`` unpickled (a class or function)."""
-    return ValueError(
+    return ConfigError(
         f"{path}: holds Python objects beyond tensors ({what}); files that need arbitrary "
         "unpickling are refused (it could run code from the file): save its state_dict() "
         "with torch.save instead"
     )
 
 
-def corrupt_file(path: str | os.PathLike, err: BaseException | str) -> ValueError:
+def corrupt_file(path: str | os.PathLike, err: BaseException | str) -> ConfigError:
     """The error for a file that cannot be parsed at all (``err`` says where it broke)."""
     detail = err if isinstance(err, str) else first_line(err)
-    return ValueError(f"{path}: {CORRUPT} ({detail})")
+    return ConfigError(f"{path}: {CORRUPT} ({detail})")
 
 
 def load_torch_weights(path: str | os.PathLike) -> Any:
@@ -80,7 +82,7 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except SafetensorError as err:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: is truncated or corrupt, not a readable .safetensors file ({first_line(err)})"
         ) from None
 
@@ -90,11 +92,11 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
         ) from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from None
+        raise ConfigError(f"{path}: not valid JSON (not UTF-8 text)") from None
 
 
 __all__ = [

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from swinlstm.errors import ConfigError
+
 # GIF layout
 SEPARATOR = 2  # pixels of white between panels / between clips in a grid
 BAR_HEIGHT = 3  # time bar under a GIF frame
@@ -38,9 +40,9 @@ def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
     """
     x = _numpy(frames)
     if x.ndim < 3:
-        raise ValueError(f"frames must be (..., C, H, W), got shape {x.shape}")
+        raise ConfigError(f"frames must be (..., C, H, W), got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("frames hold NaN or inf values: cannot draw them")
+        raise ConfigError("frames hold NaN or inf values: cannot draw them")
     x = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
     c = x.shape[-3]
     if c == 1:
@@ -64,7 +66,7 @@ def save_png(path: str | os.PathLike, frame: torch.Tensor | np.ndarray) -> Path:
 
     image = to_uint8(frame)
     if image.ndim not in (2, 3):
-        raise ValueError(f"save_png takes one frame (C, H, W), got shape {tuple(frame.shape)}")
+        raise ConfigError(f"save_png takes one frame (C, H, W), got shape {tuple(frame.shape)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, image, extension=".png")
@@ -111,7 +113,7 @@ def strip_frames(
         or gt.shape[1:] != inp.shape[1:]
         or any(p.shape != gt.shape for p in prs)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"inputs, targets and predictions must be clips of equal frame size with as many "
             f"targets as predictions; got {tuple(inp.shape)}, {tuple(gt.shape)}, "
             f"{[tuple(p.shape) for p in prs]}"
@@ -180,7 +182,7 @@ def comparison_grid(
     ``comparison_grid(truth, model_a, model_b)``); clips are stacked vertically with a white gap.
     """
     if len(targets) == 0 or not forecasts or any(len(f) != len(targets) for f in forecasts):
-        raise ValueError(
+        raise ConfigError(
             f"need as many predicted as true clips (>= 1), got {len(targets)} and "
             f"{[len(f) for f in forecasts]}"
         )
@@ -191,7 +193,7 @@ def comparison_grid(
         for forecast in forecasts:
             pred = to_rgb_uint8(forecast[i])
             if truth.shape != pred.shape:
-                raise ValueError(
+                raise ConfigError(
                     f"a true clip {tuple(gt.shape)} and its prediction {tuple(forecast[i].shape)} "
                     "differ in shape"
                 )

@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from swinlstm.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class BenchModel:
@@ -147,7 +149,7 @@ class _AuthorsNet:
 
     def __init__(self, directory: str, name: str, config: dict[str, Any]):
         if name not in ("swinlstm-b", "swinlstm-d") or config.get("memory_size"):
-            raise ValueError(f"no authors' baseline for {name} with {config}")
+            raise ConfigError(f"no authors' baseline for {name} with {config}")
         import importlib
 
         import torch
@@ -171,7 +173,7 @@ class _AuthorsNet:
             self.multi = True
             self.levels = len(c["depths_down"])
         else:
-            raise ValueError(f"no authors' baseline for {name}")
+            raise ConfigError(f"no authors' baseline for {name}")
         self.torch = torch
 
     def __getattr__(self, item):

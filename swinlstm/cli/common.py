@@ -12,6 +12,8 @@ import argparse
 import os
 from typing import Any
 
+from swinlstm.errors import ConfigError, MissingPathError
+
 DATASETS = ("movingmnist", "kth", "taxibj", "human36m", "custom")
 MODELS = ("swinlstm-b", "swinlstm-d", "convlstm", "lmc-convlstm")
 
@@ -134,7 +136,7 @@ def data_options_of(value: Any) -> dict[str, Any]:
     for item in value:
         key, sep, text = str(item).partition("=")
         if not sep or not key:
-            raise ValueError(f"--data_options takes KEY=VALUE items, got {item!r}")
+            raise ConfigError(f"--data_options takes KEY=VALUE items, got {item!r}")
         out[key.strip()] = yaml.safe_load(text)
     return out
 
@@ -207,7 +209,7 @@ def model_config_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any
     wrong = (CONV_ONLY if family_swin else SWIN_ONLY) & set(config)
     if wrong:
         flags = sorted(f for f, k in MODEL_FLAGS.items() if k in wrong)
-        raise ValueError(f"--{' --'.join(flags)} do not apply to model {name}")
+        raise ConfigError(f"--{' --'.join(flags)} do not apply to model {name}")
     return name, config
 
 
@@ -216,14 +218,14 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     import yaml
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--config file not found: {path}")
+        raise MissingPathError(f"--config file not found: {path}")
     with open(path) as f:
         try:
             data = yaml.safe_load(f) or {}
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise ValueError(
+        raise ConfigError(
             f"{path}: expected a mapping of flag names to values, got {type(data).__name__}"
         )
     return data
@@ -246,7 +248,7 @@ def apply_config_defaults(
     dests = {a.dest for a in parser._actions}
     unknown = sorted(k for k in data if k not in dests)
     if unknown:
-        raise ValueError(f"{known.config}: unknown keys {', '.join(unknown)}")
+        raise ConfigError(f"{known.config}: unknown keys {', '.join(unknown)}")
     for key, value in data.items():
         if (
             key in ("depths", "depths_down", "depths_up", "heads_number", "num_hidden")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from swinlstm.errors import ConfigError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -85,9 +87,7 @@ def _download(args: argparse.Namespace) -> int:
     try:
         paths = download(args.name, args.root)
     except DownloadError as err:
-        # ValueError, not UserError: under `python -m swinlstm.cli.main` the module runs as
-        # __main__ and its UserError is another class than swinlstm.cli.main.UserError
-        raise ValueError(str(err)) from None
+        raise ConfigError(str(err)) from None
     for path in paths:
         print(path)
     return 0

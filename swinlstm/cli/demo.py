@@ -20,6 +20,8 @@ import argparse
 import time
 from pathlib import Path
 
+from swinlstm.errors import ConfigError, MissingPathError
+
 HELP = "train the small demo model on built-in digits, evaluate it and write runs/demo/"
 PRESET = Path("configs") / "demo.yaml"
 
@@ -29,7 +31,7 @@ def preset_path(explicit: str | None = None) -> Path:
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise FileNotFoundError(f"--config file not found: {path}")
+            raise MissingPathError(f"--config file not found: {path}")
         return path
     import swinlstm
 
@@ -37,7 +39,7 @@ def preset_path(explicit: str | None = None) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"the demo preset {PRESET} was found neither beside the package nor in the current "
         "directory; run from the repository root or pass --config FILE"
     )
@@ -57,7 +59,6 @@ def add_parser(subparsers) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from swinlstm.cli.common import load_yaml_config
-    from swinlstm.cli.errors import UserError
     from swinlstm.cli.main import run
     from swinlstm.cli.test import print_summary
     from swinlstm.engine.checkpoint import load_model
@@ -67,9 +68,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from swinlstm.zoo.card import builtin_test_set
 
     if args.iterations is not None and args.iterations < 1:
-        raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
+        raise ConfigError(f"--iterations must be >= 1, got {args.iterations}")
     if args.test_clips < 1:
-        raise ValueError(f"--test_clips must be >= 1, got {args.test_clips}")
+        raise ConfigError(f"--test_clips must be >= 1, got {args.test_clips}")
     preset = preset_path(args.config)
     config = load_yaml_config(str(preset))
     out = Path(args.output)
@@ -81,7 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.iterations is not None:
         train_argv += ["--iterations", str(args.iterations)]
     if run(train_argv) != 0:
-        raise UserError("training the demo preset failed (see the message above)")
+        raise ConfigError("training the demo preset failed (see the message above)")
     train_s = time.perf_counter() - start
 
     best = ckpt_dir / "best.ckpt"

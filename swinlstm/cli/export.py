@@ -27,6 +27,7 @@ from torch import nn
 
 from swinlstm.cli.common import add_model_args
 from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
+from swinlstm.errors import ConfigError
 
 HELP = "export a checkpoint's forecast (fixed lengths) to ONNX and check it with onnxruntime"
 
@@ -76,7 +77,7 @@ def export_onnx(
             if needed is None:
                 raise  # an operator no opset has: our bug
             op = re.search(r"operator '([^']+)'", str(err))
-            raise ValueError(
+            raise ConfigError(
                 f"--opset {opset} is too old for this model: {op.group(1) if op else 'an operator'}"
                 f" needs opset >= {needed.group(1)} (pass --opset {needed.group(1)} or more)"
             ) from None
@@ -113,7 +114,7 @@ def onnx_parity(
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["forecast"], {"frames": x.numpy()})[0]
     if got.shape != ref.shape:
-        raise ValueError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape}")
+        raise ConfigError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape}")
     return float(abs(got - ref).max())
 
 
@@ -140,9 +141,9 @@ def add_parser(subparsers) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     if args.short_len < 1 or args.out_len < 1:
-        raise ValueError("--short_len and --out_len must be >= 1")
+        raise ConfigError("--short_len and --out_len must be >= 1")
     if Path(args.onnx).suffix.lower() != ".onnx":
-        raise ValueError(f"--onnx must name a .onnx file, got {args.onnx}")
+        raise ConfigError(f"--onnx must name a .onnx file, got {args.onnx}")
     model, info = load_checkpoint_model(args)
     path = export_onnx(model, args.onnx, args.short_len, args.out_len, opset=args.opset)
     print(
@@ -158,7 +159,7 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"onnxruntime vs PyTorch: max abs difference {err:.2e} (tolerance {args.tolerance:g})")
     if err > args.tolerance:
         path.unlink(missing_ok=True)  # a graph that does not compute the model is no output
-        raise ValueError(
+        raise ConfigError(
             f"the exported graph differs from PyTorch by {err:.2e} > --tolerance "
             f"{args.tolerance:g}: {path} removed"
         )

@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from swinlstm.cli.common import img_size_of, model_config_from_args
+from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.models.official import authors_config
 
 
@@ -94,12 +95,12 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
         args.checkpoint = str(path)
     path = Path(args.checkpoint)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingPathError(f"checkpoint not found: {path}")
     keys = _official_keys(path)
     if keys is not None and args.model is None:
         family = official_family(keys)
         if family is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: a plain state dict of no known model; pass --model and its flags"
             )
         args.model = family
@@ -118,7 +119,7 @@ def load_checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str
     except ValueError as err:
         if keys is None:
             raise
-        raise ValueError(
+        raise ConfigError(
             f"{path}: {err} (an authors' file records no configuration: the {name} network is "
             "built from the flags; pass those it was trained with)"
         ) from None
@@ -132,19 +133,19 @@ def _check_flags_fit(
 ) -> None:
     """Refuse flags that contradict what our checkpoint records."""
     if args.model is not None and args.model != info["model"]:
-        raise ValueError(
+        raise ConfigError(
             f"{path} holds a {info['model']} model, not the --model {args.model} asked"
         )
     size = img_size_of(args)
     if size is not None:
         size = (size, size) if isinstance(size, int) else tuple(size)
         if size != tuple(model.img_size):
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was trained on {model.img_size[0]}x{model.img_size[1]} frames, "
                 f"but --img_size is {size[0]}x{size[1]}"
             )
     channels = getattr(args, "img_channel", None)
     if channels is not None and channels != model.in_chans:
-        raise ValueError(
+        raise ConfigError(
             f"{path} was trained on {model.in_chans}-channel frames, but --img_channel is {channels}"
         )

@@ -13,8 +13,8 @@ import importlib.util
 import sys
 
 from swinlstm import __version__
-from swinlstm.cli.errors import UserError
 from swinlstm.engine.errors import TrainingStopped
+from swinlstm.errors import ConfigError
 
 # subcommand name -> module (in the order --help lists them)
 SUBCOMMANDS = {
@@ -64,7 +64,7 @@ def run(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = 
         return 0
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as err:
+    except ConfigError as err:  # a user's mistake; anything else is a bug: its traceback
         print(f"swinlstm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except TrainingStopped as err:  # interrupted (128 + signal) or failed (1): one line, rank 0

@@ -21,6 +21,7 @@ import numpy as np
 
 from swinlstm.cli.common import add_model_args, str2bool
 from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
+from swinlstm.errors import ConfigError, MissingPathError
 
 HELP = "forecast the next frames of a video file, a folder of frames or a .npy clip"
 
@@ -86,7 +87,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     for flag in ("out_len", "short_len"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+            raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     from swinlstm.data.common import read_clip, to_tensor_clip
 
     model, info = load_checkpoint_model(args)
@@ -95,11 +96,11 @@ def run_predict(args: argparse.Namespace) -> int:
         if getattr(args, flag) is None:
             setattr(args, flag, int(recorded.get(flag) or 10))
     if not Path(args.input).exists():
-        raise FileNotFoundError(f"--input not found: {args.input}")
+        raise MissingPathError(f"--input not found: {args.input}")
     # read and fitted exactly as the datasets do: grey models read grey frames (as FrameWindows)
     clip = read_clip(args.input, grey=model.in_chans == 1)
     if clip.shape[0] < args.short_len:
-        raise ValueError(
+        raise ConfigError(
             f"{args.input}: holds {clip.shape[0]} frames, --short_len {args.short_len} needs at least "
             f"{args.short_len}"
         )

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from swinlstm.errors import ConfigError
+
 #: setting -> (input frames, output frames, share of --iterations): a 10 -> 30 iteration runs
 #: twice the frames of a 10 -> 10 one, so it gets half the iterations (the same compute)
 SETTINGS = {"10-10": (10, 10, 1.0), "10-30": (10, 30, 0.5)}
@@ -471,9 +473,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from multiprocessing import get_context
 
     if args.iterations < 1 or args.test_clips < 1 or args.batch_size < 1:
-        raise ValueError("--iterations, --test_clips and --batch_size must be >= 1")
+        raise ConfigError("--iterations, --test_clips and --batch_size must be >= 1")
     if args.jobs < 1 or args.threads < 0:
-        raise ValueError("--jobs must be >= 1 and --threads >= 0")
+        raise ConfigError("--jobs must be >= 1 and --threads >= 0")
     command = (
         "swinlstm " + " ".join(sys.argv[1:])
         if sys.argv[0].endswith("swinlstm")

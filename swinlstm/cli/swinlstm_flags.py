@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from swinlstm.cli.common import int_list
+from swinlstm.errors import ConfigError, MissingPathError
 
 AUTHORS_MODELS = ("SwinLSTM-B", "SwinLSTM-D")
 MNIST_FILE = "./data/train-images-idx3-ubyte.gz"  # configs.py --train_data_dir default
@@ -163,12 +164,12 @@ def resolve_swinlstm_test_flags(args: argparse.Namespace) -> argparse.Namespace:
         args.model = str.__str__(args.model)
     if args.checkpoint is None:
         if not dialect:
-            raise ValueError(
+            raise ConfigError(
                 "--checkpoint_load_file is required (or run where the SwinLSTM authors' "
                 f"{PRETRAINED} is)"
             )
         if not os.path.isfile(PRETRAINED):
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"{PRETRAINED} not found (their test.py's checkpoint): pass --checkpoint_load_file"
             )
         args.checkpoint = PRETRAINED
@@ -230,7 +231,7 @@ def _set(args: argparse.Namespace, theirs: str, ours: str, value: Any) -> None:
     """Our flag ``ours`` := ``value`` (from their ``theirs``); both given differently: an error."""
     given = getattr(args, ours, None)
     if given is not None and str(_shown(given)) != str(_shown(value)):
-        raise ValueError(
+        raise ConfigError(
             f"--{theirs} {_shown(getattr(args, theirs))} and --{ours} {_shown(given)} disagree "
             "(the same setting, their name and ours): give one"
         )
@@ -258,7 +259,7 @@ def _range(name: str, value: Any) -> tuple[int, int]:
     if len(v) == 1:
         v = [0, v[0]]
     if len(v) != 2 or not 0 <= v[0] < v[1]:
-        raise ValueError(f"--{name} takes N or A B with 0 <= A < B, got {' '.join(map(str, v))}")
+        raise ConfigError(f"--{name} takes N or A B with 0 <= A < B, got {' '.join(map(str, v))}")
     return v[0], v[1]
 
 
@@ -267,7 +268,7 @@ def _square(name: str, value: Any) -> int:
     if len(v) == 2 and v[0] == v[1]:
         v = v[:1]
     if len(v) != 1 or v[0] < 1:
-        raise ValueError(f"--{name} takes one size or two equal ones (their generator), got {v}")
+        raise ConfigError(f"--{name} takes one size or two equal ones (their generator), got {v}")
     return v[0]
 
 
@@ -283,7 +284,7 @@ def _device(value: str) -> tuple[str, int | str]:
             return accel, 1
         if index.isdigit():
             return accel, f"{int(index)},"  # Lightning: the GPU with this index
-    raise ValueError(f"--device takes cpu, cuda or cuda:N, got {value!r}")
+    raise ConfigError(f"--device takes cpu, cuda or cuda:N, got {value!r}")
 
 
 def resolve_swinlstm_flags(args: argparse.Namespace, with_config) -> argparse.Namespace:
@@ -301,7 +302,7 @@ def resolve_swinlstm_flags(args: argparse.Namespace, with_config) -> argparse.Na
         _set(args, "device", "accelerator", accel)
         _set(args, "device", "devices", devices)
     if args.log_train is not None and args.log_train < 1:
-        raise ValueError(f"--log_train must be >= 1, got {args.log_train}")
+        raise ConfigError(f"--log_train must be >= 1, got {args.log_train}")
     args = with_config(args)
     for key, value in DEFAULTS.items():
         if getattr(args, key, None) is None:
@@ -337,7 +338,7 @@ def _data_options(args: argparse.Namespace) -> None:
         theirs["num_digits"] = _flat(args.num_objects)
     a, b = _range("train_samples", args.train_samples or TRAIN_SAMPLES)
     if a != 0:
-        raise ValueError(
+        raise ConfigError(
             f"--train_samples {a} {b}: the training clips take the first digits of the file "
             "(give 0 B, or N)"
         )
@@ -349,7 +350,7 @@ def _data_options(args: argparse.Namespace) -> None:
     if args.dataset != "movingmnist":
         given_theirs = [f for f in ("image_size", "step_length", "num_objects") if getattr(args, f)]
         if given_theirs:
-            raise ValueError(
+            raise ConfigError(
                 f"--{' --'.join(given_theirs)} are the Moving MNIST generator's; "
                 f"--dataset is {args.dataset}"
             )
@@ -357,7 +358,7 @@ def _data_options(args: argparse.Namespace) -> None:
         return
     for key, value in theirs.items():
         if key in given and given[key] != value:
-            raise ValueError(
+            raise ConfigError(
                 f"--data_options {key}={given[key]} and the authors' flags ({key}={value}) "
                 "disagree: give one"
             )
@@ -367,7 +368,7 @@ def _data_options(args: argparse.Namespace) -> None:
 def _iterations(args: argparse.Namespace) -> None:
     """``--epochs`` / ``--epoch_valid`` as iterations of ``train_samples // batch_size``."""
     if args.dataset != "movingmnist" and (args.epochs or args.epoch_valid):
-        raise ValueError(
+        raise ConfigError(
             "--epochs and --epoch_valid count epochs of --train_samples Moving MNIST clips; "
             f"for --dataset {args.dataset} give --iterations and --print_freq"
         )
@@ -375,21 +376,21 @@ def _iterations(args: argparse.Namespace) -> None:
         return
     per_epoch = args.data_options["train_samples"] // args.batch_size
     if per_epoch < 1:
-        raise ValueError(
+        raise ConfigError(
             f"--train_samples gives {args.data_options['train_samples']} clips, fewer than one "
             f"batch of --train_batch_size {args.batch_size}"
         )
     epochs = args.epochs if args.epochs is not None else EPOCHS
     every = args.epoch_valid if args.epoch_valid is not None else EPOCH_VALID
     if epochs < 1 or every < 1:
-        raise ValueError("--epochs and --epoch_valid must be >= 1")
+        raise ConfigError("--epochs and --epoch_valid must be >= 1")
     for theirs, ours, value in (
         ("epochs", "iterations", epochs * per_epoch),
         ("epoch_valid", "print_freq", every * per_epoch),
     ):
         given = getattr(args, ours, None)
         if given is not None and getattr(args, theirs) is not None and given != value:
-            raise ValueError(
+            raise ConfigError(
                 f"--{theirs} {getattr(args, theirs)} ({value} iterations of {per_epoch}) and "
                 f"--{ours} {given} disagree: give one"
             )

@@ -20,6 +20,7 @@ from swinlstm.cli.common import (
 )
 from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
 from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args, resolve_swinlstm_test_flags
+from swinlstm.errors import ConfigError
 
 HELP = "evaluate a checkpoint on a test set; write metrics, frames and GIFs"
 
@@ -69,12 +70,12 @@ def run_test(args: argparse.Namespace) -> int:
 
     args = resolve_swinlstm_test_flags(args)  # the SwinLSTM authors' configs.py flags
     if args.max_batches is not None and args.max_batches < 1:
-        raise ValueError(f"--max_batches must be >= 1, got {args.max_batches}")
+        raise ConfigError(f"--max_batches must be >= 1, got {args.max_batches}")
     if args.num_frames_to_save < -1:
-        raise ValueError(f"--num_frames_to_save must be >= -1, got {args.num_frames_to_save}")
+        raise ConfigError(f"--num_frames_to_save must be >= -1, got {args.num_frames_to_save}")
     for flag in ("short_len", "out_len", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+            raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     model, info = load_checkpoint_model(args)
     size = img_size_of(args) or tuple(model.img_size)
     dataset, short_len, out_len, options = resolve_test_data(args, info.get("data") or {})
@@ -90,7 +91,7 @@ def run_test(args: argparse.Namespace) -> int:
         **options,
     )
     if splits.test is None:  # only Moving MNIST generates a test set without files
-        raise ValueError(
+        raise ConfigError(
             f"--dataset {args.dataset} reads its test set from files: pass --test_data_dir"
         )
     metrics = list(args.metrics)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from swinlstm.errors import ConfigError
+
 HELP = "list the model zoo (zoo:NAME for --checkpoint), fetch or add entries"
 
 
@@ -73,7 +75,7 @@ def _add(args: argparse.Namespace) -> int:
     from swinlstm.zoo.card import add_entry
 
     if args.test_clips < 1:
-        raise ValueError(f"--test_clips must be >= 1, got {args.test_clips}")
+        raise ConfigError(f"--test_clips must be >= 1, got {args.test_clips}")
     dest = add_entry(
         args.run_dir,
         args.name,

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Sequence
 
 from swinlstm.data.common import ClipSpec, Splits
+from swinlstm.errors import ConfigError
 
 # dataset name -> module that owns it
 DATASETS: dict[str, str] = {
@@ -47,7 +48,7 @@ def dataset_key(name: str) -> str:
     key = name.lower().replace("-", "").replace("_", "")
     key = _ALIASES.get(key, key)
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return key
 
 
@@ -106,7 +107,7 @@ def build_datasets(
     ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"dataset {key!r} does not take option(s) {unknown}; it takes {accepted}")
+        raise ConfigError(f"dataset {key!r} does not take option(s) {unknown}; it takes {accepted}")
     spec = ClipSpec(int(short_len), int(out_len), int(long_len))
     if img_size is not None:
         options["img_size"] = img_size

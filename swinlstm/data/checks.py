@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from swinlstm.errors import ConfigError
+
 CHUNK_ELEMENTS = 1 << 24  # values read at a time (64 MiB of float32)
 
 
@@ -33,7 +35,7 @@ def finite_range(arr: np.ndarray, path: object, key: str | None = None) -> tuple
             offset = int(np.flatnonzero(~np.isfinite(block))[0])
             index = [int(i) for i in np.unravel_index(start + offset, arr.shape, order=order)]
             what = f"{key} " if key else ""
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: {what}holds {block[offset]} at index {index} (the first value that is "
                 "not finite); replace or drop the clips with NaN / inf"
             )

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from swinlstm.data.checks import finite_range
+from swinlstm.errors import ConfigError, MissingPathError
 
 log = logging.getLogger("swinlstm.data")
 
@@ -46,11 +47,11 @@ class ClipSpec:
         for name in ("short_len", "out_len"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.long_len, int) or self.long_len < 0:
-            raise ValueError(f"long_len must be an integer >= 0, got {self.long_len!r}")
+            raise ConfigError(f"long_len must be an integer >= 0, got {self.long_len!r}")
         if self.long_len > self.total:
-            raise ValueError(
+            raise ConfigError(
                 f"long_len={self.long_len} is longer than the clip short_len + out_len = "
                 f"{self.total}: the long clip is taken inside the clip (as LMC-Memory does)"
             )
@@ -77,15 +78,15 @@ def parse_img_size(img_size: int | Sequence[int]) -> tuple[int, int]:
     elif isinstance(img_size, Sequence) and len(img_size) == 2:
         size = (int(img_size[0]), int(img_size[1]))
     else:
-        raise ValueError(f"img_size must be an int or (H, W), got {img_size!r}")
+        raise ConfigError(f"img_size must be an int or (H, W), got {img_size!r}")
     if min(size) < 1:
-        raise ValueError(f"img_size must be positive, got {img_size!r}")
+        raise ConfigError(f"img_size must be positive, got {img_size!r}")
     return size
 
 
 def check_channels(img_channel: int, allowed: Sequence[int] = (1, 3)) -> int:
     if img_channel not in allowed:
-        raise ValueError(
+        raise ConfigError(
             f"img_channel={img_channel!r} is not supported here; use one of {list(allowed)}"
         )
     return int(img_channel)
@@ -146,7 +147,7 @@ def convert_channels(frames: np.ndarray, channels: int) -> np.ndarray:
         return luma[..., None]
     if c == 4 and channels == 3:
         return frames[..., :3]
-    raise ValueError(f"cannot convert frames with {c} channels to img_channel={channels}")
+    raise ConfigError(f"cannot convert frames with {c} channels to img_channel={channels}")
 
 
 #: integer frame dtypes and the value that maps to 1.0 (16-bit PNG / TIFF frames are uint16)
@@ -160,7 +161,7 @@ def to_tensor_clip(frames: np.ndarray, size: tuple[int, int], channels: int) -> 
     clipped, not wrapped), float frames are taken as [0, 1]. Channels are reduced before resizing
     and added after it, so the resize handles as few channels as possible."""
     if frames.dtype not in FRAME_SCALES and not np.issubdtype(frames.dtype, np.floating):
-        raise ValueError(f"frames of dtype {frames.dtype}: use uint8, uint16 or float in [0, 1]")
+        raise ConfigError(f"frames of dtype {frames.dtype}: use uint8, uint16 or float in [0, 1]")
     if frames.dtype.kind == "f" and frames.dtype != np.float32:
         frames = frames.astype(np.float32)
     if channels < frames.shape[-1]:
@@ -257,10 +258,10 @@ def warn_skipped(what: str, names: Sequence[str], reason: str) -> None:
 
 def require_path(path: str | os.PathLike | None, what: str) -> Path:
     if path is None:
-        raise ValueError(f"{what}: no path given")
+        raise ConfigError(f"{what}: no path given")
     p = Path(path).expanduser()
     if not p.exists():
-        raise FileNotFoundError(f"{what}: {p} does not exist")
+        raise MissingPathError(f"{what}: {p} does not exist")
     return p
 
 
@@ -294,9 +295,9 @@ def read_image(path: str | os.PathLike, grey: bool | None) -> np.ndarray:
     mode = {True: cv2.IMREAD_GRAYSCALE, False: cv2.IMREAD_COLOR, None: cv2.IMREAD_ANYCOLOR}[grey]
     img = cv2.imread(str(path), mode | cv2.IMREAD_ANYDEPTH)
     if img is None:
-        raise ValueError(f"{path}: cannot decode image (missing, corrupt or not an image)")
+        raise ConfigError(f"{path}: cannot decode image (missing, corrupt or not an image)")
     if img.dtype not in FRAME_SCALES and img.dtype != np.float32:
-        raise ValueError(f"{path}: {img.dtype} pixels; use 8- or 16-bit images (or float32 TIFF)")
+        raise ConfigError(f"{path}: {img.dtype} pixels; use 8- or 16-bit images (or float32 TIFF)")
     if img.ndim == 2:
         return img[..., None]
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -308,7 +309,7 @@ def read_frames(paths: Sequence[str | os.PathLike], grey: bool | None) -> np.nda
     frames = [read_image(p, grey) for p in paths]
     kinds = {(f.shape, str(f.dtype)) for f in frames}
     if len(kinds) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"{Path(paths[0]).parent}: frames of different shapes or depths {sorted(kinds)}"
         )
     clip = np.stack(frames)
@@ -323,12 +324,12 @@ def check_values(arr: np.ndarray, path: str | os.PathLike, key: str | None = Non
     if arr.dtype in FRAME_SCALES:
         return
     if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(
+        raise ConfigError(
             f"{path}: dtype {arr.dtype}; use uint8 (0..255), uint16 (0..65535) or float in [0, 1]"
         )
     lo, hi = finite_range(arr, path, key)
     if not (0.0 <= lo and hi <= 1.0):
-        raise ValueError(
+        raise ConfigError(
             f"{path}: float values span [{lo:.4g}, {hi:.4g}]; scale them to [0, 1] first"
         )
 
@@ -339,13 +340,13 @@ def read_npy_clip(path: str | os.PathLike) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+        raise ConfigError(f"{path}: not a readable .npy array ({err})") from None
     if x.ndim == 3:
         x = x[..., None]
     elif x.ndim == 4 and x.shape[1] in (1, 2, 3, 4) and x.shape[-1] not in (1, 3, 4):
         x = np.moveaxis(x, 1, -1)
     if x.ndim != 4 or x.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(
+        raise ConfigError(
             f"{path}: expected one clip (T, H, W), (T, H, W, C) or (T, C, H, W), got shape "
             f"{x.shape} (for an array of many clips, save the one to forecast)"
         )
@@ -359,17 +360,17 @@ def read_clip(path: str | os.PathLike, grey: bool | None = None) -> np.ndarray:
     None (videos: RGB). Frames are uint8, uint16 (16-bit images or .npy) or float32 in [0, 1]."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingPathError(f"{path} does not exist")
     if path.is_dir():
         files = list_images(path)
         if not files:
-            raise ValueError(f"{path}: holds no image ({', '.join(IMAGE_EXTS)})")
+            raise ConfigError(f"{path}: holds no image ({', '.join(IMAGE_EXTS)})")
         return read_frames(files, grey)
     if path.suffix.lower() == ".npy":
         return read_npy_clip(path)
     if path.suffix.lower() in VIDEO_EXTS:
         return read_video(path, grey=bool(grey))
-    raise ValueError(
+    raise ConfigError(
         f"{path}: unsupported input; give a video ({', '.join(VIDEO_EXTS)}), "
         "a folder of frames or a .npy clip"
     )
@@ -401,7 +402,7 @@ def read_video(
     frames = []
     try:
         if not cap.isOpened():
-            raise ValueError(f"{path}: cannot open video (corrupt or unsupported codec)")
+            raise ConfigError(f"{path}: cannot open video (corrupt or unsupported codec)")
         if start:
             cap.set(cv2.CAP_PROP_POS_FRAMES, start)
         while count is None or len(frames) < count:
@@ -415,7 +416,7 @@ def read_video(
     finally:
         cap.release()
     if not frames or (count is not None and len(frames) < count):
-        raise ValueError(
+        raise ConfigError(
             f"{path}: could decode only {len(frames)} frames from frame {start} "
             f"(wanted {count if count is not None else 'at least 1'}); corrupt or truncated video"
         )
@@ -512,7 +513,7 @@ def frame_folder_windows(
     training (stride 1), non-overlapping windows otherwise; short videos skipped with a warning."""
     folders = list_frame_folders(root)
     if not folders:
-        raise ValueError(
+        raise ConfigError(
             f"{root}: no subfolders with image frames (expected root/video_xxxxx/frame_xxxxx.png)"
         )
     videos = [list_images(f) for f in folders]
@@ -521,5 +522,5 @@ def frame_folder_windows(
     short = [f.name for f, v in zip(folders, videos) if len(v) < spec.total]
     warn_skipped("videos", short, f"fewer than short_len + out_len = {spec.total} frames")
     if len(windows) == 0:
-        raise ValueError(f"{root}: no video has short_len + out_len = {spec.total} frames")
+        raise ConfigError(f"{root}: no video has short_len + out_len = {spec.total} frames")
     return FrameWindows(videos, windows, spec, size, channels, with_long=train)

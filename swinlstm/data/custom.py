@@ -37,6 +37,7 @@ from swinlstm.data.common import (
     require_path,
     warn_skipped,
 )
+from swinlstm.errors import ConfigError
 
 LAYOUTS = ("NTHW", "NTHWC", "NTCHW")
 
@@ -48,7 +49,7 @@ def guess_layout(shape: tuple[int, ...], path: Path) -> str:
     if len(shape) == 4:
         return "NTHW"
     if len(shape) != 5:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: array of shape {shape}; expected (N, T, H, W), (N, T, H, W, C) or (N, T, C, H, W)"
         )
     last, third = shape[4] in (1, 2, 3, 4), shape[2] in (1, 2, 3, 4)
@@ -56,7 +57,7 @@ def guess_layout(shape: tuple[int, ...], path: Path) -> str:
         return "NTHWC"
     if third and not last:
         return "NTCHW"
-    raise ValueError(
+    raise ConfigError(
         f"{path}: cannot tell (N, T, H, W, C) from (N, T, C, H, W) in shape {shape}; pass layout="
     )
 
@@ -68,19 +69,19 @@ def load_array(path: Path, layout: str | None, key: str | None) -> np.ndarray:
             with np.load(path) as z:
                 names = list(z.keys())
                 if key is None and len(names) != 1:
-                    raise ValueError(f"{path}: holds arrays {names}; pass key= to pick one")
+                    raise ConfigError(f"{path}: holds arrays {names}; pass key= to pick one")
                 if (key or names[0]) not in names:
-                    raise ValueError(f"{path}: no array {key!r}; it holds {names}")
+                    raise ConfigError(f"{path}: no array {key!r}; it holds {names}")
                 arr = z[key or names[0]]
         else:
             arr = np.load(path, mmap_mode="r")
     except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: cannot read array ({err})") from None
+        raise ConfigError(f"{path}: cannot read array ({err})") from None
     if layout is not None and layout.upper() not in LAYOUTS:
-        raise ValueError(f"layout={layout!r}: use one of {LAYOUTS}")
+        raise ConfigError(f"layout={layout!r}: use one of {LAYOUTS}")
     layout = layout.upper() if layout else guess_layout(arr.shape, path)
     if arr.ndim != len(layout):
-        raise ValueError(f"{path}: shape {arr.shape} does not match layout {layout}")
+        raise ConfigError(f"{path}: shape {arr.shape} does not match layout {layout}")
     check_values(arr, path, key)
     if layout == "NTHW":
         return arr[..., None]
@@ -111,7 +112,7 @@ class Source:
                 return "array", arr, [arr.shape[1]] * arr.shape[0]
             if path.suffix.lower() in VIDEO_EXTS:
                 return "video", [path], [_video_length(path)]
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: not a .npy/.npz array or a video file ({', '.join(VIDEO_EXTS)})"
             )
         videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTS)
@@ -121,7 +122,7 @@ class Source:
             warn_skipped("videos", bad, "OpenCV cannot open or decode them")
             kept = [(v, n) for v, n in zip(videos, lengths) if n > 0]
             if not kept:
-                raise ValueError(f"{path}: none of the {len(videos)} video files can be decoded")
+                raise ConfigError(f"{path}: none of the {len(videos)} video files can be decoded")
             return "video", [v for v, _ in kept], [n for _, n in kept]
         folders = list_frame_folders(path)
         if folders:
@@ -130,7 +131,7 @@ class Source:
         frames = list_images(path)
         if frames:
             return "frames", [frames], [len(frames)]
-        raise ValueError(
+        raise ConfigError(
             f"{path}: empty: no video files, frame folders or images ({', '.join(IMAGE_EXTS)})"
         )
 
@@ -147,7 +148,7 @@ class Source:
 def _video_length(path: Path) -> int:
     n = count_video_frames(path)
     if n == 0:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: OpenCV cannot open or decode this video (corrupt or unsupported codec)"
         )
     return n
@@ -158,7 +159,7 @@ def _long_enough(source: Source, spec: ClipSpec) -> list[Unit]:
     short = [source.names[u[0]] for u in source.units if u[2] - u[1] < spec.total]
     warn_skipped("sequences", short, f"fewer than short_len + out_len = {spec.total} frames")
     if not units:
-        raise ValueError(
+        raise ConfigError(
             f"{source.path}: no sequence has short_len + out_len = {spec.total} frames"
         )
     return units
@@ -199,7 +200,7 @@ def build(
     size = parse_img_size(img_size)
     channels = check_channels(img_channel)
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise ConfigError(f"stride must be >= 1, got {stride}")
     common = dict(spec=spec, size=size, channels=channels, stride=stride)
     info: dict = {"dataset": "custom", "value_range": (0.0, 1.0)}
 

@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from swinlstm.errors import ConfigError
+
 log = logging.getLogger("swinlstm.data")
 
 _OPENSTL = "https://github.com/chengtan9907/OpenSTL/releases/download/v0.1.0"
@@ -152,11 +154,11 @@ def download(
     not fetched again. Raises DownloadError (one line) on network failure or a bad checksum.
     """
     if name not in SOURCES:
-        raise ValueError(f"no download for dataset {name!r}; choose one of {', '.join(SOURCES)}")
+        raise ConfigError(f"no download for dataset {name!r}; choose one of {', '.join(SOURCES)}")
     urls = urls or {}
     unknown = sorted(set(urls) - {r.filename for r in SOURCES[name]})
     if unknown:
-        raise ValueError(f"urls= names files {unknown} that {name} does not have")
+        raise ConfigError(f"urls= names files {unknown} that {name} does not have")
     root = Path(root)
     paths = []
     for remote in SOURCES[name]:

@@ -32,6 +32,7 @@ from swinlstm.data.common import (
     require_path,
     warn_skipped,
 )
+from swinlstm.errors import ConfigError, MissingPathError
 
 log = logging.getLogger("swinlstm.data")
 
@@ -49,9 +50,11 @@ def parse_list(path: Path) -> list[tuple[str, int]]:
         try:
             items.append((parts[0], int(parts[1])))
         except (IndexError, ValueError):
-            raise ValueError(f"{path}:{n}: expected 'prefix,begin', got {line.strip()!r}") from None
+            raise ConfigError(
+                f"{path}:{n}: expected 'prefix,begin', got {line.strip()!r}"
+            ) from None
     if not items:
-        raise ValueError(f"{path}: empty clip list")
+        raise ConfigError(f"{path}: empty clip list")
     return items
 
 
@@ -64,7 +67,7 @@ class HumanClips(ClipDataset):
         prefix, begin = items[0]
         self.nested = not self._path(prefix, begin, nested=False).is_file()
         if not self._path(prefix, begin, self.nested).is_file():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"first frame of the list not found at "
                 f"{self._path(prefix, begin, nested=False)} (nor in a folder per video)"
             )
@@ -109,14 +112,12 @@ def build(
         p = require_path(path, f"Human3.6M {list_name}")
         list_file = p if p.is_file() else p / list_name
         if not list_file.is_file():
-            raise FileNotFoundError(
-                f"Human3.6M: {list_file} does not exist (OpenSTL's {list_name})"
-            )
+            raise MissingPathError(f"Human3.6M: {list_file} does not exist (OpenSTL's {list_name})")
         items = parse_list(list_file)
         try:
             ds = HumanClips(list_file.parent, items, with_long=train, **common)
         except FileNotFoundError as err:
-            raise FileNotFoundError(f"{list_file}: {err}") from None
+            raise MissingPathError(f"{list_file}: {err}") from None
         return ds, str(list_file)
 
     train = test = None
@@ -149,10 +150,10 @@ def prepare_human36m(raw: str | Path, out: str | Path, size: int = 256, workers:
 
     raw = require_path(raw, "prepare-human36m --raw")
     if size < 1:
-        raise ValueError(f"prepare-human36m --size must be >= 1, got {size}")
+        raise ConfigError(f"prepare-human36m --size must be >= 1, got {size}")
     files = sorted(p for p in raw.rglob("*.jpg") if FRAME_RE.match(p.name))
     if not files:
-        raise ValueError(
+        raise ConfigError(
             f"{raw}: no H36M frames (S<n>_<Action>.<camera>_<6-digit frame>.jpg) found; "
             "unpack the S*.tar image archives there"
         )
@@ -174,6 +175,6 @@ def prepare_human36m(raw: str | Path, out: str | Path, size: int = 256, workers:
     warn_skipped("H36M frames", [p.name for p, ok in zip(files, done) if not ok], "unreadable")
     written = sum(done)
     if not written:
-        raise ValueError(f"{raw}: none of the {len(files)} frames could be read")
+        raise ConfigError(f"{raw}: none of the {len(files)} frames could be read")
     log.info("prepare-human36m: wrote %d frames to %s", written, images)
     return written

@@ -43,6 +43,7 @@ from swinlstm.data.common import (
     resize_frames,
     warn_skipped,
 )
+from swinlstm.errors import ConfigError
 
 log = logging.getLogger("swinlstm.data")
 
@@ -74,7 +75,7 @@ def protocol_starts(numbers: list[int], seq_len: int, fast: bool) -> list[int]:
 def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]], np.ndarray]:
     actions = [a for a in ACTIONS if (root / a).is_dir()]
     if not actions:
-        raise ValueError(
+        raise ConfigError(
             f"{root}: no KTH action folders ({', '.join(ACTIONS)}) and no LMC-Memory video "
             "folders (root/<video>/<frames>.jpg); run `swinlstm data prepare-kth`"
         )
@@ -96,7 +97,7 @@ def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]],
     warn_skipped("KTH videos", short, f"no {spec.total} consecutive frames")
     if not rows:
         role = "training" if persons == TRAIN_PERSONS else "validation/test"
-        raise ValueError(
+        raise ConfigError(
             f"{root}: no KTH clip of short_len + out_len = {spec.total} frames for persons "
             f"{persons.start:02d}-{persons.stop - 1:02d}, the {role} split of the PredRNN/OpenSTL "
             f"protocol (persons 01-16 train, 17-25 validate/test)"
@@ -155,7 +156,7 @@ def clip_rule(root: Path, clips: str | None) -> str:
     """``predrnn`` or ``lmc``: ``clips`` checked, or recognised from ``root``'s layout."""
     if clips is not None:
         if clips not in CLIP_RULES:
-            raise ValueError(f"KTH clips={clips!r}: choose one of {', '.join(CLIP_RULES)}")
+            raise ConfigError(f"KTH clips={clips!r}: choose one of {', '.join(CLIP_RULES)}")
         return clips
     if root.is_dir() and not any((root / a).is_dir() for a in ACTIONS) and list_frame_folders(root):
         return "lmc"
@@ -169,7 +170,7 @@ def _build_lmc(train_dir, valid_dir, test_dir, common: dict) -> Splits:
     def split(path, what, train):
         root = require_path(path, f"KTH {what}")
         if not list_frame_folders(root):
-            raise ValueError(
+            raise ConfigError(
                 f"{root}: no LMC-Memory video folders (root/<video>/<frames>.jpg) for clips=lmc"
             )
         info[what.split("_")[0]] = f"video folders {root} (LMC-Memory windows)"
@@ -198,7 +199,7 @@ def prepare_kth(raw: str | Path, out: str | Path, size: int = 128, min_frames: i
         p for p in raw.rglob("*") if p.suffix.lower() in VIDEO_EXTS and _VIDEO_RE.match(p.name)
     )
     if not files:
-        raise ValueError(f"{raw}: no person??_<action>_d?_uncomp.avi videos found")
+        raise ConfigError(f"{raw}: no person??_<action>_d?_uncomp.avi videos found")
     bad, written = [], 0
     for path in files:
         action = _VIDEO_RE.match(path.name).group(2)
@@ -218,6 +219,6 @@ def prepare_kth(raw: str | Path, out: str | Path, size: int = 128, min_frames: i
         written += 1
     warn_skipped("KTH videos", bad, f"unreadable or fewer than {min_frames} frames")
     if not written:
-        raise ValueError(f"{raw}: none of the {len(files)} videos could be read")
+        raise ConfigError(f"{raw}: none of the {len(files)} videos could be read")
     log.info("prepare-kth: wrote %d videos to %s", written, out)
     return written

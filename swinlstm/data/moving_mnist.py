@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from swinlstm.errors import ConfigError
+
 try:  # numba is a dependency; a broken install only costs speed
     import numba
 except ImportError:  # pragma: no cover - exercised only where numba is missing
@@ -61,12 +63,12 @@ def read_idx_images(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: cannot read ({err})") from None
+        raise ConfigError(f"{path}: cannot read ({err})") from None
     if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 2051:
-        raise ValueError(f"{path}: not an idx3 image file (magic number 2051 missing)")
+        raise ConfigError(f"{path}: not an idx3 image file (magic number 2051 missing)")
     n, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
     if len(raw) - 16 != n * rows * cols:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: truncated idx file ({len(raw) - 16} bytes for {n}x{rows}x{cols} images)"
         )
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows, cols)
@@ -101,9 +103,9 @@ def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with gzip.open(path, "rt") as f:
             table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     except (OSError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read the MNIST digits ({err})") from None
+        raise ConfigError(f"{path}: cannot read the MNIST digits ({err})") from None
     if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
-        raise ValueError(f"{path}: expected rows of 784 pixels and a label, got {table.shape}")
+        raise ConfigError(f"{path}: expected rows of 784 pixels and a label, got {table.shape}")
     images = np.clip(table[:, :-1], 0, 255).astype(np.uint8).reshape(-1, 28, 28)
     return images, table[:, -1]
 
@@ -153,7 +155,7 @@ def held_out_split(digits: np.ndarray, n_train: int | str, source: str) -> Digit
     if n_train == "all":
         return DigitSplits(digits, digits, digits, f"{source}, all {len(digits)} training")
     if isinstance(n_train, str) or not 0 < n_train < len(digits) - 1:
-        raise ValueError(
+        raise ConfigError(
             f"train_digits={n_train} must leave digits for validation and test "
             f"(source has {len(digits)})"
         )
@@ -344,7 +346,7 @@ def generate(
     h, w = canvas
     size = digits.shape[-1]
     if size > h or size > w:
-        raise ValueError(
+        raise ConfigError(
             f"canvas {h}x{w} is smaller than the {size}x{size} digits; use img_size >= {size}"
         )
     counts = np.asarray(list(num_digits), np.int64)
@@ -383,9 +385,9 @@ class GeneratedMovingMNIST(ClipDataset):
     ):
         super().__init__(spec, size, channels, with_long)
         if samples < 1:
-            raise ValueError(f"Moving MNIST: the number of samples must be >= 1, got {samples}")
+            raise ConfigError(f"Moving MNIST: the number of samples must be >= 1, got {samples}")
         if not num_digits or min(num_digits) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"num_digits must be a non-empty list of counts >= 1, got {num_digits!r}"
             )
         self.digits = digits
@@ -454,15 +456,15 @@ def load_test_seq(path: Path, spec: ClipSpec) -> np.ndarray:
     try:
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read as .npy ({err})") from None
+        raise ConfigError(f"{path}: cannot read as .npy ({err})") from None
     if arr.ndim != 4:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: expected shape (T, N, H, W) like (20, 10000, 64, 64), got {arr.shape}"
         )
     if arr.dtype != np.uint8:
-        raise ValueError(f"{path}: expected dtype uint8 (0..255), got {arr.dtype}")
+        raise ConfigError(f"{path}: expected dtype uint8 (0..255), got {arr.dtype}")
     if arr.shape[0] < spec.total:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: sequences have {arr.shape[0]} frames, fewer than short_len + out_len = {spec.total}"
         )
     return arr.transpose(1, 0, 2, 3)[..., None]
@@ -479,7 +481,7 @@ def _test_from_path(path: Path, spec, size, channels) -> tuple[ClipDataset, str]
         return frame_folder_windows(
             path, spec, size, channels, train=False
         ), f"frame folders {path}"
-    raise ValueError(f"{path}: no {TEST_NAME} and no video_xxxxx/ frame folders")
+    raise ConfigError(f"{path}: no {TEST_NAME} and no video_xxxxx/ frame folders")
 
 
 def _file_digits(digits: np.ndarray, source: str, train_digits: int | str | None) -> DigitSplits:
@@ -540,7 +542,7 @@ def build(
             train = frame_folder_windows(path, train=True, **common)
             source = f"frame folders {path} (LMC-Memory layout)"
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: neither an MNIST train-images-idx3-ubyte[.gz] file nor a folder of "
                 "video_xxxxx/frame_xxxxx.png frame folders"
             )
@@ -557,7 +559,7 @@ def build(
         )
     if digits is not None and digits.train.shape[-1] > min(size):
         if train is None:
-            raise ValueError(
+            raise ConfigError(
                 f"img_size {size} is smaller than the {digits.train.shape[-1]}px digits"
             )
         digits = None  # frame folders train; no generated test set fits these frames

@@ -24,6 +24,7 @@ from swinlstm.data.common import (
     parse_img_size,
     require_path,
 )
+from swinlstm.errors import ConfigError, MissingPathError
 
 log = logging.getLogger("swinlstm.data")
 
@@ -52,27 +53,27 @@ def load_npz(path: Path, spec: ClipSpec) -> dict[str, np.ndarray]:
     try:
         data = dict(np.load(path))
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read as .npz ({err})") from None
+        raise ConfigError(f"{path}: cannot read as .npz ({err})") from None
     missing = [k for k in KEYS if k not in data]
     if missing:
-        raise ValueError(f"{path}: missing arrays {missing} (expected {', '.join(KEYS)})")
+        raise ConfigError(f"{path}: missing arrays {missing} (expected {', '.join(KEYS)})")
     for key in KEYS:
         arr = data[key]
         if arr.ndim != 5:
-            raise ValueError(f"{path}: {key} has shape {arr.shape}, expected (N, T, 2, 32, 32)")
+            raise ConfigError(f"{path}: {key} has shape {arr.shape}, expected (N, T, 2, 32, 32)")
         if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: {key} has dtype {arr.dtype}, expected float scaled to [-1, 1]"
             )
         lo, hi = finite_range(arr, path, key)
         if lo < -1.001 or hi > 1.001:
-            raise ValueError(f"{path}: {key} values span [{lo:.3g}, {hi:.3g}], expected [-1, 1]")
+            raise ConfigError(f"{path}: {key} values span [{lo:.3g}, {hi:.3g}], expected [-1, 1]")
     for split in ("train", "test"):
         x, y = data[f"X_{split}"], data[f"Y_{split}"]
         if len(x) != len(y) or x.shape[2:] != y.shape[2:]:
-            raise ValueError(f"{path}: X_{split} {x.shape} and Y_{split} {y.shape} do not pair up")
+            raise ConfigError(f"{path}: X_{split} {x.shape} and Y_{split} {y.shape} do not pair up")
         if x.shape[1] + y.shape[1] < spec.total:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: clips have {x.shape[1]} + {y.shape[1]} frames, fewer than "
                 f"short_len + out_len = {spec.total}"
             )
@@ -101,7 +102,7 @@ def build(
         if p.is_dir():
             p = p / "dataset.npz"
             if not p.is_file():
-                raise FileNotFoundError(f"{what}: {p} does not exist")
+                raise MissingPathError(f"{what}: {p} does not exist")
         return p
 
     train = test = None
@@ -153,9 +154,11 @@ def _read_flow_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with h5py.File(path, "r") as f:
             data, dates = f["data"][()], f["date"][()]
     except (OSError, KeyError) as err:
-        raise ValueError(f"{path}: not a TaxiBJ flow file with 'data' and 'date' ({err})") from None
+        raise ConfigError(
+            f"{path}: not a TaxiBJ flow file with 'data' and 'date' ({err})"
+        ) from None
     if data.ndim != 4 or data.shape[1] != 2:
-        raise ValueError(f"{path}: 'data' has shape {data.shape}, expected (N, 2, 32, 32)")
+        raise ConfigError(f"{path}: 'data' has shape {data.shape}, expected (N, 2, 32, 32)")
     times = _slot_times(dates)
     days = times // (24 * 60)
     ids, counts = np.unique(days, return_counts=True)
@@ -203,20 +206,20 @@ def prepare_taxibj(
     raw_dir = require_path(raw_dir, "prepare-taxibj --raw")
     files = sorted(raw_dir.glob("BJ*_M32x32_T30_InOut.h5"))
     if not files:
-        raise ValueError(f"{raw_dir}: no BJ*_M32x32_T30_InOut.h5 files")
+        raise ConfigError(f"{raw_dir}: no BJ*_M32x32_T30_InOut.h5 files")
     parts = [_read_flow_file(f) for f in files]
     data = np.concatenate([p[0] for p in parts])
     times = np.concatenate([p[1] for p in parts])
     seq = in_len + out_len
     if len(times) < seq:
-        raise ValueError(f"{raw_dir}: only {len(times)} complete slots, fewer than {seq}")
+        raise ConfigError(f"{raw_dir}: only {len(times)} complete slots, fewer than {seq}")
     starts = np.flatnonzero(times[seq - 1 :] - times[: len(times) - seq + 1] == (seq - 1) * 30)
     test_from = times.max() - TEST_DAYS * SLOTS_PER_DAY * 30
     # windows wholly inside the test period / wholly before it (the few straddling ones are dropped)
     test_starts = starts[times[starts] > test_from]
     train_starts = starts[times[starts + seq - 1] <= test_from]
     if not len(train_starts) or not len(test_starts):
-        raise ValueError(f"{raw_dir}: not enough data for both a train and a 28-day test period")
+        raise ConfigError(f"{raw_dir}: not enough data for both a train and a 28-day test period")
     # min / max over every slot used, so that test clips stay in [-1, 1] too (ST-ResNet fits on
     # the training period only, which lets test values leave the range the loader serves)
     used = np.unique(

@@ -24,6 +24,7 @@ from typing import Any
 from torch import nn
 
 from swinlstm.engine.errors import CheckpointWriteError
+from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import load_safetensors, load_torch_weights, read_json
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
@@ -137,7 +138,7 @@ def model_meta(model: nn.Module) -> dict[str, Any]:
     """``{"model": name, "config": {...}}`` of a model made by ``build_model``."""
     name = getattr(model, "model_name", None)
     if name is None:
-        raise ValueError(
+        raise ConfigError(
             "the model was not made by swinlstm.models.build_model: no model_name to save"
         )
     return {"model": name, "config": _jsonable(getattr(model, "model_config", {}))}
@@ -185,9 +186,9 @@ def _resolve(path: Path) -> Path:
         for name in (MODEL_FILE, "best.ckpt", "last.ckpt"):
             if (path / name).is_file():
                 return path / name
-        raise FileNotFoundError(f"{path}: holds no {MODEL_FILE}, best.ckpt or last.ckpt")
+        raise MissingPathError(f"{path}: holds no {MODEL_FILE}, best.ckpt or last.ckpt")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingPathError(f"checkpoint not found: {path}")
     return path
 
 
@@ -220,7 +221,7 @@ def load_model(
     if path.suffix == ".safetensors":
         meta_path = path.with_name(CONFIG_FILE)
         if not meta_path.is_file():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"{path}: needs {meta_path.name} beside it (model name and config)"
             )
         meta = read_json(meta_path)
@@ -229,7 +230,7 @@ def load_model(
             and isinstance(meta.get("model"), str)
             and isinstance(meta.get("config", {}), dict)
         ):
-            raise ValueError(
+            raise ConfigError(
                 f'{meta_path}: expected {{"model": name, "config": {{...}}}}, as save_model writes'
             )
         weights = load_safetensors(path)
@@ -255,7 +256,7 @@ def load_model(
             }
         else:
             if name is None:
-                raise ValueError(
+                raise ConfigError(
                     f"{path} is a plain state dict (an authors' checkpoint?): pass --model and the "
                     "model flags it was trained with"
                 )
@@ -287,7 +288,7 @@ def _state_of(ckpt: Any, path: Path) -> dict:
     if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         ckpt = ckpt["state_dict"]
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: holds no state dict")
+        raise ConfigError(f"{path}: holds no state dict")
     return ckpt
 
 
@@ -296,5 +297,5 @@ def _load_exact(model: nn.Module, sd: dict, path: Path) -> None:
 
     problem = describe_mismatch(model, sd)
     if problem:
-        raise ValueError(f"{path} does not fit the model it names: {problem}")
+        raise ConfigError(f"{path} does not fit the model it names: {problem}")
     model.load_state_dict(sd, strict=False)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swinlstm.errors import ConfigError, MissingPathError
+
 METRIC_ORDER = ("mse", "mae", "ssim", "psnr", "lpips")
 
 
@@ -61,7 +63,7 @@ def read_run(folder: str | Path) -> RunSummary:
         return _read_test(folder)
     if (folder / "metrics.csv").is_file() and (folder / "config.yaml").is_file():
         return _read_train(folder)
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"{folder}: neither a test result folder (metrics.json) nor a training folder "
         "(config.yaml + metrics.csv)"
     )
@@ -72,7 +74,7 @@ def _read_test(folder: Path) -> RunSummary:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
     weights = _weights_beside(data.get("checkpoint"))
     return RunSummary(
         name=folder.name,
@@ -120,7 +122,7 @@ def compare(
     protocols = sorted({r.protocol for r in runs})
     if len(protocols) > 1 and not allow_mixed_protocols:
         listed = ", ".join(f"{r.name}: {r.protocol}" for r in runs)
-        raise ValueError(
+        raise ConfigError(
             f"the runs' metrics use different protocols ({listed}); their numbers are not "
             "comparable. Compare runs of one protocol, or pass --allow_mixed_protocols"
         )

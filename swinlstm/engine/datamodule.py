@@ -25,6 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
+from swinlstm.errors import ConfigError
+
 
 class IterationSampler(Sampler[int]):
     """Indices of global batches ``start_batch .. total_batches - 1`` of the seeded stream.
@@ -45,9 +47,9 @@ class IterationSampler(Sampler[int]):
         shuffle: bool = True,
     ) -> None:
         if num_items < 1:
-            raise ValueError("the training set is empty")
+            raise ConfigError("the training set is empty")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world size {world_size}")
+            raise ConfigError(f"rank {rank} outside world size {world_size}")
         self.num_items = num_items
         self.batch_size = batch_size
         self.total_batches = total_batches
@@ -175,7 +177,7 @@ class PredictionDataModule(pl.LightningDataModule):
 
         splits = build_datasets(self.dataset, **self.data_options)
         if splits.train is None:
-            raise ValueError(
+            raise ConfigError(
                 f"dataset {self.dataset!r} gave no training set: pass --train_data_dir"
             )
         self.train_set, self.valid_set = splits.train, splits.valid

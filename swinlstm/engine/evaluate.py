@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from swinlstm import viz
+from swinlstm.errors import ConfigError
 
 DEFAULT_METRICS = ("mse", "mae", "ssim", "psnr")
 GRID_CLIPS = 4  # clips in comparison.png
@@ -64,7 +65,7 @@ class FrameWriter:
     def add(self, inputs: torch.Tensor, targets: torch.Tensor, *preds: torch.Tensor) -> None:
         """One batch (B, T, C, H, W) of inputs, ground truth and each named forecast."""
         if len(preds) != len(self.names):
-            raise ValueError(f"FrameWriter named {self.names} but got {len(preds)} forecasts")
+            raise ConfigError(f"FrameWriter named {self.names} but got {len(preds)} forecasts")
         for b in range(inputs.shape[0]):
             if self.limit >= 0 and self.count >= self.limit:
                 return
@@ -115,7 +116,7 @@ def write_forecasts(
 
 def _as_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise ValueError("test set items must be (inputs, targets) or (inputs, targets, long)")
+        raise ConfigError("test set items must be (inputs, targets) or (inputs, targets, long)")
     return batch[0], batch[1]
 
 
@@ -126,20 +127,20 @@ def check_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(
+        raise ConfigError(
             f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps)"
         ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "this PyTorch has no CUDA" if torch.version.cuda is None else "no GPU is visible"
-            raise ValueError(f"--device {device}: CUDA is not available ({why}); use --device cpu")
+            raise ConfigError(f"--device {device}: CUDA is not available ({why}); use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise ConfigError(
                 f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
                 f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
             )
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+        raise ConfigError(f"--device {device}: MPS is not available here; use --device cpu")
     return dev
 
 
@@ -185,11 +186,11 @@ def evaluate(
         (metrics keys are empty when ``evaluate_metrics`` is False).
     """
     if not isinstance(out_len, int) or out_len < 1:
-        raise ValueError(f"out_len must be an integer >= 1, got {out_len!r}")
+        raise ConfigError(f"out_len must be an integer >= 1, got {out_len!r}")
     if batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"--batch_size must be >= 1, got {batch_size}")
     if make_frame and result_dir is None:
-        raise ValueError("make_frame needs a result directory to write the frames into")
+        raise ConfigError("make_frame needs a result directory to write the frames into")
     device = check_device(device)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
@@ -211,7 +212,7 @@ def evaluate(
             break
         inputs, targets = _as_pair(batch)
         if targets.shape[1] < out_len:
-            raise ValueError(
+            raise ConfigError(
                 f"the test clips hold {targets.shape[1]} target frames but --out_len is {out_len}"
             )
         inputs, targets = inputs.to(device), targets[:, :out_len].to(device)
@@ -230,7 +231,7 @@ def evaluate(
                 f"[test] batch {i + 1}/{total}, {clips} clips, {rate:.1f} clips/s", file=sys.stderr
             )
     if clips == 0:
-        raise ValueError("the test set is empty: no clip to evaluate")
+        raise ConfigError("the test set is empty: no clip to evaluate")
     if writer is not None:
         writer.close()
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swinlstm.errors import ConfigError
 from swinlstm.models import build_model
 from swinlstm.models.training import (
     alignment_clips,
@@ -122,9 +123,9 @@ class PredictionModule(pl.LightningModule):
         super().__init__()
         check_zero_grad(alignment_zero_grad)
         if schedule not in ("none", "cosine", "onecycle"):
-            raise ValueError(f"--schedule must be none, cosine or onecycle, got {schedule!r}")
+            raise ConfigError(f"--schedule must be none, cosine or onecycle, got {schedule!r}")
         if schedule == "cosine" and not 0 < min_lr <= lr:
-            raise ValueError(f"--min_lr must be in (0, --lr={lr}], got {min_lr}")
+            raise ConfigError(f"--min_lr must be in (0, --lr={lr}], got {min_lr}")
         self.save_hyperparameters()
         # val/mse picks the best checkpoint: computed whatever valid_metrics name
         self.valid_metrics = tuple(dict.fromkeys(["mse", *valid_metrics]))

@@ -72,6 +72,7 @@ from swinlstm.engine.errors import (
     TrainingStopped,
 )
 from swinlstm.engine.module import PredictionModule
+from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.models.official import authors_config
 from swinlstm.models.training import LONG_LEN
 
@@ -146,25 +147,25 @@ class TrainConfig:
         """Raise ValueError naming the flag for settings no run can use (None: resolved later)."""
         for name in ("short_len", "out_len", "batch_size", "iterations", "print_freq", "num_nodes"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
         long_len = self.long_len or 0
         if long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
-            raise ValueError("--long_len, --iterations_warmup and --workers must be >= 0")
+            raise ConfigError("--long_len, --iterations_warmup and --workers must be >= 0")
         if None not in (self.short_len, self.out_len) and long_len > self.short_len + self.out_len:
-            raise ValueError(
+            raise ConfigError(
                 f"--long_len {self.long_len} is longer than the clip it is taken from: "
                 f"--short_len + --out_len = {self.short_len + self.out_len}"
             )
         if self.lr <= 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
+            raise ConfigError(f"--lr must be > 0, got {self.lr}")
         if self.valid_batches is not None and self.valid_batches < 0:
-            raise ValueError(f"--valid_batches must be >= 0, got {self.valid_batches}")
+            raise ConfigError(f"--valid_batches must be >= 0, got {self.valid_batches}")
         if self.early_stop < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"--early_stop must be >= 0 validations (0: off), got {self.early_stop}"
             )
         if not self.checkpoint_every >= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"--checkpoint_every must be >= 0 minutes (0: off), got {self.checkpoint_every}"
             )
 
@@ -278,7 +279,7 @@ def as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
         return config
     unknown = sorted(set(config) - _FIELDS)
     if unknown:
-        raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
     return TrainConfig(**{k: v for k, v in config.items() if v is not None})
 
 
@@ -763,7 +764,7 @@ def _settle_with_run(cfg: TrainConfig, ckpt: dict, source: Path) -> None:
     if differ:
         was = ", ".join(f"{k}={saved[k]!r}" for k in differ)
         given = ", ".join(f"{k}={_plain(getattr(cfg, k))!r}" for k in differ)
-        raise ValueError(
+        raise ConfigError(
             f"{source} was trained with {was}; the flags give {given}: leave them out (or give "
             "the same) to resume, or pass another --checkpoint_save_dir to start a new run"
         )
@@ -773,13 +774,13 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     """The module to train and the checkpoint to resume from (None: a new run)."""
     source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
     if cfg.checkpoint_load is True and source is None:
-        raise ValueError("--checkpoint_load True needs --checkpoint_load_file FILE")
+        raise ConfigError("--checkpoint_load True needs --checkpoint_load_file FILE")
     if cfg.checkpoint_load is False and source is not None:
         # LMC-Memory's train.py loads (and skips warm-up) only with --checkpoint_load True
         print(f"--checkpoint_load False: {source} is not loaded; a new run", flush=True)
         source = None
     if source is not None and not source.exists():
-        raise FileNotFoundError(f"--checkpoint_load_file not found: {source}")
+        raise MissingPathError(f"--checkpoint_load_file not found: {source}")
     ckpt = read_training_checkpoint(source) if source is not None and source.is_file() else None
     if ckpt is not None:  # resume: the network is the checkpoint's
         hp = ckpt["hyper_parameters"]  # resolve_config checked the flags against it
@@ -805,7 +806,7 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
         sd = loaded.state_dict()
         problem = describe_mismatch(module.model, sd)
         if problem:
-            raise ValueError(f"{source} ({info['format']}) does not fit the model: {problem}")
+            raise ConfigError(f"{source} ({info['format']}) does not fit the model: {problem}")
         module.model.load_state_dict(sd)
         print(f"fine-tuning from {source} ({info['format']} weights)", flush=True)
     return module, None
@@ -821,7 +822,7 @@ def _check_resume_fits(cfg: TrainConfig, hp: dict, source: Path) -> None:
         asked = {"model": cfg.model, **cfg.model_config}
         was = {"model": hp["model_name"], **saved}
         diffs = ", ".join(f"{k} {asked[k]} (trained: {was.get(k, 'unset')})" for k in clash)
-        raise ValueError(
+        raise ConfigError(
             f"{source} was trained as {hp['model_name']}, but the flags change {diffs}: leave "
             "the model flags out to resume (the checkpoint records them), or fine-tune from "
             "its model.safetensors"
@@ -834,7 +835,7 @@ def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int)
     size = list(size) * 2 if len(size) == 1 else list(size)
     model_size = list(getattr(module.model, "img_size", size))
     if model_size != size or getattr(module.model, "in_chans", channels) != channels:
-        raise ValueError(
+        raise ConfigError(
             f"the model takes {model_size[0]}x{model_size[1]} frames with "
             f"{getattr(module.model, 'in_chans', '?')} channels but the data gives "
             f"{size[0]}x{size[1]} with {channels}: check --img_size / --img_channel"
@@ -912,7 +913,7 @@ def run_training(
     if module.hparams.get("data"):  # the record says the long clip the run trains on
         module.hparams.data["long_len"] = cfg.long_len
     if cfg.scheduled_sampling and module.memory:
-        raise ValueError(
+        raise ConfigError(
             "--scheduled_sampling True has no effect on a memory model (memory_size > 0 trains "
             "by LMC-Memory's memory alignment): leave it out, or use --memory_size 0"
         )
@@ -944,7 +945,7 @@ def run_training(
 
     start = int(read_training_checkpoint(Path(resume_from))["iteration"]) if resume_from else 0
     if start >= cfg.iterations:
-        raise ValueError(
+        raise ConfigError(
             f"{resume_from} is at iteration {start}: raise --iterations above it to train more"
         )
     steps = _steps_per_iteration(module)
@@ -981,7 +982,7 @@ def run_training(
     except Exception as err:  # Lightning's refusals of accelerator / devices / strategy
         if not _is_hardware_refusal(err):
             raise
-        raise ValueError(
+        raise ConfigError(
             f"{_hardware_flags(cfg)}: {_first_line(err)}; {available_hardware()}"
         ) from None
     if trainer.is_global_zero:
@@ -1099,10 +1100,10 @@ def _check_hardware(cfg: TrainConfig) -> None:
     else:
         return  # cpu (any number of processes), auto (Lightning picks), tpu...: Lightning checks
     if count == 0:
-        raise ValueError(f"--accelerator {cfg.accelerator}: not available; {available_hardware()}")
+        raise ConfigError(f"--accelerator {cfg.accelerator}: not available; {available_hardware()}")
     wanted = cfg.devices
     if isinstance(wanted, int) and wanted > count:
-        raise ValueError(
+        raise ConfigError(
             f"--devices {wanted} with --accelerator {cfg.accelerator}: only {count} here; "
             f"{available_hardware()}"
         )

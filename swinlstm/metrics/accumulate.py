@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from swinlstm.errors import ConfigError
 from swinlstm.metrics.core import DEFAULT_METRICS, check_metrics, per_sample, resolve_lpips
 from swinlstm.metrics.lpips import LPIPS
 from swinlstm.metrics.protocols import get_protocol
@@ -61,7 +62,7 @@ class MetricAccumulator:
             }
         first = next(iter(self._sums.values()))
         if steps != first.shape[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"MetricAccumulator: batch has {steps} frames but earlier batches had "
                 f"{first.shape[0]}; reset() between forecast horizons"
             )
@@ -77,19 +78,19 @@ class MetricAccumulator:
     def compute(self) -> dict[str, torch.Tensor]:
         """metric name -> (T,) per-frame means over every sample seen."""
         if not self.count:
-            raise ValueError("MetricAccumulator.compute(): no samples seen; call update() first")
+            raise ConfigError("MetricAccumulator.compute(): no samples seen; call update() first")
         return {k: (s / self._count).cpu() for k, s in self._sums.items()}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The live sum/count tensors (all_reduce them with SUM in place; see module docstring)."""
         if self._count is None:
-            raise ValueError("MetricAccumulator.state_tensors(): no samples seen yet")
+            raise ConfigError("MetricAccumulator.state_tensors(): no samples seen yet")
         return {"count": self._count, **{f"sum/{k}": s for k, s in self._sums.items()}}
 
     def load_state_tensors(self, state: dict[str, torch.Tensor]) -> None:
         """Replace the state by ``state`` (the format ``state_tensors`` returns)."""
         if "count" not in state:
-            raise ValueError("MetricAccumulator.load_state_tensors: state has no 'count' entry")
+            raise ConfigError("MetricAccumulator.load_state_tensors: state has no 'count' entry")
         self._count = state["count"].detach().clone().double().view(1)
         self._sums = {
             k.removeprefix("sum/"): v.detach().clone().double()

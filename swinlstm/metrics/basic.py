@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from swinlstm.errors import ConfigError
 from swinlstm.metrics.protocols import PSNR_CAP_DB
 
 #: tolerance on the [0, 1] range of targets (float rounding of normalised data)
@@ -24,20 +25,20 @@ def check_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[bool, bool]:
     """
     for name, x in (("pred", pred), ("target", target)):
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"metrics: {name} must be a torch.Tensor, got {type(x).__name__}")
+            raise ConfigError(f"metrics: {name} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 5:
-            raise ValueError(
+            raise ConfigError(
                 f"metrics: {name} has shape {tuple(x.shape)}; expected 5 dims (B, T, C, H, W)"
             )
         if not x.is_floating_point():
-            raise ValueError(
+            raise ConfigError(
                 f"metrics: {name} has dtype {x.dtype}; expected floats in [0, 1] "
                 "(divide uint8 frames by 255)"
             )
     if 0 in pred.shape:
-        raise ValueError(f"metrics: pred has shape {tuple(pred.shape)}; no frames to evaluate")
+        raise ConfigError(f"metrics: pred has shape {tuple(pred.shape)}; no frames to evaluate")
     if pred.shape != target.shape:
-        raise ValueError(
+        raise ConfigError(
             f"metrics: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"
         )
     spans = {}
@@ -45,11 +46,11 @@ def check_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[bool, bool]:
         lo, hi = (float(v) for v in torch.aminmax(x))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(f"metrics: {name} has {bad} NaN/inf values")
+            raise ConfigError(f"metrics: {name} has {bad} NaN/inf values")
         spans[name] = (lo, hi)
     lo, hi = spans["target"]
     if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
-        raise ValueError(
+        raise ConfigError(
             f"metrics: target values span [{lo:.4g}, {hi:.4g}]; expected [0, 1] "
             "(map [-1, 1] data such as TaxiBJ with (x + 1) / 2, uint8 frames with x / 255)"
         )

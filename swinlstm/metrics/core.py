@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from swinlstm.errors import ConfigError
 from swinlstm.metrics import basic, ssim
 from swinlstm.metrics.lpips import LPIPS, load_lpips, lpips_frames
 from swinlstm.metrics.protocols import METRICS, Protocol, get_protocol
@@ -18,7 +19,9 @@ def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
     names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        raise ValueError(f"unknown metrics {unknown or names!r}; choose from: {', '.join(METRICS)}")
+        raise ConfigError(
+            f"unknown metrics {unknown or names!r}; choose from: {', '.join(METRICS)}"
+        )
     return names
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import (
     corrupt_file,
     first_line,
@@ -99,12 +100,12 @@ class LPIPS(nn.Module):
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """x0, x1: (N, 3, H, W) in [-1, 1] -> (N,) LPIPS distances."""
         if x0.ndim != 4 or x0.shape[1] != 3 or x0.shape != x1.shape:
-            raise ValueError(
+            raise ConfigError(
                 f"LPIPS: expected two (N, 3, H, W) tensors of one shape, got "
                 f"{tuple(x0.shape)} and {tuple(x1.shape)}"
             )
         if min(x0.shape[-2:]) < MIN_SIZE:
-            raise ValueError(
+            raise ConfigError(
                 f"LPIPS: frames of {x0.shape[-2]}x{x0.shape[-1]} are too small for AlexNet "
                 f"(need at least {MIN_SIZE}x{MIN_SIZE})"
             )
@@ -132,7 +133,7 @@ def lpips_frames(
     """
     b, t, c, h, w = pred.shape
     if c not in (1, 3):
-        raise ValueError(f"LPIPS: frames need 1 or 3 channels, got {c}")
+        raise ConfigError(f"LPIPS: frames need 1 or 3 channels, got {c}")
     param = next(model.parameters())
     p = pred.reshape(b * t, c, h, w)
     q = target.reshape(b * t, c, h, w)
@@ -228,7 +229,7 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"LPIPS weights {path}: holds no state dict of tensors")
+        raise ConfigError(f"LPIPS weights {path}: holds no state dict of tensors")
     return _rename(sd)
 
 
@@ -252,7 +253,7 @@ def _build(sd: dict[str, torch.Tensor], source: Path) -> LPIPS:
     model = LPIPS()
     result = model.load_state_dict(sd, strict=False)
     if result.missing_keys:
-        raise ValueError(
+        raise ConfigError(
             f"LPIPS weights {source}: missing {', '.join(result.missing_keys)} "
             "(expected AlexNet features.{0,3,6,8,10} and lins.0-4 heads)"
         )
@@ -305,7 +306,7 @@ def load_lpips(weights: str | os.PathLike | None = None, device="cpu") -> LPIPS 
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"--lpips_weights {path}: no such file")
+            raise MissingPathError(f"--lpips_weights {path}: no such file")
         return _build(_read(path), path).to(device)
     pair = _torchvision_pair()
     if pair is not None:

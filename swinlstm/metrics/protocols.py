@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swinlstm.errors import ConfigError
+
 #: PSNR of identical frames is infinite; every PSNR (per sample and frame) is capped at this value.
 PSNR_CAP_DB = 100.0
 
@@ -54,7 +56,7 @@ class Protocol:
     def describe(self, metric: str) -> str:
         """One line saying exactly how ``metric`` is computed under this protocol."""
         if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+            raise ConfigError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
         pred = (
             "clipped"
             if (self.clip_mse if metric.startswith(("mse", "mae")) else self.clip_rest)
@@ -127,7 +129,7 @@ def get_protocol(protocol: str | Protocol) -> Protocol:
     if isinstance(protocol, Protocol):
         return protocol
     if protocol not in PROTOCOL_SPECS:
-        raise ValueError(
+        raise ConfigError(
             f"unknown metrics protocol {protocol!r}; choose one of: {', '.join(PROTOCOL_SPECS)}"
         )
     return PROTOCOL_SPECS[protocol]

@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from swinlstm.errors import ConfigError
 from swinlstm.metrics import ssim_cpu
 
 K1, K2 = 0.01, 0.03
@@ -147,7 +148,7 @@ def _per_frame(pred: torch.Tensor, target: torch.Tensor, taps, **kw) -> torch.Te
     b, t, c, h, w = pred.shape
     win = taps if isinstance(taps, int) else len(taps)
     if h < win or w < win:
-        raise ValueError(f"metrics: SSIM needs frames of at least {win}x{win}, got {h}x{w}")
+        raise ConfigError(f"metrics: SSIM needs frames of at least {win}x{win}, got {h}x{w}")
     dtype = _work_dtype(pred)
     p = pred.reshape(-1, h, w)
     q = target.reshape(-1, h, w)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from swinlstm.errors import ConfigError
 from swinlstm.metrics.protocols import METRICS, Protocol, get_protocol
 
 #: keys write_metrics owns in metrics.json (meta may not override them)
@@ -18,13 +19,13 @@ RESERVED = ("protocol", "protocol_description", "definitions", "means", "per_fra
 def _as_lists(per_frame: Mapping[str, torch.Tensor]) -> dict[str, list[float]]:
     """name -> list of floats; all of one length T >= 1."""
     if not per_frame:
-        raise ValueError("write_metrics: per_frame is empty")
+        raise ConfigError("write_metrics: per_frame is empty")
     out = {
         k: torch.as_tensor(v, dtype=torch.float64).flatten().tolist() for k, v in per_frame.items()
     }
     lengths = {len(v) for v in out.values()}
     if len(lengths) != 1 or 0 in lengths:
-        raise ValueError(
+        raise ConfigError(
             f"write_metrics: per-frame arrays must share one non-zero length, got "
             f"{ {k: len(v) for k, v in out.items()} }"
         )
@@ -81,7 +82,7 @@ def write_metrics(
     proto = get_protocol(meta.pop("protocol", "default"))
     clash = [k for k in meta if k in RESERVED]
     if clash:
-        raise ValueError(f"write_metrics: meta keys {clash} are reserved for metrics.json itself")
+        raise ConfigError(f"write_metrics: meta keys {clash} are reserved for metrics.json itself")
     lists = _as_lists(per_frame)
     steps = len(next(iter(lists.values())))
     result = {

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from swinlstm.errors import ConfigError
+
 from .recurrent import RecurrentPredictor
 
 # name -> module that registers it
@@ -46,7 +48,7 @@ def build_model(name: str, **config) -> RecurrentPredictor:
     """
     key = name.lower().replace("_", "-")
     if key not in _OWNERS and key not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     if key not in _BUILDERS:
         importlib.import_module(_OWNERS[key])
     model = _BUILDERS[key](**config)

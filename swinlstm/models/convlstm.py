@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swinlstm.errors import ConfigError
+
 from . import register_model
 from .memory import MemoryPredictor, check_memory_size
 
@@ -48,13 +50,13 @@ def to_pair(size: int | Sequence[int], name: str = "img_size") -> tuple[int, int
         size = (size, size)
     size = tuple(int(s) for s in size)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"{name} must be an int or (H, W) of positive ints, got {size}")
+        raise ConfigError(f"{name} must be an int or (H, W) of positive ints, got {size}")
     return size  # type: ignore[return-value]
 
 
 def check_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 class ConvLSTMCell(nn.Module):
@@ -70,7 +72,7 @@ class ConvLSTMCell(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"ConvLSTM kernel size must be odd ('same' padding), got {kernel_size}"
             )
         pad = kernel_size // 2
@@ -141,12 +143,12 @@ class ConvLSTM(FramePredictor):
         self._init_frames(img_size, in_chans, memory_size)
         check_positive("patch_size", patch_size)
         if any(s % patch_size for s in self.img_size):
-            raise ValueError(
+            raise ConfigError(
                 f"img_size {self.img_size} must be divisible by patch_size={patch_size}"
             )
         num_hidden = [int(n) for n in num_hidden]
         if not num_hidden or min(num_hidden) < 1:
-            raise ValueError(f"num_hidden must list positive layer widths, got {num_hidden}")
+            raise ConfigError(f"num_hidden must list positive layer widths, got {num_hidden}")
         self.patch_size = patch_size
         self.feature_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         patch_chans = in_chans * patch_size**2
@@ -220,7 +222,7 @@ class LMCConvLSTM(FramePredictor):
         self._init_frames(img_size, in_chans, memory_size)
         check_positive("num_layers", num_layers)
         if hidden < 2 or hidden % 2:
-            raise ValueError(f"hidden must be an even integer >= 2, got {hidden}")
+            raise ConfigError(f"hidden must be an even integer >= 2, got {hidden}")
         half = (conv_out(self.img_size[0]), conv_out(self.img_size[1]))
         self.feature_size = (conv_out(half[0]), conv_out(half[1]))
         h2 = hidden // 2

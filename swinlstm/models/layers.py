@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swinlstm.errors import ConfigError
+
 from .fused import BlockSpec, chunk_plan, default_chunk_rows, fused_block
 
 # Additive value of masked-out (cross-region) pairs in shifted windows: the authors' -100, which
@@ -51,7 +53,7 @@ class WindowLayout:
         window = (min(window_size, h), min(window_size, w))
         shift = tuple(0 if n <= window_size else window_size // 2 for n in grid)
         if h % window[0] or w % window[1]:
-            raise ValueError(f"token grid {h}x{w} is not divisible by the window {window}")
+            raise ConfigError(f"token grid {h}x{w} is not divisible by the window {window}")
         return cls((h, w), window, shift)
 
     @property
@@ -226,7 +228,7 @@ class WindowAttention(nn.Module):
     ):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"embedding dim {dim} is not divisible by num_heads={num_heads}")
+            raise ConfigError(f"embedding dim {dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.window_tokens = layout.window_tokens
         self.shifted = shifted

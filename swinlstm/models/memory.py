@@ -60,6 +60,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swinlstm.errors import ConfigError
+
 from .recurrent import RecurrentPredictor, State
 
 PHASES = (1, 2)
@@ -68,7 +70,7 @@ PHASES = (1, 2)
 def check_phase(phase: int) -> None:
     """Raise ValueError unless ``phase`` is 1 (long clip, training) or 2 (short clip)."""
     if phase not in PHASES:
-        raise ValueError(
+        raise ConfigError(
             f"phase must be 1 (long clip through the motion-context encoder, training only) "
             f"or 2 (input clip through the motion-matching encoder), got {phase!r}"
         )
@@ -117,7 +119,7 @@ def motion_encoder(in_chans: int, slot_dim: int) -> nn.Sequential:
     Layer indices match the authors' ``nn.Sequential`` (weights at 0, 3, 6, 8, 11, 13).
     """
     if slot_dim % 8:
-        raise ValueError(f"slot_dim must be a multiple of 8, got {slot_dim}")
+        raise ConfigError(f"slot_dim must be a multiple of 8, got {slot_dim}")
     w1, w2, w3, w4 = slot_dim // 8, slot_dim // 4, slot_dim // 2, slot_dim
 
     def conv(cin: int, cout: int) -> nn.Conv3d:
@@ -140,7 +142,7 @@ def memory_embedder(slot_dim: int, out_chans: int, upsample: int) -> nn.Sequenti
     ``memory_embedder(512, 128, 4)`` (512 -> 256 -> 128).
     """
     if upsample < 1 or upsample & (upsample - 1):
-        raise ValueError(f"upsample must be a power of two >= 1, got {upsample}")
+        raise ConfigError(f"upsample must be a power of two >= 1, got {upsample}")
     stages = int(math.log2(upsample))
     layers: list[nn.Module] = []
     if stages == 0:
@@ -186,9 +188,9 @@ class LMCMemory(nn.Module):
     ) -> None:
         super().__init__()
         if memory_size < 1:
-            raise ValueError(f"memory_size must be >= 1 for LMCMemory, got {memory_size}")
+            raise ConfigError(f"memory_size must be >= 1 for LMCMemory, got {memory_size}")
         if feature_stride < 1 or self.query_stride % feature_stride:
-            raise ValueError(
+            raise ConfigError(
                 f"feature_stride must divide 16 (1, 2, 4, 8, 16), got {feature_stride}"
             )
         self.memory_size, self.slot_dim, self.out_chans = memory_size, slot_dim, out_chans
@@ -221,7 +223,7 @@ class LMCMemory(nn.Module):
         """
         check_phase(phase)
         if clip.dim() != 5 or clip.shape[1] < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"the memory needs a (B, T, C, H, W) clip of at least 2 frames (it reads "
                 f"difference frames), got shape {tuple(clip.shape)}"
             )
@@ -259,7 +261,7 @@ class ChannelAttention(nn.Sequential):
             # counts agree, and defined when they do not (SwinLSTM-D's last cell is coarser)
             pooled = torch.cat([state.mean(dim=1), memory.mean(dim=1)], dim=1)
         else:
-            raise ValueError(
+            raise ConfigError(
                 "ChannelAttention takes two feature maps (B, C, H, W) or two token tensors "
                 f"(B, L, C), got shapes {tuple(state.shape)} and {tuple(memory.shape)}"
             )
@@ -295,7 +297,7 @@ def memory_context(
         return None
     if phase == 1:
         if long_frames is None:
-            raise ValueError(
+            raise ConfigError(
                 "phase 1 reads the long clip: pass long_frames (B, T_long, C, H, W); "
                 "use phase=2 for inference"
             )
@@ -304,7 +306,7 @@ def memory_context(
         clip = frames
     if clip.shape[1] < 2:
         which = "long_frames" if phase == 1 else "frames"
-        raise ValueError(
+        raise ConfigError(
             f"{which} must hold at least 2 frames for the memory (difference frames), "
             f"got T={clip.shape[1]}"
         )
@@ -314,7 +316,9 @@ def memory_context(
 def check_memory_size(memory_size: int) -> None:
     """Raise ValueError unless ``memory_size`` is an integer >= 0 (0: no memory)."""
     if not isinstance(memory_size, int) or isinstance(memory_size, bool) or memory_size < 0:
-        raise ValueError(f"memory_size must be an integer >= 0 (0: no memory), got {memory_size!r}")
+        raise ConfigError(
+            f"memory_size must be an integer >= 0 (0: no memory), got {memory_size!r}"
+        )
 
 
 @dataclass
@@ -399,9 +403,9 @@ class MemoryPredictor(RecurrentPredictor):
         if not feedback:
             keep = self.stream_context_len
             if not isinstance(keep, int) or keep < 1:
-                raise ValueError(f"stream_context_len must be an integer >= 1, got {keep!r}")
+                raise ConfigError(f"stream_context_len must be an integer >= 1, got {keep!r}")
             if frames is not None and frames.shape[0] != frame.shape[0]:
-                raise ValueError(
+                raise ConfigError(
                     f"frame holds a batch of {frame.shape[0]} but the state was streamed with "
                     f"{frames.shape[0]}: start a new state with init_state({frame.shape[0]})"
                 )
@@ -409,7 +413,7 @@ class MemoryPredictor(RecurrentPredictor):
             frames, read = frames[:, -keep:], None
         if context is None:
             if frames is None:
-                raise ValueError(
+                raise ConfigError(
                     "a memory model's first streamed frame cannot be feedback=True: the memory "
                     "has no observed frame to read yet (or pass context=model.encode_context(clip))"
                 )

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import load_torch_weights
 
 IGNORED_BUFFERS = ("relative_position_index", "attn_mask")
@@ -28,7 +29,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint file with ``weights_only=True``; one clear error for anything else."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise MissingPathError(f"checkpoint file not found: {path}")
     obj = load_torch_weights(path)  # one line for truncated, corrupt or pickled files
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
@@ -36,7 +37,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: holds no state dict of tensors")
+        raise ConfigError(f"{path}: holds no state dict of tensors")
     return dict(obj)
 
 
@@ -102,7 +103,7 @@ def load_official(model: nn.Module, state_dict_or_path, strict: bool = True) -> 
     sd = official_to_ours(model, sd)
     problem = describe_mismatch(model, sd)
     if problem and strict:
-        raise ValueError(f"{source} does not fit {type(model).__name__}: {problem}")
+        raise ConfigError(f"{source} does not fit {type(model).__name__}: {problem}")
     own = model.state_dict()
     model.load_state_dict(
         {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}, strict=False

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from swinlstm.errors import ConfigError
+
 State = Any
 
 
@@ -68,16 +70,16 @@ class RecurrentPredictor(nn.Module):
         """Raise ValueError unless ``frames`` is (B, T, C, H, W) with this model's C, H, W."""
         if not isinstance(frames, torch.Tensor) or frames.dim() != 5:
             shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames)
-            raise ValueError(f"{name} must be a (B, T, C, H, W) tensor, got shape {shape}")
+            raise ConfigError(f"{name} must be a (B, T, C, H, W) tensor, got shape {shape}")
         _, t, c, h, w = frames.shape
         if t < 1:
-            raise ValueError(f"{name} must hold at least 1 frame, got T={t}")
+            raise ConfigError(f"{name} must hold at least 1 frame, got T={t}")
         if c != self.in_chans:
-            raise ValueError(
+            raise ConfigError(
                 f"{name} has {c} channels but the model expects in_chans={self.in_chans}"
             )
         if (h, w) != tuple(self.img_size):
-            raise ValueError(
+            raise ConfigError(
                 f"{name} are {h}x{w} but the model was built for img_size={tuple(self.img_size)} (H, W)"
             )
 
@@ -95,7 +97,7 @@ class RecurrentPredictor(nn.Module):
         """
         self.check_frames(frames)
         if not isinstance(out_len, int) or out_len < 1:
-            raise ValueError(f"out_len must be an integer >= 1, got {out_len!r}")
+            raise ConfigError(f"out_len must be an integer >= 1, got {out_len!r}")
         t_in = frames.shape[1]
         context = self.encode_context(frames, long_frames, phase)
         state = self.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
@@ -138,5 +140,5 @@ class RecurrentPredictor(nn.Module):
         """Raise ValueError unless ``frame`` is one (B, C, H, W) frame of this model's C, H, W."""
         if not isinstance(frame, torch.Tensor) or frame.dim() != 4:
             shape = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame)
-            raise ValueError(f"step takes one frame (B, C, H, W), got shape {shape}")
+            raise ConfigError(f"step takes one frame (B, C, H, W), got shape {shape}")
         self.check_frames(frame.unsqueeze(1), name="frame")

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from swinlstm.errors import ConfigError
+
 from . import register_model
 from .layers import (
     PatchEmbed,
@@ -164,20 +166,20 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
         value = (value, value)
     value = tuple(value)
     if len(value) != 2 or not all(isinstance(v, int) and v >= 1 for v in value):
-        raise ValueError(f"{name} must be a positive int or (H, W), got {value!r}")
+        raise ConfigError(f"{name} must be a positive int or (H, W), got {value!r}")
     return value
 
 
 def _positive_ints(value: Sequence[int], name: str) -> list[int]:
     value = [value] if isinstance(value, int) else list(value)
     if not value or not all(isinstance(v, int) and v >= 1 for v in value):
-        raise ValueError(f"{name} must be a non-empty list of positive ints, got {value!r}")
+        raise ConfigError(f"{name} must be a non-empty list of positive ints, got {value!r}")
     return value
 
 
 def _check_rate(value: float, name: str) -> float:
     if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -241,9 +243,9 @@ class SwinLSTMBase(MemoryPredictor):
             ("window_size", window_size),
         ):
             if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+                raise ConfigError(f"{name} must be a positive int, got {v!r}")
         if not mlp_ratio > 0:
-            raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
+            raise ConfigError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
         check_memory_size(memory_size)
         self.num_heads = _positive_ints(num_heads, "num_heads")
         self.patch_size = patch_size
@@ -414,7 +416,7 @@ class SwinLSTMB(SwinLSTMBase):
         depths = _positive_ints(depths, "depths")
         num_heads = self.num_heads
         if len(num_heads) < len(depths):
-            raise ValueError(
+            raise ConfigError(
                 f"num_heads needs one entry per cell: depths={depths} but num_heads={num_heads}"
             )
         layout = self.layout(0)
@@ -472,14 +474,14 @@ class SwinLSTMD(SwinLSTMBase):
         depths_up = _positive_ints(depths_up, "depths_up")
         levels = len(depths_down)
         if len(depths_up) != levels:
-            raise ValueError(
+            raise ConfigError(
                 f"depths_up must have one entry per level like depths_down={depths_down}, "
                 f"got depths_up={depths_up}"
             )
         super().__init__(levels=levels, **config)
         num_heads = self.num_heads
         if len(num_heads) < levels:
-            raise ValueError(
+            raise ConfigError(
                 f"num_heads needs one entry per level ({levels}), got num_heads={num_heads}"
             )
         patch_size, in_chans, embed_dim = self.patch_size, self.in_chans, self.embed_dim
@@ -541,7 +543,7 @@ def _build(cls: type[SwinLSTMBase], config: dict[str, Any]) -> SwinLSTMBase:
     accepted = [p for p in (*own, *base) if p not in ("self", "config", "levels")]
     unknown = sorted(set(config) - set(accepted))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{cls.__name__} got unknown config keys {unknown}; accepted: {', '.join(accepted)}"
         )
     return cls(**config)

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swinlstm.errors import ConfigError
+
 from .memory import LMCMemory
 from .recurrent import RecurrentPredictor
 
@@ -52,7 +54,7 @@ def warmup_out_len(iteration: int, warmup: int, out_len: int, warmup_len: int = 
     """Frames to predict at ``iteration`` (0-based): ``warmup_len`` during the first ``warmup``
     iterations (never more than ``out_len``), ``out_len`` after."""
     if out_len < 1:
-        raise ValueError(f"out_len must be >= 1, got {out_len}")
+        raise ConfigError(f"out_len must be >= 1, got {out_len}")
     return min(warmup_len, out_len) if iteration < warmup else out_len
 
 
@@ -77,12 +79,12 @@ def alignment_clips(
 ) -> AlignmentBatch:
     """Cut a training clip (B, >= short_len + out_len, C, H, W) as the authors' train.py does."""
     if clip.dim() != 5 or clip.shape[1] < short_len + out_len:
-        raise ValueError(
+        raise ConfigError(
             f"training clip must be (B, T, C, H, W) with T >= short_len + out_len = "
             f"{short_len + out_len}, got shape {tuple(clip.shape)}"
         )
     if not 2 <= long_len <= short_len + out_len:
-        raise ValueError(
+        raise ConfigError(
             f"long_len must be in 2 .. short_len + out_len = {short_len + out_len}, got {long_len}"
         )
     n = warmup_out_len(iteration, warmup, out_len)
@@ -110,7 +112,7 @@ def loss_targets(
 def alignment_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 + L2 (both means), the authors' loss in each phase."""
     if pred.shape != target.shape:
-        raise ValueError(
+        raise ConfigError(
             f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ; "
             "build targets with loss_targets(model, short, future)"
         )
@@ -127,7 +129,7 @@ ZERO_GRAD_MODES = ("zeros", "none")
 
 def check_zero_grad(mode: str) -> str:
     if mode not in ZERO_GRAD_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"--alignment_zero_grad must be zeros (PyTorch 1.6, the authors') or none "
             f"(PyTorch >= 2), got {mode!r}"
         )
@@ -170,7 +172,7 @@ def memory_alignment_step(
     losses: dict[str, float] = {}
     if slots:
         if long is None:
-            raise ValueError("memory alignment needs the long clip (phase 1): pass long")
+            raise ConfigError("memory alignment needs the long clip (phase 1): pass long")
         before = [p.requires_grad for p in slots]
         try:
             for p in slots:
@@ -220,15 +222,15 @@ def scheduled_sampling_forward(
     """
     model.check_frames(frames)
     if not isinstance(out_len, int) or out_len < 1:
-        raise ValueError(f"out_len must be an integer >= 1, got {out_len!r}")
+        raise ConfigError(f"out_len must be an integer >= 1, got {out_len!r}")
     model.check_frames(teacher_frames, name="teacher_frames")
     if teacher_frames.shape[0] != frames.shape[0] or teacher_frames.shape[1] < out_len - 1:
-        raise ValueError(
+        raise ConfigError(
             f"teacher_frames must be (B={frames.shape[0]}, >= out_len - 1 = {out_len - 1}, C, H, W), "
             f"got {tuple(teacher_frames.shape)}"
         )
     if not 0.0 <= teacher_prob <= 1.0:
-        raise ValueError(f"teacher_prob must be in [0, 1], got {teacher_prob}")
+        raise ConfigError(f"teacher_prob must be in [0, 1], got {teacher_prob}")
     return RecurrentPredictor.forward(
         _TeacherForced(model, frames.shape[1], teacher_frames, teacher_prob, generator),
         frames,

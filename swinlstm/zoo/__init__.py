@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swinlstm.errors import ConfigError
+
 ENTRIES_DIR = Path(__file__).with_name("entries")
 PREFIX = "zoo:"
 _SWINLSTM_COMMIT = "4425bcfefbebfac85c9fc6c6659361b8154d5ca3"
 
 
-class ZooError(ValueError):
+class ZooError(ConfigError):
     """A zoo name that does not exist, or a published file that cannot be had (one line)."""
 
 

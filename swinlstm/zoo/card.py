@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from swinlstm.engine.checkpoint import CONFIG_FILE, MODEL_FILE, load_model
+from swinlstm.errors import MissingPathError
 
 SUBSET = 64  # test clips the suite re-evaluates against the card
 METRICS = ("mse", "mae", "ssim", "psnr")
@@ -112,7 +113,7 @@ def add_entry(
     run_dir = Path(run_dir)
     for needed in (MODEL_FILE, CONFIG_FILE):
         if not (run_dir / needed).is_file():
-            raise FileNotFoundError(f"{run_dir}: no {needed} (is it a finished training folder?)")
+            raise MissingPathError(f"{run_dir}: no {needed} (is it a finished training folder?)")
     config = yaml.safe_load(Path(config_path).read_text())
     dest = Path(root or ENTRIES_DIR) / name
     dest.mkdir(parents=True, exist_ok=True)
