@@ -3,8 +3,10 @@
 Items are ``(inputs, targets)`` float32 tensors (short_len, C, H, W) and (out_len, C, H, W) in
 [0, 1], targets being frames [short_len, short_len + out_len) of the clip; training items of memory
 models (``long_len > 0``) are ``(inputs, targets, long)``. See :mod:`swinlstm.data.common` and
-docs/datasets.md. Each dataset module exposes ``build(train_dir, valid_dir, test_dir, *, spec,
-img_size, img_channel, seed, **options)`` and is imported only when asked for.
+docs/datasets.md. Each dataset module exposes ``build(req: SplitRequest, **options) -> Splits`` (the paths, clip
+lengths, checked frame size and channels, seed: :class:`~swinlstm.data.common.SplitRequest`), its
+default frames ``IMG_SIZE`` / ``IMG_CHANNEL`` (and ``CHANNELS`` when not 1 or 3), and is imported
+only when asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import importlib
 import inspect
 from collections.abc import Sequence
 
-from swinlstm.data.common import ClipSpec, Splits
+from swinlstm.data.common import (
+    ClipSpec,
+    SplitRequest,
+    Splits,
+    check_channels,
+    parse_img_size,
+)
 from swinlstm.errors import ConfigError
 
 # dataset name -> module that owns it
@@ -52,27 +60,24 @@ def dataset_key(name: str) -> str:
     return key
 
 
-def _builder(name: str):
-    return importlib.import_module(DATASETS[dataset_key(name)]).build
+def _module(name: str):
+    return importlib.import_module(DATASETS[dataset_key(name)])
 
 
 def native_frame(name: str) -> tuple[int | tuple[int, int], int]:
     """``(img_size, img_channel)`` a dataset gives when not told otherwise (Moving MNIST 64 / 1,
     KTH 128 / 1, TaxiBJ 32 / 2, Human3.6M 128 / 3, custom 64 / 1).
 
-    Read from the defaults of the dataset module's ``build``: the one place they are written.
+    The dataset module's ``IMG_SIZE`` and ``IMG_CHANNEL``: the one place they are written.
     """
-    params = inspect.signature(_builder(name)).parameters
-    size = params["img_size"].default
-    return (tuple(size) if isinstance(size, (list, tuple)) else int(size)), int(
-        params["img_channel"].default
-    )
+    module = _module(name)
+    return module.IMG_SIZE, module.IMG_CHANNEL
 
 
 def held_out_options(name: str, options: dict | None) -> dict:
     """``options`` without those that shape only the training / validation splits (a dataset
     module lists them in ``TRAIN_ONLY_OPTIONS``): what a test set of the same data takes."""
-    module = importlib.import_module(DATASETS[dataset_key(name)])
+    module = _module(name)
     drop = set(getattr(module, "TRAIN_ONLY_OPTIONS", ()))
     return {k: v for k, v in (options or {}).items() if k not in drop}
 
@@ -99,21 +104,21 @@ def build_datasets(
     Human3.6M 128 / 3, custom 64 / 1).
     """
     key = dataset_key(name)
-    build = _builder(key)
+    module = _module(key)
     accepted = [
         p.name
-        for p in inspect.signature(build).parameters.values()
-        if p.kind is p.KEYWORD_ONLY and p.name not in ("spec", "img_size", "img_channel", "seed")
+        for p in inspect.signature(module.build).parameters.values()
+        if p.kind is p.KEYWORD_ONLY
     ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(f"dataset {key!r} does not take option(s) {unknown}; it takes {accepted}")
     spec = ClipSpec(int(short_len), int(out_len), int(long_len))
-    if img_size is not None:
-        options["img_size"] = img_size
-    if img_channel is not None:
-        options["img_channel"] = int(img_channel)
-    splits = build(train_dir, valid_dir, test_dir, spec=spec, seed=int(seed), **options)
+    size = parse_img_size(module.IMG_SIZE if img_size is None else img_size)
+    channels = module.IMG_CHANNEL if img_channel is None else int(img_channel)
+    channels = check_channels(channels, getattr(module, "CHANNELS", (1, 3)))
+    req = SplitRequest(train_dir, valid_dir, test_dir, spec, size, channels, int(seed))
+    splits = module.build(req, **options)
     splits.info.setdefault("dataset", key)
     splits.info.setdefault("source", None)  # what the training split reads (None: no train split)
     splits.info.update(short_len=spec.short_len, out_len=spec.out_len, long_len=spec.long_len)

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from swinlstm.data.checks import finite_range
 from swinlstm.errors import ConfigError, MissingPathError
+from swinlstm.helpers import as_hw
 
 log = logging.getLogger("swinlstm.data")
 
@@ -72,16 +73,13 @@ class Splits:
 
 
 def parse_img_size(img_size: int | Sequence[int]) -> tuple[int, int]:
-    """``64`` or ``(H, W)`` -> ``(H, W)``; anything else is a ValueError naming the value."""
-    if isinstance(img_size, (int, np.integer)):
-        size = (int(img_size), int(img_size))
-    elif isinstance(img_size, Sequence) and len(img_size) == 2:
-        size = (int(img_size[0]), int(img_size[1]))
-    else:
-        raise ConfigError(f"img_size must be an int or (H, W), got {img_size!r}")
-    if min(size) < 1:
-        raise ConfigError(f"img_size must be positive, got {img_size!r}")
-    return size
+    """``64`` or ``(H, W)`` -> ``(H, W)`` (:func:`swinlstm.helpers.as_hw`, NumPy integers too);
+    anything else is a ConfigError naming the value."""
+    if isinstance(img_size, np.integer):
+        img_size = int(img_size)
+    if not isinstance(img_size, (int, Sequence)) or isinstance(img_size, str):
+        raise ConfigError(f"img_size must be a positive int or (H, W), got {img_size!r}")
+    return as_hw(img_size, "img_size")
 
 
 def check_channels(img_channel: int, allowed: Sequence[int] = (1, 3)) -> int:
@@ -90,6 +88,35 @@ def check_channels(img_channel: int, allowed: Sequence[int] = (1, 3)) -> int:
             f"img_channel={img_channel!r} is not supported here; use one of {list(allowed)}"
         )
     return int(img_channel)
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """What :func:`swinlstm.data.build_datasets` asks of a dataset module's ``build``.
+
+    ``train_dir`` / ``valid_dir`` / ``test_dir``: a file or folder each (None: no such source);
+    ``spec``: the clip lengths; ``size`` (H, W) and ``channels``: the frames every item has,
+    already checked (defaults: the module's ``IMG_SIZE`` / ``IMG_CHANNEL``, allowed channels:
+    its ``CHANNELS``); ``seed``: of the module's random choices (generated clips, held-out part).
+    """
+
+    train_dir: str | os.PathLike | None
+    valid_dir: str | os.PathLike | None
+    test_dir: str | os.PathLike | None
+    spec: ClipSpec
+    size: tuple[int, int]
+    channels: int
+    seed: int = 1234
+
+    @property
+    def dirs(self) -> tuple:
+        """``(train_dir, valid_dir, test_dir)``."""
+        return self.train_dir, self.valid_dir, self.test_dir
+
+    @property
+    def clip_args(self) -> dict[str, Any]:
+        """``spec``, ``size``, ``channels``: the arguments every :class:`ClipDataset` takes."""
+        return {"spec": self.spec, "size": self.size, "channels": self.channels}
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -426,26 +453,32 @@ def read_video(
 # ---------------------------------------------------------------------------- generic datasets
 
 
-class FrameWindows(ClipDataset):
-    """Windows over videos stored as lists of frame image paths (one folder per video)."""
+class Windows(ClipDataset):
+    """Clips at ``windows``, an (N, 2) array of (sequence, start) rows; each subclass holds the
+    sequences (frame paths, an array, video files) and reads a clip of them in ``load_clip``."""
 
     def __init__(
         self,
-        videos: Sequence[Sequence[str]],
         windows: np.ndarray,
         spec: ClipSpec,
         size: tuple[int, int],
         channels: int,
         with_long: bool,
-        step: int = 1,
     ):
         super().__init__(spec, size, channels, with_long)
-        self.videos = [list(map(str, v)) for v in videos]
         self.windows = windows
-        self.step = step
 
     def __len__(self) -> int:
         return len(self.windows)
+
+
+class FrameWindows(Windows):
+    """Windows over videos stored as lists of frame image paths (one folder per video)."""
+
+    def __init__(self, videos: Sequence[Sequence[str]], *args, step: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.videos = [list(map(str, v)) for v in videos]
+        self.step = step
 
     def load_clip(self, index: int) -> np.ndarray:
         video, start = self.windows[index]
@@ -453,48 +486,24 @@ class FrameWindows(ClipDataset):
         return read_frames(self.videos[video][start : stop : self.step], grey=self.channels == 1)
 
 
-class ArrayWindows(ClipDataset):
+class ArrayWindows(Windows):
     """Windows over an array of sequences (N, T, H, W, C): uint8, or float already in [0, 1]."""
 
-    def __init__(
-        self,
-        array: np.ndarray,
-        windows: np.ndarray,
-        spec: ClipSpec,
-        size: tuple[int, int],
-        channels: int,
-        with_long: bool,
-    ):
-        super().__init__(spec, size, channels, with_long)
+    def __init__(self, array: np.ndarray, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.array = array
-        self.windows = windows
-
-    def __len__(self) -> int:
-        return len(self.windows)
 
     def load_clip(self, index: int) -> np.ndarray:
         seq, start = self.windows[index]
         return np.array(self.array[seq, start : start + self.spec.total])  # copy out of a memmap
 
 
-class VideoWindows(ClipDataset):
+class VideoWindows(Windows):
     """Windows over video files read with OpenCV (seek + decode ``spec.total`` frames)."""
 
-    def __init__(
-        self,
-        files: Sequence[Path],
-        windows: np.ndarray,
-        spec: ClipSpec,
-        size: tuple[int, int],
-        channels: int,
-        with_long: bool,
-    ):
-        super().__init__(spec, size, channels, with_long)
+    def __init__(self, files: Sequence[Path], *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.files = [Path(f) for f in files]
-        self.windows = windows
-
-    def __len__(self) -> int:
-        return len(self.windows)
 
     def load_clip(self, index: int) -> np.ndarray:
         video, start = self.windows[index]

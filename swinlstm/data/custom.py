@@ -26,14 +26,13 @@ from swinlstm.data.common import (
     ClipDataset,
     ClipSpec,
     FrameWindows,
+    SplitRequest,
     Splits,
     VideoWindows,
-    check_channels,
     check_values,
     count_video_frames,
     list_frame_folders,
     list_images,
-    parse_img_size,
     require_path,
     warn_skipped,
 )
@@ -182,26 +181,24 @@ def hold_out(
     return [(src, lo, cut)], [(src, cut, hi)]
 
 
+# the frames this dataset gives when not told otherwise (swinlstm.data.native_frame)
+IMG_SIZE = 64
+IMG_CHANNEL = 1
+
+
 def build(
-    train_dir=None,
-    valid_dir=None,
-    test_dir=None,
+    req: SplitRequest,
     *,
-    spec: ClipSpec,
-    img_size=64,
-    img_channel: int = 1,
-    seed: int = 1234,
     stride: int = 1,
     valid_fraction: float = 0.1,
     layout: str | None = None,
     key: str | None = None,
 ) -> Splits:
     """Splits of the user's own data (see the module docstring for what a path may be)."""
-    size = parse_img_size(img_size)
-    channels = check_channels(img_channel)
     if stride < 1:
         raise ConfigError(f"stride must be >= 1, got {stride}")
-    common = dict(spec=spec, size=size, channels=channels, stride=stride)
+    (train_dir, valid_dir, test_dir), spec, seed = req.dirs, req.spec, req.seed
+    common = dict(req.clip_args, stride=stride)
     info: dict = {"dataset": "custom", "value_range": (0.0, 1.0)}
 
     def load(path, what):

@@ -24,10 +24,8 @@ from pathlib import Path
 
 from swinlstm.data.common import (
     ClipDataset,
-    ClipSpec,
+    SplitRequest,
     Splits,
-    check_channels,
-    parse_img_size,
     read_frames,
     require_path,
     warn_skipped,
@@ -89,23 +87,17 @@ class HumanClips(ClipDataset):
         return read_frames([self.frame_path(prefix, j) for j in numbers], grey=self.channels == 1)
 
 
-def build(
-    train_dir=None,
-    valid_dir=None,
-    test_dir=None,
-    *,
-    spec: ClipSpec,
-    img_size=128,
-    img_channel: int = 3,
-    seed: int = 1234,
-    step: int = 5,
-) -> Splits:
+# the frames this dataset gives when not told otherwise (swinlstm.data.native_frame)
+IMG_SIZE = 128
+IMG_CHANNEL = 3
+
+
+def build(req: SplitRequest, *, step: int = 5) -> Splits:
     """Human3.6M splits: ``train_dir`` is the root holding ``train.txt`` (or the list file itself,
     frames relative to its folder); the test set is ``test.txt`` of ``test_dir`` (default: the
     same root); validation is the test set (as OpenSTL) unless ``valid_dir`` is given."""
-    size = parse_img_size(img_size)
-    channels = check_channels(img_channel)
-    common = dict(spec=spec, size=size, channels=channels, step=step)
+    train_dir, valid_dir, test_dir = req.dirs
+    common = dict(req.clip_args, step=step)
     info: dict = {"dataset": "human36m", "value_range": (0.0, 1.0), "step": step}
 
     def split(path, list_name, train):

@@ -32,12 +32,11 @@ from swinlstm.data.common import (
     VIDEO_EXTS,
     ClipSpec,
     FrameWindows,
+    SplitRequest,
     Splits,
-    check_channels,
     frame_folder_windows,
     list_frame_folders,
     list_images,
-    parse_img_size,
     read_video,
     require_path,
     resize_frames,
@@ -105,25 +104,19 @@ def _scan(root: Path, persons: range, spec: ClipSpec) -> tuple[list[list[Path]],
     return videos, np.asarray(rows, np.int64)
 
 
-def build(
-    train_dir=None,
-    valid_dir=None,
-    test_dir=None,
-    *,
-    spec: ClipSpec,
-    img_size=128,
-    img_channel: int = 1,
-    seed: int = 1234,
-    clips: str | None = None,
-) -> Splits:
+# the frames this dataset gives when not told otherwise (swinlstm.data.native_frame)
+IMG_SIZE = 128
+IMG_CHANNEL = 1
+
+
+def build(req: SplitRequest, *, clips: str | None = None) -> Splits:
     """KTH splits. ``clips`` picks the layout and clip rule: ``predrnn`` (the action-folder
     layout: ``train_dir`` gives persons 01-16; the test set is persons 17-25 of ``test_dir``,
     default the same root; validation is ``valid_dir``'s persons 17-25 if given, else the test
     set, as PredRNN and OpenSTL), ``lmc`` (LMC-Memory's video folders, see the module docstring)
     or None: recognised from the first folder given."""
-    size = parse_img_size(img_size)
-    channels = check_channels(img_channel)
-    common = dict(spec=spec, size=size, channels=channels)
+    (train_dir, valid_dir, test_dir), spec = req.dirs, req.spec
+    common = req.clip_args
     roots = [require_path(p, "KTH data dir") for p in (train_dir, valid_dir, test_dir) if p]
     rule = clip_rule(roots[0], clips) if roots else (clips or "predrnn")
     if rule == "lmc":

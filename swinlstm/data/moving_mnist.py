@@ -32,12 +32,11 @@ from swinlstm.data.common import (
     ArrayWindows,
     ClipDataset,
     ClipSpec,
+    SplitRequest,
     Splits,
-    check_channels,
     frame_folder_windows,
     index_windows,
     list_frame_folders,
-    parse_img_size,
     require_path,
     split_clip,
 )
@@ -496,15 +495,14 @@ def _file_digits(digits: np.ndarray, source: str, train_digits: int | str | None
 TRAIN_ONLY_OPTIONS = ("train_samples", "valid_samples", "resample")
 
 
+# the frames this dataset gives when not told otherwise (swinlstm.data.native_frame)
+IMG_SIZE = 64
+IMG_CHANNEL = 1
+
+
 def build(
-    train_dir=None,
-    valid_dir=None,
-    test_dir=None,
+    req: SplitRequest,
     *,
-    spec: ClipSpec,
-    img_size=64,
-    img_channel: int = 1,
-    seed: int = 1234,
     num_digits: Sequence[int] = (2,),
     step_length: float = 0.1,
     digit_size: int = 28,
@@ -522,12 +520,11 @@ def build(
     validation and test clips, so the test set measures unseen handwriting. ``train_dir`` may
     instead be LMC-Memory's frame folders.
     """
-    size = parse_img_size(img_size)
-    channels = check_channels(img_channel)
+    (train_dir, valid_dir, test_dir), size, seed = req.dirs, req.size, req.seed
     if isinstance(num_digits, int):
         num_digits = [num_digits]
     info: dict = {"dataset": "movingmnist", "value_range": (0.0, 1.0), "canvas": size}
-    common = dict(spec=spec, size=size, channels=channels)
+    common = req.clip_args
 
     digits: DigitSplits | None = None
     train = valid = None

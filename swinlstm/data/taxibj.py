@@ -19,9 +19,8 @@ from swinlstm.data.checks import finite_range
 from swinlstm.data.common import (
     ClipDataset,
     ClipSpec,
+    SplitRequest,
     Splits,
-    check_channels,
-    parse_img_size,
     require_path,
 )
 from swinlstm.errors import ConfigError, MissingPathError
@@ -80,21 +79,17 @@ def load_npz(path: Path, spec: ClipSpec) -> dict[str, np.ndarray]:
     return data
 
 
-def build(
-    train_dir=None,
-    valid_dir=None,
-    test_dir=None,
-    *,
-    spec: ClipSpec,
-    img_size=32,
-    img_channel: int = 2,
-    seed: int = 1234,
-) -> Splits:
+# the frames this dataset gives when not told otherwise (swinlstm.data.native_frame)
+IMG_SIZE = 32
+IMG_CHANNEL = 2
+CHANNELS = (2,)  # inflow, outflow
+
+
+def build(req: SplitRequest) -> Splits:
     """TaxiBJ splits from ``dataset.npz`` (``train_dir`` = the file or its folder; ``test_dir``
     defaults to the same file). Validation is the test set, as in OpenSTL."""
-    size = parse_img_size(img_size)
-    channels = check_channels(img_channel, allowed=(2,))
-    common = dict(spec=spec, size=size, channels=channels)
+    (train_dir, valid_dir, test_dir), spec = req.dirs, req.spec
+    common = req.clip_args
     info: dict = {"dataset": "taxibj", "value_range": (0.0, 1.0), "channels": ("inflow", "outflow")}
 
     def npz_of(path, what):
