@@ -117,24 +117,20 @@ def _metrics(
     return out
 
 
-def compute(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    protocol: str | Protocol = "default",
-    lpips: LPIPS | None = None,
-) -> dict[str, torch.Tensor]:
-    """Per-frame metrics of predictions against targets, averaged over the batch.
+def compute(pred, target, metrics=DEFAULT_METRICS, protocol="default", lpips=None) -> dict:
+    """Per-frame metrics of predictions against targets, averaged over the batch: the arguments
+    of :func:`per_sample`, except that a missing LPIPS model is loaded when "lpips" is asked for.
 
     Args:
         pred, target: (B, T, C, H, W) float frames in [0, 1] (predictions may stray outside;
             each protocol clips them as its anchor does).
-        metrics: names from ``swinlstm.metrics.METRICS``.
-        protocol: a name from ``swinlstm.metrics.PROTOCOLS`` (see docs/metrics.md).
-        lpips: an ``LPIPS`` model; when "lpips" is requested and none is given, ``load_lpips()``
+        metrics: names from ``swinlstm.metrics.METRICS`` (a sequence of str).
+        protocol: a name from ``swinlstm.metrics.PROTOCOLS`` (see docs/metrics.md) or a
+            ``Protocol``.
+        lpips: an ``LPIPS`` model or None; when "lpips" is requested and none is given, ``load_lpips()``
             is tried and LPIPS is left out (with one warning) if no weights are found.
     Returns:
-        metric name -> (T,) float64 tensor of batch means per frame.
+        ``dict[str, torch.Tensor]``: metric name -> (T,) float64 tensor of batch means per frame.
     Raises:
         ValueError: wrong shapes or dtypes, NaN/inf values, targets outside [0, 1], unknown
             metric or protocol names.
