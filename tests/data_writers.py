@@ -34,9 +34,14 @@ def write_frames(
 
 def write_avi(path: Path, frames: np.ndarray, fps: float = 25.0) -> Path:
     """(T, H, W, 3) uint8 RGB frames as an MJPG .avi."""
+    return write_video(path, frames, fps)
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float = 25.0, fourcc: str = "MJPG") -> Path:
+    """(T, H, W, 3) uint8 RGB frames as a video of codec ``fourcc`` (``mp4v`` for an .mp4)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     assert writer.isOpened()
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

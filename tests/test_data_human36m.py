@@ -28,14 +28,9 @@ def test_step_five_clips(tmp_path, nested):
 
 def test_resize_and_grey(tmp_path):
     _h36m(tmp_path)
+    lengths = dict(short_len=2, out_len=2, long_len=3)
     s = build_datasets(
-        "human36m",
-        train_dir=tmp_path / "train.txt",
-        short_len=2,
-        out_len=2,
-        img_size=8,
-        img_channel=1,
-        long_len=3,
+        "human36m", train_dir=tmp_path / "train.txt", **lengths, img_size=8, img_channel=1
     )
     x, y, long = s.train[0]
     assert x.shape == (2, 1, 8, 8) and long.shape == (3, 1, 8, 8)

@@ -22,7 +22,7 @@ from swinlstm.data.common import read_clip, read_frames, resize_frames, to_tenso
 from swinlstm.data.kth import prepare_kth
 from swinlstm.engine.checkpoint import save_model
 from swinlstm.models import build_model
-from tests.data_writers import write_avi, write_frames
+from tests.data_writers import write_avi, write_frames, write_video
 
 U8 = 1 / 255 + 1e-6  # one 8-bit level, on frames in [0, 1]
 
@@ -77,16 +77,6 @@ def decode_images(paths, grey: bool) -> np.ndarray:
     if grey:
         return np.stack(imgs)[..., None]
     return np.stack([cv2.cvtColor(i, cv2.COLOR_BGR2RGB) for i in imgs])
-
-
-def write_mp4(path, frames_rgb: np.ndarray, fps: float = 25.0):
-    h, w = frames_rgb.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert writer.isOpened()
-    for f in frames_rgb:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
 
 
 def assert_close(got, want, atol):
@@ -192,22 +182,18 @@ def test_human36m_rgb_jpegs_to_the_model(tmp_path, side, size):
 def videos(tmp_path_factory):
     """A 1280x720 RGB mp4 and a 120x160 (H x W) MJPG .avi, 6 frames each."""
     root = tmp_path_factory.mktemp("videos")
-    mp4 = write_mp4(root / "hd.mp4", noise((6, 720, 1280, 3), seed=1))
+    mp4 = write_video(root / "hd.mp4", noise((6, 720, 1280, 3), seed=1), fourcc="mp4v")
     avi = write_avi(root / "small.avi", noise((6, 120, 160, 3), seed=2))
     return {"mp4": mp4, "avi": avi}
+
+
+CLIP_3_3 = dict(short_len=3, out_len=3, img_size=64)
 
 
 @pytest.mark.parametrize("kind", ["mp4", "avi"])
 @pytest.mark.parametrize("channels", [3, 1])
 def test_custom_videos_to_64(videos, kind, channels):
-    s = build_datasets(
-        "custom",
-        test_dir=videos[kind],
-        short_len=3,
-        out_len=3,
-        img_size=64,
-        img_channel=channels,
-    )
+    s = build_datasets("custom", test_dir=videos[kind], **CLIP_3_3, img_channel=channels)
     x, y = s.test[0]
     assert x.shape == (3, channels, 64, 64)  # grey videos are read as grey
     want = reference_clip(decode_video(videos[kind], grey=channels == 1), (64, 64))
@@ -218,14 +204,8 @@ def test_custom_videos_to_64(videos, kind, channels):
 def test_custom_array_larger_than_the_model(tmp_path, channels):
     arr = noise((3, 20, 120, 160, 3), seed=channels)
     np.save(tmp_path / "a.npy", arr)
-    s = build_datasets(
-        "custom",
-        test_dir=tmp_path / "a.npy",
-        short_len=10,
-        out_len=10,
-        img_size=64,
-        img_channel=channels,
-    )
+    lengths = dict(short_len=10, out_len=10, img_size=64)
+    s = build_datasets("custom", test_dir=tmp_path / "a.npy", **lengths, img_channel=channels)
     assert len(s.test) == 3
     x, y = s.test[1]
     assert x.shape == (10, channels, 64, 64)

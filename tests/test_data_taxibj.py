@@ -11,12 +11,12 @@ from swinlstm.data import build_datasets
 from swinlstm.data.taxibj import prepare_taxibj
 from tests.data_writers import write_taxibj_npz as _npz
 
+TAXIBJ = dict(img_size=32, img_channel=2)  # its own frames, written out
+
 
 def test_items_are_x_then_y_in_unit_range(tmp_path):
     arrays = _npz(tmp_path / "dataset.npz")
-    s = build_datasets(
-        "taxibj", train_dir=tmp_path, short_len=4, out_len=4, img_size=32, img_channel=2, long_len=6
-    )
+    s = build_datasets("taxibj", train_dir=tmp_path, short_len=4, out_len=4, long_len=6, **TAXIBJ)
     assert len(s.train) == 6 and len(s.test) == 3 and s.valid is s.test
     x, y, long = s.train[2]
     assert x.shape == (4, 2, 32, 32) and y.shape == (4, 2, 32, 32) and long.shape == (6, 2, 32, 32)
@@ -28,12 +28,7 @@ def test_items_are_x_then_y_in_unit_range(tmp_path):
 def test_short_len_not_four_still_slices_targets_after_inputs(tmp_path):
     arrays = _npz(tmp_path / "dataset.npz")
     s = build_datasets(
-        "taxibj",
-        train_dir=tmp_path / "dataset.npz",
-        short_len=3,
-        out_len=2,
-        img_size=32,
-        img_channel=2,
+        "taxibj", train_dir=tmp_path / "dataset.npz", short_len=3, out_len=2, **TAXIBJ
     )
     x, y = s.test[1]
     clip = (np.concatenate([arrays["X_test"][1], arrays["Y_test"][1]]) + 1) / 2
@@ -78,14 +73,7 @@ def test_bad_npz(tmp_path):
         with pytest.raises(ValueError, match=f"{name}: .*{msg}"):
             build_datasets("taxibj", train_dir=tmp_path / name, **kw)
     with pytest.raises(ValueError, match="fewer than short_len \\+ out_len = 10"):
-        build_datasets(
-            "taxibj",
-            train_dir=tmp_path / "a.npz",
-            img_size=32,
-            img_channel=2,
-            short_len=5,
-            out_len=5,
-        )
+        build_datasets("taxibj", train_dir=tmp_path / "a.npz", short_len=5, out_len=5, **TAXIBJ)
     with pytest.raises(ValueError, match="img_channel=1 is not supported"):
         build_datasets("taxibj", train_dir=tmp_path / "a.npz", img_channel=1)
     with pytest.raises(FileNotFoundError, match="nowhere does not exist"):

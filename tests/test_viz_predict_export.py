@@ -16,6 +16,7 @@ from swinlstm.cli.predict import forecast
 from swinlstm.data.common import read_clip, to_tensor_clip
 from swinlstm.engine.checkpoint import save_model
 from swinlstm.models import build_model
+from tests.data_writers import write_avi
 
 
 @pytest.fixture()
@@ -82,17 +83,6 @@ def test_comparison_grid_rows_and_error_colour(tmp_path):
 
 
 # ----- reading inputs ------------------------------------------------------------------------
-def write_avi(path, frames_rgb: np.ndarray, fps: float = 5.0):
-    import cv2
-
-    h, w = frames_rgb.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for f in frames_rgb:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
 def moving_square(t: int, size: int = 32) -> np.ndarray:
     """uint8 (t, size, size, 3): a bright square moving right."""
     frames = np.zeros((t, size, size, 3), np.uint8)
