@@ -37,6 +37,12 @@ class At(pl.Callback):
             self.action(trainer, pl_module)
 
 
+def _run_until(out: Path, at: At, **config):
+    """A toy training into ``out`` (8 iterations, validating every 2) that ``at`` interrupts."""
+    config = {"iterations": 8, "print_freq": 2, **config}
+    return run_training(toy_config(out, **config), ToyClips(8), ToyClips(3), callbacks=[at])
+
+
 def _snapshot(out: Path) -> dict[str, bytes]:
     return {n: (out / n).read_bytes() for n in FILES if (out / n).is_file()}
 
@@ -68,12 +74,7 @@ def test_a_learning_rate_that_blows_up_stops_at_the_first_nan_loss(tmp_path):
             group["lr"] = 1e38
 
     with pytest.raises(TrainingFailed) as info:
-        run_training(
-            toy_config(tmp_path, iterations=40, print_freq=2),
-            ToyClips(8),
-            ToyClips(3),
-            callbacks=[At(4, blow_up)],
-        )
+        _run_until(tmp_path, At(4, blow_up), iterations=40)
     message = str(info.value)
     found = re.search(r"training loss is (nan|inf) at iteration (\d+).*last good checkpoint is "
                       r"(\S+) \(iteration (\d+)\)", message)  # fmt: skip
@@ -93,12 +94,7 @@ def test_non_finite_weights_are_never_written_over_a_good_checkpoint(tmp_path):
             module.model.out.bias.fill_(math.inf)
 
     with pytest.raises(TrainingFailed, match=r"weights are not finite at iteration 4 \(out.bias\)"):
-        run_training(
-            toy_config(tmp_path, iterations=8, print_freq=2),
-            ToyClips(8),
-            ToyClips(3),
-            callbacks=[At(4, poison)],
-        )
+        _run_until(tmp_path, At(4, poison))
     assert _snapshot(tmp_path) == saved and _iteration(tmp_path / "last.ckpt") == 2
     _assert_consistent_and_finite(tmp_path)
 
@@ -134,12 +130,7 @@ def test_enospc_while_writing_a_new_best_changes_none_of_the_files(tmp_path, mon
         monkeypatch.setattr(safetensors.torch, "save", no_space)
 
     with pytest.raises(CheckpointWriteError, match=r"model.safetensors: no space left on device"):
-        run_training(
-            toy_config(tmp_path, iterations=8, print_freq=2),
-            ToyClips(8),
-            ToyClips(3),
-            callbacks=[At(3, fill_disk)],
-        )
+        _run_until(tmp_path, At(3, fill_disk))
     assert saved and _snapshot(tmp_path) == saved  # last, best, weights, json, csv: all of 2
     _assert_consistent_and_finite(tmp_path)
 
@@ -147,12 +138,7 @@ def test_enospc_while_writing_a_new_best_changes_none_of_the_files(tmp_path, mon
 def test_folder_removed_mid_run_is_an_error_not_recreated(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(CheckpointWriteError, match=rf"the folder {out} no longer exists"):
-        run_training(
-            toy_config(out, iterations=8, print_freq=2, checkpoint_every=0),
-            ToyClips(8),
-            ToyClips(3),
-            callbacks=[At(3, lambda t, m: shutil.rmtree(out))],
-        )
+        _run_until(out, At(3, lambda t, m: shutil.rmtree(out)), checkpoint_every=0)
     assert not out.exists()  # not silently made again (an unmounted disk stays unmounted)
 
 
@@ -185,12 +171,7 @@ def test_a_full_disk_stops_with_the_files_from_before(small_disk):
             pass
 
     with pytest.raises(CheckpointWriteError, match=r"cannot write .*: no space left on device"):
-        run_training(
-            toy_config(out, iterations=8, print_freq=2),
-            ToyClips(8),
-            ToyClips(3),
-            callbacks=[At(3, fill)],
-        )
+        _run_until(out, At(3, fill))
     assert saved and _snapshot(out) == saved and _iteration(out / "last.ckpt") == 2
     _assert_consistent_and_finite(out)
 
@@ -204,12 +185,7 @@ def test_a_read_only_disk_stops_with_the_files_from_before(small_disk):
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
 
     with pytest.raises(CheckpointWriteError, match=r"cannot write .*: read-only file system"):
-        run_training(
-            toy_config(out, iterations=8, print_freq=2),
-            ToyClips(8),
-            ToyClips(3),
-            callbacks=[At(3, read_only)],
-        )
+        _run_until(out, At(3, read_only))
     assert saved and _snapshot(out) == saved
     _assert_consistent_and_finite(out)
 
