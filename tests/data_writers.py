@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def ramp_video(t: int, h: int, w: int, channels: int = 3, seed: int = 0) -> np.n
     return out[..., 0] if channels == 1 else out
 
 
+def write_kth(root: Path, person: int, action: str, frames: np.ndarray, d: int = 1, first: int = 1):
+    """KTH's action-folder layout: ``root/action/personPP_action_dD_uncomp/image_NNNN.jpg``
+    (numbered from ``first``), as the PredRNN / OpenSTL preprocessing leaves it. The folder."""
+    folder = Path(root) / action / f"person{person:02d}_{action}_d{d}_uncomp"
+    write_frames(folder, frames, "image_{:04d}.jpg", start=first)
+    return folder
+
+
 def write_taxibj_npz(path, n=6, t_in=4, t_out=4, **over):
     """OpenSTL's TaxiBJ dataset.npz: X/Y_train (n, t, 2, 32, 32), X/Y_test (3, ...) in [-1, 1]."""
     rng = np.random.default_rng(0)
@@ -84,3 +93,22 @@ def write_human36m(root, nested=False, frames=45, size=20):
     )
     (root / "test.txt").write_text("images/S1_Walking.54138969_,6,41\n")
     return video
+
+
+def write_taxibj_flows(path, first_day: dt.date, days: int, grid=4, drop_slot=None) -> None:
+    """An original TaxiBJ ``BJ*_M32x32_T30_InOut.h5``: ``days`` days of 48 half-hour slots from
+    ``first_day`` (slot ``drop_slot`` = (day, slot) left out), flows (2, grid, grid) numbering the
+    slots (day * 48 + slot), and their ``date`` strings (YYYYMMDDSS)."""
+    import h5py
+
+    dates, data = [], []
+    for d in range(days):
+        day = first_day + dt.timedelta(days=d)
+        for slot in range(1, 49):
+            if drop_slot == (d, slot):
+                continue
+            dates.append(f"{day:%Y%m%d}{slot:02d}".encode())
+            data.append(np.full((2, grid, grid), d * 48 + slot, np.float64))
+    with h5py.File(path, "w") as f:
+        f["data"] = np.stack(data)
+        f["date"] = np.array(dates)

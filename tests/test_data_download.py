@@ -14,7 +14,7 @@ import pytest
 from swinlstm.cli.main import run
 from swinlstm.data import build_datasets
 from swinlstm.data.download import SOURCES, DownloadError, download
-from tests.data_writers import ramp_video, write_frames
+from tests.data_writers import ramp_video, write_frames, write_kth
 
 
 @pytest.fixture
@@ -47,12 +47,7 @@ def test_download_unpacks_a_kth_archive_the_loader_reads(tmp_path, server):
     base, www = server
     src = tmp_path / "src"
     for person, action in ((1, "boxing"), (17, "boxing")):
-        write_frames(
-            src / action / f"person{person:02d}_{action}_d1_uncomp",
-            ramp_video(8, 8, 8, 1),
-            "image_{:04d}.jpg",
-            1,
-        )
+        write_kth(src, person, action, ramp_video(8, 8, 8, 1))
     with zipfile.ZipFile(www / "kth_action.zip", "w") as z:
         for f in src.rglob("*.jpg"):
             z.write(f, f.relative_to(src))

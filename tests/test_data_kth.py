@@ -6,18 +6,12 @@ import pytest
 from swinlstm.cli.main import run
 from swinlstm.data import build_datasets
 from swinlstm.data.kth import prepare_kth, protocol_starts
-from tests.data_writers import ramp_video, write_avi, write_frames
+from tests.data_writers import ramp_video, write_avi, write_frames, write_kth
 
 
 def _kth(root, person, action, n_frames, d=1, first=1):
-    folder = root / action / f"person{person:02d}_{action}_d{d}_uncomp"
-    write_frames(
-        folder,
-        ramp_video(n_frames, 16, 16, channels=1, seed=person),
-        "image_{:04d}.jpg",
-        start=first,
-    )
-    return folder
+    frames = ramp_video(n_frames, 16, 16, channels=1, seed=person)
+    return write_kth(root, person, action, frames, d=d, first=first)
 
 
 def test_protocol_starts_slow_and_fast_actions():

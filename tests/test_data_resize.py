@@ -22,7 +22,7 @@ from swinlstm.data.common import read_clip, read_frames, resize_frames, to_tenso
 from swinlstm.data.kth import prepare_kth
 from swinlstm.engine.checkpoint import save_model
 from swinlstm.models import build_model
-from tests.data_writers import write_avi, write_frames, write_video
+from tests.data_writers import write_avi, write_frames, write_kth, write_video
 
 U8 = 1 / 255 + 1e-6  # one 8-bit level, on frames in [0, 1]
 
@@ -132,12 +132,7 @@ def test_to_tensor_clip_16_bit_scaled_by_its_range_and_rgba_dropped():
 # ----- the datasets ---------------------------------------------------------------------------
 def test_kth_160x120_grey_jpegs_to_128(tmp_path):
     for person in (1, 17):
-        write_frames(
-            tmp_path / "boxing" / f"person{person:02d}_boxing_d1_uncomp",
-            noise((4, 120, 160), seed=person),
-            "image_{:04d}.jpg",
-            start=1,
-        )
+        write_kth(tmp_path, person, "boxing", noise((4, 120, 160), seed=person))
     s = build_datasets("kth", train_dir=tmp_path, short_len=2, out_len=2, img_size=128)
     x, y = s.train[0]
     assert x.shape == y.shape == (2, 1, 128, 128)

@@ -9,6 +9,7 @@ import pytest
 from swinlstm.cli.main import run
 from swinlstm.data import build_datasets
 from swinlstm.data.taxibj import prepare_taxibj
+from tests.data_writers import write_taxibj_flows as _write_bj
 from tests.data_writers import write_taxibj_npz as _npz
 
 TAXIBJ = dict(img_size=32, img_channel=2)  # its own frames, written out
@@ -81,20 +82,6 @@ def test_bad_npz(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="empty/dataset.npz does not exist"):
         build_datasets("taxibj", train_dir=tmp_path / "empty", img_channel=2)
-
-
-def _write_bj(path, first_day, days, grid=4, drop_slot=None):
-    dates, data = [], []
-    for d in range(days):
-        day = first_day + dt.timedelta(days=d)
-        for slot in range(1, 49):
-            if drop_slot == (d, slot):
-                continue
-            dates.append(f"{day:%Y%m%d}{slot:02d}".encode())
-            data.append(np.full((2, grid, grid), d * 48 + slot, np.float64))
-    with h5py.File(path, "w") as f:
-        f["data"] = np.stack(data)
-        f["date"] = np.array(dates)
 
 
 def test_prepare_taxibj_from_h5(tmp_path):
