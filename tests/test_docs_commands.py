@@ -4,17 +4,21 @@ Each command runs in-process (``swinlstm.cli.main.run``; the root ``train.py`` /
 through their ``main``) in a scratch folder that holds the repository's ``configs/`` and tiny
 data at the paths the docs name (``data/mnist/train-images-idx3-ubyte.gz``, ``data/kth``,
 ``data/taxibj/dataset.npz``, ``data/human``, ...; the README's ``PATH`` placeholders stand for
-them too, see :data:`PLACEHOLDERS`). Training and test commands get flags appended that shrink
-them to seconds (one iteration, 32 px frames, a model of a few thousand weights, CPU); the
-command's own flags stay as written, so a renamed or removed flag, a preset that does not exist
-or a data path the loader refuses fails here. A command that reads a checkpoint first runs the
-shown command that writes it. Commands that need the network run and must fail with one line;
-those that cannot run at a small size are listed in :data:`ONLY_PARSED` with the reason.
+them too, see :data:`PLACEHOLDERS`). Training and test commands get flags appended (later flags
+win) that shrink them to seconds: CPU, 16 px frames (32 px for the zoo's), the smallest network
+of each kind, one training iteration on 2 -> 2 frame clips, one test batch (test commands keep
+their lengths, so their data must hold such clips). The command's own flags stay as written, so a
+renamed or removed flag, a preset that does not exist or a data path the loader refuses fails.
+A command that reads a checkpoint (or a zoo entry) first runs the shown command that writes it.
+Commands that need the network run without it and must fail with one line
+(:data:`NEEDS_NETWORK`); those that cannot run at a small size are only parsed, listed in
+:data:`ONLY_PARSED` with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import shlex
 from pathlib import Path
@@ -23,8 +27,16 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.data_writers import ramp_video, write_avi, write_frames, write_human36m, write_idx
-from tests.data_writers import write_taxibj_npz
+from tests.data_writers import (
+    ramp_video,
+    write_avi,
+    write_frames,
+    write_human36m,
+    write_idx,
+    write_kth,
+    write_taxibj_flows,
+    write_taxibj_npz,
+)
 from tests.run_helpers import QUICK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +45,20 @@ STARTS = ("swinlstm ", "python train.py", "python test.py", "torchrun ", "srun p
 
 
 def shown_commands() -> list[tuple[str, str]]:
-    """(where, command) for each command line in an indented or fenced code block, with its
-    backslash continuations joined and its trailing comment dropped."""
+    """(where, command) for each command line in an indented or fenced (```) code block, with
+    its backslash continuations joined and its trailing comment dropped."""
     out = []
     for doc in DOCS:
         lines = doc.read_text().splitlines()
+        fence = None  # the opening line of the fenced block we are in
         i = 0
         while i < len(lines):
             text = lines[i].strip()
-            if lines[i].startswith("    ") and text.startswith(STARTS):
+            if text.startswith("```"):
+                fence = text if fence is None else None
+            elif (fence in ("```", "```bash", "```sh") or lines[i].startswith("    ")) and (
+                text.startswith(STARTS)
+            ):
                 where = f"{doc.relative_to(ROOT)}:{i + 1}"
                 while text.endswith("\\") and i + 1 < len(lines):
                     i += 1
@@ -64,7 +81,20 @@ def _argv(command: str) -> tuple[str, list[str]]:
     return "swinlstm", words[1:]
 
 
-COMMANDS = shown_commands()
+def _expanded(commands: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A ``{a,b}`` choice as one command per choice (``where`` gets ``-a``)."""
+    out = []
+    for where, command in commands:
+        choice = re.search(r"\{([\w,-]+)\}", command)
+        if choice is None:
+            out.append((where, command))
+            continue
+        for name in choice.group(1).split(","):
+            out.append((f"{where}-{name}", command.replace(choice.group(0), name)))
+    return out
+
+
+COMMANDS = _expanded(shown_commands())
 
 # commands that cannot run at a small size: what in them, and why they are only parsed
 ONLY_PARSED = {
@@ -72,9 +102,14 @@ ONLY_PARSED = {
     "--num_nodes 2": "several machines (torchrun / SLURM)",
     "reproduce cpu": "the whole CPU reproduction (hours); tests/test_reproduce.py runs it tiny",
     "bench metrics": "a benchmark (minutes of timing); tests/test_bench.py runs it tiny",
+    "bench data": "a benchmark (minutes of timing); tests/test_bench.py runs it tiny",
 }
+# commands that need the network: run with it cut off, they must fail with one line
+NEEDS_NETWORK = ("data download",)
 
-# what the README's ``PATH`` stands for, by the flag before it
+# what the docs' placeholders stand for: a word of capitals (in any word), the README's ``PATH``
+# by the flag before it
+WORDS = {"KTH_AVI_DIR": "raw/kth", "TAXIBJ_DIR": "raw/taxibj", "DIR": "downloads"}
 PLACEHOLDERS = {
     "--train_data_dir": "data/mnist/train-images-idx3-ubyte.gz",
     "--valid_data_dir": "data/mnist/frames",  # LMC-Memory's frame folders: 40-frame clips
@@ -83,8 +118,9 @@ PLACEHOLDERS = {
     "--checkpoint_load_file": "checkpoints/best.ckpt",
 }
 
-SIZE = 32  # frames of every run (the smallest the 28 px MNIST digits of a preset fit)
-TINY = {  # flags that make each network a few thousand weights (its other flags as written)
+SIZE = 16  # frames of every run: 14 px digits (the zoo's runs: 32, the preset's 28 px digits fit)
+ZOO_SIZE = 32
+TINY = {  # flags that make each network tiny (LMC-Memory's has no size flags: as it is)
     "swinlstm-d": "--patch_size 4 --embed_dim 8 --depths_down 1 1 --depths_up 1 1 "
     "--heads_number 1 1 --window_size 2",
     "swinlstm-b": "--patch_size 4 --embed_dim 8 --depths 1 --heads_number 1 --window_size 2",
@@ -93,9 +129,7 @@ TINY = {  # flags that make each network a few thousand weights (its other flags
 }
 TRAIN_QUICK = [*QUICK, "--iterations", "1", "--devices", "1", "--precision", "32-true"]
 TEST_QUICK = ["--batch_size", "1", "--max_batches", "1", "--device", "cpu", "--workers", "0"]
-APPENDED = {  # subcommand -> what is appended ("train": TRAIN_QUICK + the model's TINY)
-    "zoo add": ["--test_clips", "2"],
-}
+ZOO_ADD_QUICK = ["--test_clips", "2"]  # `zoo add` scores the entry on 2 built-in clips
 # the SwinLSTM authors' names of appended flags, used where a command has theirs (both differing
 # is an error), with one training clip so that an epoch is one iteration
 THEIRS = {
@@ -131,15 +165,17 @@ def _long(argv: list[str]) -> bool:
 
 
 def _shrunk(which: str, argv: list[str]) -> list[str]:
-    """``argv`` with the README's PATHs filled in and the seconds-long flags appended."""
+    """``argv`` with the placeholders filled in and the seconds-long flags appended."""
     argv = [PLACEHOLDERS[argv[i - 1]] if w == "PATH" else w for i, w in enumerate(argv)]
+    argv = [re.sub(r"\b[A-Z][A-Z_]*\b", lambda m: WORDS.get(m[0], m[0]), w) for w in argv]
+    argv = [w.strip("[]") for w in argv]  # an optional part, given
     sub = argv[0] if which == "swinlstm" else which.removesuffix(".py")
     if which == "swinlstm" and argv[:2] == ["zoo", "add"]:
-        return [*argv, *APPENDED["zoo add"]]
+        return [*argv, *ZOO_ADD_QUICK]
     if sub not in ("train", "test"):
         return argv
     tiny = TINY[_model(argv)].split() + (["--memory_size", "4"] if _memory(argv) else [])
-    quick = TEST_QUICK  # test commands keep their lengths: their data must hold such clips
+    quick = [*TEST_QUICK]  # test commands keep their lengths: their data must hold such clips
     if sub == "train":  # 2 -> 2 frames (memory: a 2-frame long clip), far quicker than 10 -> 30
         quick = [*TRAIN_QUICK, "--short_len", "2", "--out_len", "2"]
         quick += ["--long_len", "2"] if _long(argv) else []
@@ -147,6 +183,10 @@ def _shrunk(which: str, argv: list[str]) -> list[str]:
         quick = [*quick, "--iterations", "2"]
     if any(theirs in argv for theirs in THEIRS.values()):
         quick = [THEIRS.get(w, w) for w in quick] + THEIR_CLIPS
+    if any("zoo" in w for w in argv):
+        return [*argv, "--img_size", str(ZOO_SIZE), *tiny, *quick]
+    if (_flag(argv, "--dataset") or _preset(argv).get("dataset", "movingmnist")) == "movingmnist":
+        quick += ["--data_options", "digit_size=14"]  # digits that fit 16 px frames
     return [*argv, "--img_size", str(SIZE), *tiny, *quick]
 
 
@@ -178,14 +218,19 @@ def _write_tiny_data(root: Path) -> None:
         frames = ramp_video(40, 32, 32, channels=1, seed=i)
         write_frames(root / "data" / "mnist" / "frames" / f"video_{i:05d}", frames)
     for person, action in ((1, "boxing"), (17, "walking")):  # KTH: 50 frames per video
-        folder = root / "data" / "kth" / action / f"person{person:02d}_{action}_d1_uncomp"
-        frames = ramp_video(50, 24, 32, channels=1, seed=person)
-        write_frames(folder, frames, "image_{:04d}.jpg", start=1)
+        write_kth(root / "data" / "kth", person, action, ramp_video(50, 24, 32, 1, seed=person))
     (root / "data" / "taxibj").mkdir(parents=True)
     write_taxibj_npz(root / "data" / "taxibj" / "dataset.npz", n=2)
     (root / "data" / "human").mkdir(parents=True)
     write_human36m(root / "data" / "human", size=32)
     write_avi(root / "clip.avi", ramp_video(12, 32, 32))
+    for person, action in ((1, "boxing"), (17, "running")):  # the original KTH videos
+        video = root / "raw" / "kth" / action / f"person{person:02d}_{action}_d1_uncomp.avi"
+        write_avi(video, ramp_video(50, 24, 32))
+    (root / "raw" / "taxibj").mkdir(parents=True)  # the original TaxiBJ files
+    write_taxibj_flows(
+        root / "raw" / "taxibj" / "BJ14_M32x32_T30_InOut.h5", dt.date(2014, 3, 1), 30
+    )
 
 
 class Workspace:
@@ -241,13 +286,21 @@ def run_shown(space: Workspace, which: str, argv: list[str], capsys, where: str)
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp("docs"))
+    """The scratch folder, with torch on one thread: the tiny runs take a third of the CPU time
+    they take on all threads of a shared machine (measured: 4.7 s against 12.5 s for README's
+    first command)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Workspace(tmp_path_factory.mktemp("docs"))
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
-def in_workspace(workspace, monkeypatch, tmp_path):
-    """Commands run in the workspace; outputs outside it (``/tmp/probe``) and the zoo's entries
-    and cache are redirected into it."""
+def in_workspace(workspace, monkeypatch, offline):
+    """Commands run in the workspace, without the network; outputs outside it (``/tmp/probe``)
+    and the zoo's entries and cache are redirected into it."""
     from swinlstm import zoo
 
     monkeypatch.chdir(workspace.root)
@@ -288,4 +341,10 @@ def test_shown_command_runs(where, command, in_workspace, capsys):
         _parse(where, which, argv, capsys)
         return
     argv = [str(in_workspace.root / w.lstrip("/")) if w.startswith("/tmp/") else w for w in argv]
+    if any(what in command for what in NEEDS_NETWORK):
+        capsys.readouterr()
+        code = _run(which, _shrunk(which, argv))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, f"{where}: exit {code}, not one line: {lines}"
+        return
     run_shown(in_workspace, which, argv, capsys, where)
