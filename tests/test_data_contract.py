@@ -55,6 +55,10 @@ def test_img_size_forms():
         parse_img_size((1, 2, 3))
     with pytest.raises(ValueError, match="img_size"):
         parse_img_size(0)
+    assert parse_img_size(np.int64(32)) == (32, 32)  # NumPy integers (e.g. from an array)
+    for bad in (64.0, "64", None):  # one line naming img_size, not a TypeError or (6, 4)
+        with pytest.raises(ValueError, match="img_size must be a positive int or \\(H, W\\)"):
+            parse_img_size(bad)
 
 
 def test_resize_many_frames_matches_per_frame_cv2():
