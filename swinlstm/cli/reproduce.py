@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from swinlstm.errors import ConfigError
+from swinlstm.files import atomic_write
 
 #: setting -> (input frames, output frames, share of --iterations): a 10 -> 30 iteration runs
 #: twice the frames of a 10 -> 10 one, so it gets half the iterations (the same compute)
@@ -174,9 +175,8 @@ class TrainClock:
         return self.before + time.perf_counter() - self._start
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"seconds": self.seconds()}))
-        tmp.replace(self.path)
+        text = json.dumps({"seconds": self.seconds()})
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every):

@@ -13,22 +13,23 @@ Formats recognised by :func:`load_model`:
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from swinlstm import files
 from swinlstm.engine.errors import CheckpointWriteError
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import load_safetensors, load_torch_weights, read_json
+from swinlstm.files import temp_path as temp_path  # engine/train.py's names for them
+from swinlstm.files import write_failure as write_failure
 from swinlstm.models import build_model, load_official
 from swinlstm.models.official import read_state_dict
-from swinlstm.umask import apply_umask
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -39,79 +40,25 @@ RECORDED_DATA = ("dataset", "img_size", "img_channel", "short_len", "out_len", "
 
 
 def atomic_write(path: str | os.PathLike, write_fn, mkdir: bool = True) -> None:
-    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file.
-
-    The file gets the umask's mode (0644 under umask 022) whatever mode ``write_fn`` created.
-    ``mkdir=False``: a missing folder is an error (a run's folder that vanished is not remade).
-    Failures raise :class:`CheckpointWriteError` (see :func:`write_files`).
-    """
-    path = Path(path)
-    if mkdir:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    write_files([(path, write_fn)])
+    """:func:`swinlstm.files.atomic_write`, failures raised as :class:`CheckpointWriteError`
+    (a training run stops on them)."""
+    with _as_checkpoint_error():
+        files.atomic_write(path, write_fn, mkdir=mkdir)
 
 
-def write_files(files: list[tuple[Path, Callable[[str], None]]]) -> None:
-    """Write each ``(path, write_fn)`` to a temporary file beside it, then rename them all.
+def write_files(files_: list[tuple[Path, Callable[[str], None]]]) -> None:
+    """:func:`swinlstm.files.write_files` (all the files change or none does), failures raised
+    as :class:`CheckpointWriteError` naming the file and the reason."""
+    with _as_checkpoint_error():
+        files.write_files(files_)
 
-    All the files change or none does: the renames start only when every temporary file is
-    complete. An ``OSError`` (disk full, read-only, folder removed) raises
-    :class:`CheckpointWriteError` naming the file and the reason; the files from before and no
-    temporary file are left.
-    """
-    temps: list[Path] = []
+
+@contextmanager
+def _as_checkpoint_error():
     try:
-        for path, write_fn in files:
-            path = Path(path)
-            tmp = temp_path(path)
-            temps.append(tmp)
-            try:
-                write_fn(str(tmp))
-                apply_umask(tmp)
-            except OSError as err:
-                raise CheckpointWriteError(
-                    f"cannot write {path}: {write_failure(err, path)}; "
-                    "the files from before are unchanged"
-                ) from None
-        for (path, _), tmp in zip(files, temps):
-            try:
-                os.replace(tmp, path)
-            except OSError as err:
-                raise CheckpointWriteError(
-                    f"cannot write {path}: {write_failure(err, Path(path))}"
-                ) from None
-    finally:
-        for tmp in temps:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-
-
-def temp_path(path: str | os.PathLike) -> Path:
-    """The temporary file :func:`write_files` writes before renaming onto ``path``."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_failure(err: OSError, path: Path) -> str:
-    """Why writing ``path`` failed, in words a user can act on."""
-    if not path.parent.is_dir():
-        gone = path.parent
-        while gone.parent != gone and not gone.parent.is_dir():
-            gone = gone.parent
-        return f"the folder {gone} no longer exists"
-    if err.errno == errno.ENOSPC:
-        try:
-            free = shutil.disk_usage(path.parent).free
-        except OSError:
-            return "no space left on device"
-        return f"no space left on device ({free / 2**20:.1f} MiB free)"
-    if err.errno == errno.EROFS:
-        return "read-only file system"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return err.strerror or str(err)
+        yield
+    except files.FileWriteError as err:
+        raise CheckpointWriteError(str(err)) from None
 
 
 def save_torch(obj: Any, path: str) -> None:
@@ -170,14 +117,12 @@ def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | Non
     return directory / MODEL_FILE
 
 
-def read_weights_only(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)``; ValueError (one line) when the file is truncated
-    or corrupt, or needs arbitrary unpickling (:func:`swinlstm.files.load_torch_weights`)."""
-    return load_torch_weights(path)
+#: ``torch.load(path, weights_only=True)``, one line naming a bad file (engine/train.py's name)
+read_weights_only = load_torch_weights
 
 
 def _load_ckpt(path: Path) -> tuple[dict, dict]:
-    ckpt = read_weights_only(path)
+    ckpt = load_torch_weights(path)
     return ckpt, ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
 
 
