@@ -209,7 +209,7 @@ def test_export_onnx_parity(tmp_path, toy_ckpt, capsys):
     assert "max abs difference" in capsys.readouterr().out
     graph = onnx.load(str(out))
     onnx.checker.check_model(graph)
-    from swinlstm.cli.export import onnx_parity
+    from swinlstm.engine.export import onnx_parity
 
     assert onnx_parity(model, out, 4, 3, batch_size=3) <= 1e-4  # dynamic batch axis
 
@@ -261,10 +261,10 @@ def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
 def test_export_failing_parity_removes_the_graph_and_says_so(
     tmp_path, toy_ckpt, capsys, monkeypatch
 ):
-    import swinlstm.cli.export as export_cli
+    import swinlstm.engine.export as export
 
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(export_cli, "onnx_parity", lambda *a, **k: 0.5)
+    monkeypatch.setattr(export, "onnx_parity", lambda *a, **k: 0.5)
     ckpt, _ = toy_ckpt
     out = tmp_path / "toy.onnx"
     argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(out), "--short_len", "4"]
