@@ -12,9 +12,9 @@ from PIL import Image
 
 from swinlstm import viz
 from swinlstm.cli.main import run
-from swinlstm.cli.predict import forecast
 from swinlstm.data.common import read_clip, to_tensor_clip
 from swinlstm.engine.checkpoint import save_model
+from swinlstm.errors import ConfigError
 from swinlstm.models import build_model
 
 
@@ -161,10 +161,20 @@ def test_predict_from_avi_writes_pngs_gif_npy_and_stream_matches(tmp_path, toy_c
     assert "streamed through step" in capsys.readouterr().out
 
 
+def streamed(model, x, out_len):
+    """The frames ``model.forecast`` yields, stacked (B, out_len, C, H, W), checking that they
+    come one at a time."""
+    frames = model.forecast(x, out_len)
+    first = next(frames)
+    assert first.shape == (x.shape[0], *x.shape[2:])
+    return torch.stack([first, *frames], dim=1)
+
+
 def test_forecast_stream_equals_predict(toy_ckpt):
     _, model = toy_ckpt
     x = torch.rand(2, 4, 1, 16, 16)
-    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+    with torch.inference_mode():
+        torch.testing.assert_close(streamed(model, x, 3), model.predict(x, 3))
 
 
 @pytest.mark.parametrize(
@@ -172,12 +182,26 @@ def test_forecast_stream_equals_predict(toy_ckpt):
     [
         ("convlstm", dict(patch_size=4, num_hidden=[8, 8], filter_size=3)),
         ("lmc-convlstm", dict(memory_size=4, hidden=8, slot_dim=16)),  # context from the memory
+        ("swinlstm-b", dict(embed_dim=8, depths=[2], num_heads=[2], window_size=4)),
+        ("swinlstm-d", dict(embed_dim=8, depths_down=[2], depths_up=[2], num_heads=[2])),
     ],
 )
 def test_stream_equals_predict_for_real_models(name, config):
+    """``forecast`` is ``forward``'s recurrence: the same frames bit for bit."""
+    torch.manual_seed(0)
     model = build_model(name, img_size=16, in_chans=1, **config).eval()
     x = torch.rand(2, 6, 1, 16, 16)
-    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+    with torch.inference_mode():
+        torch.testing.assert_close(streamed(model, x, 3), model.predict(x, 3), rtol=0, atol=0)
+        assert torch.equal(streamed(model, x, 3), model(x, 3)[:, -3:])
+
+
+def test_forecast_refuses_bad_frames_and_out_len_before_the_first_frame(toy_ckpt):
+    _, model = toy_ckpt
+    with pytest.raises(ConfigError, match="out_len must be an integer >= 1"):
+        model.forecast(torch.rand(1, 2, 1, 16, 16), 0)  # at the call, not at the first next()
+    with pytest.raises(ConfigError, match=r"frames are 8x8 but the model was built for"):
+        model.forecast(torch.rand(1, 2, 1, 8, 8), 2)
 
 
 def test_predict_too_short_input_is_one_line_exit_2(tmp_path, toy_ckpt, capsys):
