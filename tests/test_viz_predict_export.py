@@ -266,7 +266,7 @@ def test_export_memory_models_onnx_parity(tmp_path, name, capsys):
 
 
 def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
-    from swinlstm.cli.loading import load_checkpoint_model
+    from swinlstm.cli.loading import checkpoint_model
     from swinlstm.cli.main import build_parser
 
     torch.manual_seed(0)
@@ -277,7 +277,7 @@ def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
     meta["config"]["compile"] = True  # what a run trained with --compile True records
     meta_path.write_text(json.dumps(meta))
     argv = ["export", "--checkpoint", str(tmp_path / "ckpt"), "--onnx", "x.onnx"]
-    loaded, info = load_checkpoint_model(build_parser().parse_args(argv))
+    loaded, info = checkpoint_model(build_parser().parse_args(argv))
     assert loaded.compile is False and info["config"]["compile"] is True
     export_and_check(tmp_path / "ckpt", capsys)
 

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from swinlstm.cli.common import add_model_args
-from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
+from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, checkpoint_model
 from swinlstm.errors import ConfigError
 
 HELP = "export a checkpoint's forecast (fixed lengths) to ONNX and check it with onnxruntime"
@@ -51,7 +51,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--onnx must name a .onnx file, got {args.onnx}")
     from swinlstm.engine.export import check_onnx, export_onnx, refuse_if_differs
 
-    model, info = load_checkpoint_model(args)
+    model, info = checkpoint_model(args)
     path = export_onnx(model, args.onnx, args.short_len, args.out_len, opset=args.opset)
     print(
         f"wrote {path}: {info['model']} frames (batch, {args.short_len}, {model.in_chans}, "

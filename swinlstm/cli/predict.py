@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from swinlstm.cli.common import add_model_args, str2bool
-from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
+from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, checkpoint_model
 from swinlstm.errors import ConfigError, MissingPathError
 
 HELP = "forecast the next frames of a video file, a folder of frames or a .npy clip"
@@ -71,7 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     from swinlstm.data.common import read_clip, to_tensor_clip
 
-    model, info = load_checkpoint_model(args)
+    model, info = checkpoint_model(args)
     recorded = info.get("data") or {}
     for flag in ("out_len", "short_len"):  # the lengths the run trained with, else 10
         if getattr(args, flag) is None:
