@@ -79,7 +79,7 @@ def test_a_failed_write_is_one_oserror_naming_the_file_and_leaves_no_temporary(t
 
 
 def test_the_reproduction_clock_file_follows_the_umask(tmp_path, umask):
-    from swinlstm.cli.reproduce import TrainClock
+    from swinlstm.engine.reproduce import TrainClock
 
     with TrainClock(tmp_path / "clock.json", every=10):
         pass
