@@ -12,6 +12,9 @@ Subclasses implement only what differs between models:
 * optionally ``encode_context(frames, long_frames, phase)`` -> a per-clip context (the
   LMC-Memory read-out) that every step sees. Models without memory return ``None``.
 
+:meth:`RecurrentPredictor.forecast` runs the same recurrence (:func:`recurrence`) and yields the
+forecast frames one at a time, as they come (streaming).
+
 ``forecast_only = True`` marks models whose forward returns only the ``out_len`` forecast frames
 (LMC-Memory's training loss uses only those); otherwise forward returns all ``T_in - 1 + out_len``
 outputs, the SwinLSTM paper's loss target.
