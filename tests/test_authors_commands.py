@@ -94,7 +94,7 @@ def test_lmc_predict_derives_the_sigmoid_from_dataset(tmp_path, flags, dataset):
 
 
 def test_lmc_export_and_test_parsers_derive_the_sigmoid(tmp_path):
-    from swinlstm.cli.loading import load_checkpoint_model
+    from swinlstm.cli.loading import checkpoint_model
     from swinlstm.cli.main import build_parser
 
     ckpt = authors_lmc_file(tmp_path / "trained_file_kth.pt")
@@ -106,7 +106,7 @@ def test_lmc_export_and_test_parsers_derive_the_sigmoid(tmp_path):
         (["test", "--dataset", "kth", *common], True),
         (["test", "--dataset", "movingmnist", *common], False),
     ):
-        model, info = load_checkpoint_model(parser.parse_args(argv))
+        model, info = checkpoint_model(parser.parse_args(argv))
         assert has_sigmoid(model) is sigmoid, argv
         assert info["config"].get("final_sigmoid", False) is sigmoid
 

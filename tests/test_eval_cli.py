@@ -483,3 +483,35 @@ def test_predict_takes_the_runs_lengths(small_run, tmp_path):
     argv = ["predict", "--checkpoint", str(small_run), "--input", str(clip), "--output", str(out)]
     assert run([*argv, "--out_len", "5"]) == 0
     assert np.load(out / "prediction.npy").shape == (5, 1, 16, 16)
+
+
+def test_resolve_test_data_takes_the_given_then_the_recorded_then_10_10():
+    from swinlstm.engine.evaluate import resolve_test_data
+
+    recorded = {"dataset": "movingmnist", "short_len": 5, "out_len": 7}
+    assert resolve_test_data({}) == ("movingmnist", 10, 10, {})
+    assert resolve_test_data(recorded)[:3] == ("movingmnist", 5, 7)
+    assert resolve_test_data(recorded, short_len=3)[:3] == ("movingmnist", 3, 7)
+    # another dataset than the recorded one: nothing recorded applies
+    assert resolve_test_data(recorded, dataset="kth")[1:3] == (10, 10)
+    assert resolve_test_data({}, data_options={"digits": 1})[3] == {"digits": 1}
+
+
+def test_read_checkpoint_tells_ours_from_the_authors_files(tmp_path):
+    from swinlstm.engine.checkpoint import official_keys, read_checkpoint
+
+    model = build_model("convlstm", img_size=16, in_chans=1, patch_size=4, num_hidden=[4])
+    sd = model.state_dict()
+    save_model(model, tmp_path / "run")
+    ours = {"state_dict": {f"model.{k}": v for k, v in sd.items()}}
+    ours["hyper_parameters"] = {"model_name": "convlstm", "model_config": {}}
+    torch.save(ours, tmp_path / "ours.ckpt")
+    torch.save(sd, tmp_path / "theirs.pt")
+    torch.save({"state_dict": sd}, tmp_path / "theirs.ckpt")  # a .ckpt naming no model
+    assert read_checkpoint(tmp_path / "run" / "model.safetensors") == ("safetensors", None)
+    assert read_checkpoint(tmp_path / "ours.ckpt")[0] == "ckpt"
+    for name in ("theirs.pt", "theirs.ckpt"):
+        kind, contents = read_checkpoint(tmp_path / name)
+        assert kind == "official" and contents.keys() == sd.keys()
+    assert official_keys(tmp_path / "run") is None and official_keys(tmp_path / "ours.ckpt") is None
+    assert official_keys(tmp_path / "theirs.pt") == list(sd)

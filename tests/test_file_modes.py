@@ -58,3 +58,30 @@ def test_lpips_cache_follows_the_umask(tmp_path, monkeypatch, umask):
     monkeypatch.setenv("SWINLSTM_CACHE", str(tmp_path / "cache"))
     out = lp.convert_jax_to_cache(lp.jax_checkpoint())
     assert _mode(out) == 0o666 & ~umask
+
+
+def test_a_failed_write_is_one_oserror_naming_the_file_and_leaves_no_temporary(tmp_path):
+    from pathlib import Path
+
+    from swinlstm import files
+    from swinlstm.engine.errors import CheckpointWriteError
+
+    target = tmp_path / "gone" / "x.json"
+    with pytest.raises(files.FileWriteError, match=r"cannot write .*x\.json: the folder .*gone"):
+        files.atomic_write(target, lambda p: Path(p).write_text("1"), mkdir=False)
+    assert issubclass(files.FileWriteError, OSError)
+    # the engine's wrapper reports the same line as the error a training run stops on
+    with pytest.raises(CheckpointWriteError, match=r"cannot write .*x\.json: the folder .*gone"):
+        atomic_write(target, lambda p: Path(p).write_text("1"), mkdir=False)
+    (tmp_path / "ok").mkdir()
+    files.atomic_write(tmp_path / "ok" / "y.json", lambda p: Path(p).write_text("2"))
+    assert [p.name for p in (tmp_path / "ok").iterdir()] == ["y.json"]  # no temporary left
+
+
+def test_the_reproduction_clock_file_follows_the_umask(tmp_path, umask):
+    from swinlstm.engine.reproduce import TrainClock
+
+    with TrainClock(tmp_path / "clock.json", every=10):
+        pass
+    assert _mode(tmp_path / "clock.json") == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clock.json"]

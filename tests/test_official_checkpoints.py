@@ -18,8 +18,8 @@ import pytest
 import torch
 from evalcli_helpers import require
 
-from swinlstm.cli.loading import official_family
 from swinlstm.cli.main import run
+from swinlstm.models.official import official_family
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]

@@ -66,7 +66,7 @@ def test_train_clock_counts_interrupted_sessions(tmp_path):
     adds its own to them (the table's training time is the sum)."""
     import time
 
-    from swinlstm.cli.reproduce import TrainClock
+    from swinlstm.engine.reproduce import TrainClock
 
     path = tmp_path / "run" / "train_seconds.json"
     clock = TrainClock(path, every=0.05)
@@ -83,7 +83,7 @@ def test_train_clock_counts_interrupted_sessions(tmp_path):
 
 
 def test_findings_state_each_claim_whichever_way_it_comes_out():
-    from swinlstm.cli.reproduce import findings
+    from swinlstm.engine.reproduce import findings
 
     def result(model, per_frame_mse, ssim):
         return {
@@ -119,7 +119,7 @@ def test_findings_state_each_claim_whichever_way_it_comes_out():
 
 def test_findings_say_worse_than_empty_frames_not_within_5_percent():
     """A model far above the empty-frames MSE (775.9 vs 157.9) is not 'within 5% of' it."""
-    from swinlstm.cli.reproduce import findings
+    from swinlstm.engine.reproduce import findings
 
     def result(model, mse):
         return {

@@ -12,9 +12,9 @@ from PIL import Image
 
 from swinlstm import viz
 from swinlstm.cli.main import run
-from swinlstm.cli.predict import forecast
 from swinlstm.data.common import read_clip, to_tensor_clip
 from swinlstm.engine.checkpoint import save_model
+from swinlstm.errors import ConfigError
 from swinlstm.models import build_model
 from tests.data_writers import write_avi
 
@@ -151,10 +151,20 @@ def test_predict_from_avi_writes_pngs_gif_npy_and_stream_matches(tmp_path, toy_c
     assert "streamed through step" in capsys.readouterr().out
 
 
+def streamed(model, x, out_len):
+    """The frames ``model.forecast`` yields, stacked (B, out_len, C, H, W), checking that they
+    come one at a time."""
+    frames = model.forecast(x, out_len)
+    first = next(frames)
+    assert first.shape == (x.shape[0], *x.shape[2:])
+    return torch.stack([first, *frames], dim=1)
+
+
 def test_forecast_stream_equals_predict(toy_ckpt):
     _, model = toy_ckpt
     x = torch.rand(2, 4, 1, 16, 16)
-    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+    with torch.inference_mode():
+        torch.testing.assert_close(streamed(model, x, 3), model.predict(x, 3))
 
 
 @pytest.mark.parametrize(
@@ -162,12 +172,26 @@ def test_forecast_stream_equals_predict(toy_ckpt):
     [
         ("convlstm", dict(patch_size=4, num_hidden=[8, 8], filter_size=3)),
         ("lmc-convlstm", dict(memory_size=4, hidden=8, slot_dim=16)),  # context from the memory
+        ("swinlstm-b", dict(embed_dim=8, depths=[2], num_heads=[2], window_size=4)),
+        ("swinlstm-d", dict(embed_dim=8, depths_down=[2], depths_up=[2], num_heads=[2])),
     ],
 )
 def test_stream_equals_predict_for_real_models(name, config):
+    """``forecast`` is ``forward``'s recurrence: the same frames bit for bit."""
+    torch.manual_seed(0)
     model = build_model(name, img_size=16, in_chans=1, **config).eval()
     x = torch.rand(2, 6, 1, 16, 16)
-    torch.testing.assert_close(forecast(model, x, 3, stream=True), forecast(model, x, 3))
+    with torch.inference_mode():
+        torch.testing.assert_close(streamed(model, x, 3), model.predict(x, 3), rtol=0, atol=0)
+        assert torch.equal(streamed(model, x, 3), model(x, 3)[:, -3:])
+
+
+def test_forecast_refuses_bad_frames_and_out_len_before_the_first_frame(toy_ckpt):
+    _, model = toy_ckpt
+    with pytest.raises(ConfigError, match="out_len must be an integer >= 1"):
+        model.forecast(torch.rand(1, 2, 1, 16, 16), 0)  # at the call, not at the first next()
+    with pytest.raises(ConfigError, match=r"frames are 8x8 but the model was built for"):
+        model.forecast(torch.rand(1, 2, 1, 8, 8), 2)
 
 
 def test_predict_too_short_input_is_one_line_exit_2(tmp_path, toy_ckpt, capsys):
@@ -199,7 +223,7 @@ def test_export_onnx_parity(tmp_path, toy_ckpt, capsys):
     assert "max abs difference" in capsys.readouterr().out
     graph = onnx.load(str(out))
     onnx.checker.check_model(graph)
-    from swinlstm.cli.export import onnx_parity
+    from swinlstm.engine.export import onnx_parity
 
     assert onnx_parity(model, out, 4, 3, batch_size=3) <= 1e-4  # dynamic batch axis
 
@@ -232,7 +256,7 @@ def test_export_memory_models_onnx_parity(tmp_path, name, capsys):
 
 
 def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
-    from swinlstm.cli.loading import load_checkpoint_model
+    from swinlstm.cli.loading import checkpoint_model
     from swinlstm.cli.main import build_parser
 
     torch.manual_seed(0)
@@ -243,7 +267,7 @@ def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
     meta["config"]["compile"] = True  # what a run trained with --compile True records
     meta_path.write_text(json.dumps(meta))
     argv = ["export", "--checkpoint", str(tmp_path / "ckpt"), "--onnx", "x.onnx"]
-    loaded, info = load_checkpoint_model(build_parser().parse_args(argv))
+    loaded, info = checkpoint_model(build_parser().parse_args(argv))
     assert loaded.compile is False and info["config"]["compile"] is True
     export_and_check(tmp_path / "ckpt", capsys)
 
@@ -251,10 +275,10 @@ def test_export_and_loading_ignore_a_recorded_compile_true(tmp_path, capsys):
 def test_export_failing_parity_removes_the_graph_and_says_so(
     tmp_path, toy_ckpt, capsys, monkeypatch
 ):
-    import swinlstm.cli.export as export_cli
+    import swinlstm.engine.export as export
 
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(export_cli, "onnx_parity", lambda *a, **k: 0.5)
+    monkeypatch.setattr(export, "onnx_parity", lambda *a, **k: 0.5)
     ckpt, _ = toy_ckpt
     out = tmp_path / "toy.onnx"
     argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(out), "--short_len", "4"]

@@ -8,8 +8,8 @@ converted to its channel count, by the datasets' own code (``swinlstm.data.commo
 forecast. Written into ``--output``:
 ``input_{t:02d}.png`` (the frames the model saw), ``pred_{t:02d}.png``, ``prediction.gif``
 (input, then forecast) and ``prediction.npy`` (float32 (out_len, C, H, W) in [0, 1]).
-``--stream`` feeds the frames one at a time through the model's ``step`` API (as a live camera
-would) instead of one batched ``predict``: the forecast is the same.
+``--stream`` takes the forecast frame by frame as the recurrence yields them
+(``RecurrentPredictor.forecast``) instead of one batched ``predict``: the forecast is the same.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from swinlstm.cli.common import add_model_args, str2bool
-from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, load_checkpoint_model
+from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, checkpoint_model
 from swinlstm.errors import ConfigError, MissingPathError
 
 HELP = "forecast the next frames of a video file, a folder of frames or a .npy clip"
@@ -41,7 +41,12 @@ def add_parser(subparsers) -> None:
         help="input frames the model sees (the run's, else 10)",
     )
     p.add_argument(
-        "--stream", type=str2bool, nargs="?", const=True, default=False, help="feed frames via step"
+        "--stream",
+        type=str2bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="forecast frame by frame",
     )
     p.add_argument("--fps", type=float, default=4.0, help="GIF frame rate")
     # model flags: only needed for the authors' checkpoints, which do not record them
@@ -56,30 +61,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run_predict)
 
 
-# ----- forecasting ---------------------------------------------------------------------------
-def forecast(model, frames, out_len: int, stream: bool = False):
-    """Forecast ``out_len`` frames after ``frames`` (B, T, C, H, W) -> (B, out_len, C, H, W).
-
-    ``stream=True`` feeds the input frames one by one through ``model.step``, then each
-    prediction back, which is what ``predict`` computes in one call.
-    """
-    import torch
-
-    with torch.inference_mode():
-        if not stream:
-            return model.predict(frames, out_len)
-        context = model.encode_context(frames, None, 2)
-        state = model.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
-        y = None
-        for t in range(frames.shape[1]):
-            y, state = model.step(frames[:, t], state, context)
-        outputs = [y]
-        for _ in range(out_len - 1):
-            y, state = model.step(y, state, context)
-            outputs.append(y)
-        return torch.stack(outputs, dim=1)
-
-
 def run_predict(args: argparse.Namespace) -> int:
     import torch
 
@@ -90,7 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     from swinlstm.data.common import read_clip, to_tensor_clip
 
-    model, info = load_checkpoint_model(args)
+    model, info = checkpoint_model(args)
     recorded = info.get("data") or {}
     for flag in ("out_len", "short_len"):  # the lengths the run trained with, else 10
         if getattr(args, flag) is None:
@@ -106,7 +87,12 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     frames = to_tensor_clip(clip[-args.short_len :], tuple(model.img_size), model.in_chans).numpy()
     x = torch.from_numpy(frames)[None]
-    preds = forecast(model, x, args.out_len, stream=args.stream)[0].clamp(0, 1)
+    with torch.inference_mode():
+        if args.stream:  # each frame as soon as it is computed, the same recurrence as predict
+            preds = torch.stack(list(model.forecast(x, args.out_len)), dim=1)
+        else:
+            preds = model.predict(x, args.out_len)
+    preds = preds[0].clamp(0, 1)
 
     out = Path(args.output)
     viz.save_frames(out, "input", frames)

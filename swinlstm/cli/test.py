@@ -18,9 +18,10 @@ from swinlstm.cli.common import (
     img_size_of,
     str2bool,
 )
-from swinlstm.cli.loading import add_checkpoint_arg, load_checkpoint_model
+from swinlstm.cli.loading import add_checkpoint_arg, checkpoint_model
 from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args, resolve_swinlstm_test_flags
 from swinlstm.errors import ConfigError
+from swinlstm.metrics.core import DEFAULT_METRICS
 
 HELP = "evaluate a checkpoint on a test set; write metrics, frames and GIFs"
 
@@ -47,7 +48,7 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument(
         "--metrics",
         nargs="+",
-        default=["mse", "mae", "ssim", "psnr"],
+        default=list(DEFAULT_METRICS),
         help="metrics to compute (add lpips for LPIPS)",
     )
     g.add_argument("--protocol", default="default", help="metric protocol (conventions of a paper)")
@@ -65,8 +66,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from swinlstm.data import build_datasets
-    from swinlstm.engine.evaluate import evaluate
+    from swinlstm.engine.evaluate import build_test_set, evaluate, resolve_test_data
 
     args = resolve_swinlstm_test_flags(args)  # the SwinLSTM authors' configs.py flags
     if args.max_batches is not None and args.max_batches < 1:
@@ -76,24 +76,25 @@ def run_test(args: argparse.Namespace) -> int:
     for flag in ("short_len", "out_len", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-    model, info = load_checkpoint_model(args)
+    model, info = checkpoint_model(args)
     size = img_size_of(args) or tuple(model.img_size)
-    dataset, short_len, out_len, options = resolve_test_data(args, info.get("data") or {})
-    splits = build_datasets(
-        dataset,
-        test_dir=args.test_data_dir,
-        short_len=short_len,
-        out_len=out_len,
-        long_len=0,
-        img_size=size,
-        img_channel=args.img_channel or model.in_chans,
-        seed=args.seed if args.seed is not None else 1234,
-        **options,
+    dataset, short_len, out_len, options = resolve_test_data(
+        info.get("data") or {},
+        args.dataset,
+        args.short_len,
+        args.out_len,
+        data_options_of(args.data_options),
     )
-    if splits.test is None:  # only Moving MNIST generates a test set without files
-        raise ConfigError(
-            f"--dataset {args.dataset} reads its test set from files: pass --test_data_dir"
-        )
+    test, source = build_test_set(
+        dataset,
+        args.test_data_dir,
+        short_len,
+        out_len,
+        size,
+        args.img_channel or model.in_chans,
+        args.seed if args.seed is not None else 1234,
+        options,
+    )
     metrics = list(args.metrics)
     if args.lpips_weights and "lpips" not in metrics:
         metrics.append("lpips")
@@ -101,16 +102,16 @@ def run_test(args: argparse.Namespace) -> int:
         "dataset": dataset,
         "data_options": options,
         "test_data_dir": args.test_data_dir,
-        "test_set": str(splits.info.get("test", args.test_data_dir)),
+        "test_set": source,
         "model": info["model"],
         "model_config": info.get("config", {}),
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": info["checkpoint"],
         "checkpoint_format": info.get("format"),
         "short_len": short_len,
     }
     summary = evaluate(
         model,
-        splits.test,
+        test,
         out_len=out_len,
         batch_size=args.batch_size if args.batch_size is not None else 8,
         metrics=metrics,
@@ -128,27 +129,6 @@ def run_test(args: argparse.Namespace) -> int:
     )
     print_summary(summary, args.test_result_dir, args.make_frame and args.num_frames_to_save != 0)
     return 0
-
-
-def resolve_test_data(args: argparse.Namespace, recorded: dict) -> tuple[str, int, int, dict]:
-    """``(dataset, short_len, out_len, data options)`` of a test: the flags, else what the
-    checkpoint's run recorded (``load_model``'s ``info["data"]``), else Moving MNIST 10 -> 10.
-
-    The recorded data options (less those of the training split only) apply when the dataset is
-    the recorded one; ``--data_options`` are laid over them.
-    """
-    from swinlstm.data import dataset_key, held_out_options
-
-    dataset = dataset_key(args.dataset or recorded.get("dataset") or "movingmnist")
-    same = recorded.get("dataset") is not None and dataset_key(recorded["dataset"]) == dataset
-    options = held_out_options(dataset, recorded.get("data_options")) if same else {}
-    options.update(data_options_of(args.data_options))
-
-    def length(flag: str) -> int:
-        given = getattr(args, flag)
-        return int(given if given is not None else (recorded.get(flag) if same else None) or 10)
-
-    return dataset, length("short_len"), length("out_len"), options
 
 
 def print_summary(summary: dict, result_dir: str, make_frame: bool) -> None:

@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("run_dir", help="a finished training folder (model.safetensors, metrics.csv)")
     add.add_argument("--name", required=True, help="entry name, e.g. swinlstm-b-mmnist")
     add.add_argument("--config", required=True, help="the preset the run was trained with")
-    add.add_argument("--command", required=True, help="the exact command that trained it")
+    add.add_argument(  # not dest "command": that names the subcommand in error lines
+        "--command", dest="train_command", required=True, help="the exact command that trained it"
+    )
     add.add_argument("--description", required=True, help="one line for the listing")
     add.add_argument("--test_clips", type=int, default=2000, help="built-in test clips scored")
     add.add_argument("--machine", default=None, help="where it was trained (default: this one)")
@@ -80,7 +82,7 @@ def _add(args: argparse.Namespace) -> int:
         args.run_dir,
         args.name,
         args.config,
-        command=args.command,
+        command=args.train_command,
         description=args.description,
         test_clips=args.test_clips,
         root=args.root,

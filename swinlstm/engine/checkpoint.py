@@ -9,26 +9,32 @@ Formats recognised by :func:`load_model`:
 * a directory holding either of those (``model.safetensors`` first, then ``best.ckpt``, ``last.ckpt``);
 * an authors' published file (SwinLSTM ``trained_model_state_dict``, LMC-Memory ``.pt``): a plain
   state dict; the network is built from the ``name`` and ``config`` the caller passes (CLI flags).
+
+:func:`read_checkpoint` is the one place that tells these kinds apart.
+:func:`load_checkpoint_model` is what ``test``, ``predict`` and ``export`` load: ``zoo:NAME`` too,
+the authors' files recognised by their keys, our checkpoints checked against the flags.
+Writing goes through :mod:`swinlstm.files` (:func:`write_files`: all or none).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from swinlstm import files
 from swinlstm.engine.errors import CheckpointWriteError
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import load_safetensors, load_torch_weights, read_json
+from swinlstm.files import temp_path as temp_path  # engine/train.py's names for them
+from swinlstm.files import write_failure as write_failure
 from swinlstm.models import build_model, load_official
-from swinlstm.models.official import read_state_dict
-from swinlstm.umask import apply_umask
+from swinlstm.models.official import as_state_dict, read_state_dict
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -39,79 +45,25 @@ RECORDED_DATA = ("dataset", "img_size", "img_channel", "short_len", "out_len", "
 
 
 def atomic_write(path: str | os.PathLike, write_fn, mkdir: bool = True) -> None:
-    """Call ``write_fn(tmp_path)``, then rename onto ``path``: a kill never leaves half a file.
-
-    The file gets the umask's mode (0644 under umask 022) whatever mode ``write_fn`` created.
-    ``mkdir=False``: a missing folder is an error (a run's folder that vanished is not remade).
-    Failures raise :class:`CheckpointWriteError` (see :func:`write_files`).
-    """
-    path = Path(path)
-    if mkdir:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    write_files([(path, write_fn)])
+    """:func:`swinlstm.files.atomic_write`, failures raised as :class:`CheckpointWriteError`
+    (a training run stops on them)."""
+    with _as_checkpoint_error():
+        files.atomic_write(path, write_fn, mkdir=mkdir)
 
 
-def write_files(files: list[tuple[Path, Callable[[str], None]]]) -> None:
-    """Write each ``(path, write_fn)`` to a temporary file beside it, then rename them all.
+def write_files(files_: list[tuple[Path, Callable[[str], None]]]) -> None:
+    """:func:`swinlstm.files.write_files` (all the files change or none does), failures raised
+    as :class:`CheckpointWriteError` naming the file and the reason."""
+    with _as_checkpoint_error():
+        files.write_files(files_)
 
-    All the files change or none does: the renames start only when every temporary file is
-    complete. An ``OSError`` (disk full, read-only, folder removed) raises
-    :class:`CheckpointWriteError` naming the file and the reason; the files from before and no
-    temporary file are left.
-    """
-    temps: list[Path] = []
+
+@contextmanager
+def _as_checkpoint_error():
     try:
-        for path, write_fn in files:
-            path = Path(path)
-            tmp = temp_path(path)
-            temps.append(tmp)
-            try:
-                write_fn(str(tmp))
-                apply_umask(tmp)
-            except OSError as err:
-                raise CheckpointWriteError(
-                    f"cannot write {path}: {write_failure(err, path)}; "
-                    "the files from before are unchanged"
-                ) from None
-        for (path, _), tmp in zip(files, temps):
-            try:
-                os.replace(tmp, path)
-            except OSError as err:
-                raise CheckpointWriteError(
-                    f"cannot write {path}: {write_failure(err, Path(path))}"
-                ) from None
-    finally:
-        for tmp in temps:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-
-
-def temp_path(path: str | os.PathLike) -> Path:
-    """The temporary file :func:`write_files` writes before renaming onto ``path``."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_failure(err: OSError, path: Path) -> str:
-    """Why writing ``path`` failed, in words a user can act on."""
-    if not path.parent.is_dir():
-        gone = path.parent
-        while gone.parent != gone and not gone.parent.is_dir():
-            gone = gone.parent
-        return f"the folder {gone} no longer exists"
-    if err.errno == errno.ENOSPC:
-        try:
-            free = shutil.disk_usage(path.parent).free
-        except OSError:
-            return "no space left on device"
-        return f"no space left on device ({free / 2**20:.1f} MiB free)"
-    if err.errno == errno.EROFS:
-        return "read-only file system"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return err.strerror or str(err)
+        yield
+    except files.FileWriteError as err:
+        raise CheckpointWriteError(str(err)) from None
 
 
 def save_torch(obj: Any, path: str) -> None:
@@ -170,15 +122,28 @@ def save_model(model: nn.Module, directory: str | os.PathLike, extra: dict | Non
     return directory / MODEL_FILE
 
 
-def read_weights_only(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)``; ValueError (one line) when the file is truncated
-    or corrupt, or needs arbitrary unpickling (:func:`swinlstm.files.load_torch_weights`)."""
-    return load_torch_weights(path)
+#: ``torch.load(path, weights_only=True)``, one line naming a bad file (engine/train.py's name)
+read_weights_only = load_torch_weights
 
 
-def _load_ckpt(path: Path) -> tuple[dict, dict]:
-    ckpt = read_weights_only(path)
-    return ckpt, ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+def read_checkpoint(path: Path) -> tuple[str, Any]:
+    """What checkpoint file ``path`` is, and what it holds (the one place that tells them apart):
+
+    * ``("safetensors", None)``: our ``model.safetensors`` (its ``model.json`` beside it);
+    * ``("ckpt", checkpoint)``: our Lightning ``.ckpt`` (``hyper_parameters`` name the model);
+    * ``("official", state dict)``: any other file, an authors' plain state dict.
+
+    ValueError (one line) naming the file when it is truncated, corrupt or holds no state dict.
+    """
+    if path.suffix == ".safetensors":
+        return "safetensors", None
+    if path.suffix != ".ckpt":
+        return "official", read_state_dict(path)
+    ckpt = load_torch_weights(path)
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if isinstance(hparams, dict) and "model_name" in hparams:
+        return "ckpt", ckpt
+    return "official", as_state_dict(ckpt, path)
 
 
 def _resolve(path: Path) -> Path:
@@ -218,7 +183,8 @@ def load_model(
     compiled function, and evaluation would pay the compile time for one pass.
     """
     path = _resolve(Path(path))
-    if path.suffix == ".safetensors":
+    kind, contents = read_checkpoint(path)
+    if kind == "safetensors":
         meta_path = path.with_name(CONFIG_FILE)
         if not meta_path.is_file():
             raise MissingPathError(
@@ -237,32 +203,31 @@ def load_model(
         model = _build(meta["model"], meta.get("config"), eager)
         _load_exact(model, weights, path)
         info = {"format": "safetensors", **meta}
+    elif kind == "ckpt":
+        hparams = contents["hyper_parameters"]
+        model = _build(hparams["model_name"], hparams.get("model_config"), eager)
+        sd = {
+            k[len("model.") :]: v
+            for k, v in contents["state_dict"].items()
+            if k.startswith("model.")
+        }
+        _load_exact(model, sd, path)
+        info = {
+            "format": "ckpt",
+            "model": hparams["model_name"],
+            "config": hparams.get("model_config", {}),
+            "iteration": int(contents.get("iteration", contents.get("global_step", 0))),
+            "data": hparams.get("data") or {},
+        }
     else:
-        ckpt, hparams = _load_ckpt(path) if path.suffix == ".ckpt" else (None, {})
-        if ckpt is not None and isinstance(ckpt, dict) and "model_name" in hparams:
-            model = _build(hparams["model_name"], hparams.get("model_config"), eager)
-            sd = {
-                k[len("model.") :]: v
-                for k, v in ckpt["state_dict"].items()
-                if k.startswith("model.")
-            }
-            _load_exact(model, sd, path)
-            info = {
-                "format": "ckpt",
-                "model": hparams["model_name"],
-                "config": hparams.get("model_config", {}),
-                "iteration": int(ckpt.get("iteration", ckpt.get("global_step", 0))),
-                "data": hparams.get("data") or {},
-            }
-        else:
-            if name is None:
-                raise ConfigError(
-                    f"{path} is a plain state dict (an authors' checkpoint?): pass --model and the "
-                    "model flags it was trained with"
-                )
-            model = _build(name, config, eager)
-            load_official(model, read_state_dict(path) if ckpt is None else _state_of(ckpt, path))
-            info = {"format": "official", "model": name, "config": dict(config or {})}
+        if name is None:
+            raise ConfigError(
+                f"{path} is a plain state dict (an authors' checkpoint?): pass --model and the "
+                "model flags it was trained with"
+            )
+        model = _build(name, config, eager)
+        load_official(model, contents)
+        info = {"format": "official", "model": name, "config": dict(config or {})}
     if info["format"] != "official" and not info.get("data"):
         info["data"] = run_config_data(path.parent / RUN_CONFIG)
     model.eval()
@@ -284,14 +249,6 @@ def run_config_data(path: Path) -> dict[str, Any]:
     return {k: config[k] for k in keys if config.get(k) is not None}
 
 
-def _state_of(ckpt: Any, path: Path) -> dict:
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
-        ckpt = ckpt["state_dict"]
-    if not isinstance(ckpt, dict):
-        raise ConfigError(f"{path}: holds no state dict")
-    return ckpt
-
-
 def _load_exact(model: nn.Module, sd: dict, path: Path) -> None:
     from swinlstm.models.official import describe_mismatch
 
@@ -299,3 +256,108 @@ def _load_exact(model: nn.Module, sd: dict, path: Path) -> None:
     if problem:
         raise ConfigError(f"{path} does not fit the model it names: {problem}")
     model.load_state_dict(sd, strict=False)
+
+
+def official_keys(path: Path) -> list[str] | None:
+    """The keys of ``path`` when it is an authors' plain state dict, else None (our formats)."""
+    if path.is_dir():
+        return None
+    kind, contents = read_checkpoint(path)
+    return list(contents) if kind == "official" else None
+
+
+def load_checkpoint_model(
+    checkpoint: str | os.PathLike,
+    flags_config: Callable[[str | None], tuple[str, dict[str, Any]]],
+    model: str | None = None,
+    dataset: str | None = None,
+    img_size: int | tuple[int, int] | None = None,
+    img_channel: int | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model a ``test``/``predict``/``export`` names (eval mode) and ``load_model``'s info.
+
+    ``checkpoint`` is anything :func:`load_model` reads, or ``zoo:NAME``. Our checkpoints record
+    their model: ``model`` (the name asked for), ``img_size`` and ``img_channel`` are then only
+    checked against them, so that a checkpoint of another model or frame size is refused with
+    one line rather than failing deep inside a forward pass. The authors' files record no
+    configuration: the family is recognised from the key names
+    (:func:`swinlstm.models.official.official_family`) unless ``model`` names it, and the network
+    is built from ``flags_config(family)`` -> ``(name, build config)`` (the command's model
+    flags, checked against that family), for ``dataset``'s own frame size and channels where the
+    flags are silent. ``info["checkpoint"]`` is the file or folder read (``zoo:NAME`` for an
+    authors' zoo entry).
+
+    The model is built without ``torch.compile`` whatever its checkpoint records (``eager``):
+    these commands run it once, and exporters cannot trace compiled code.
+    """
+    from swinlstm.models.official import authors_config, official_family
+    from swinlstm.zoo import PREFIX, entry, resolve
+
+    if str(checkpoint).startswith(PREFIX):
+        path, name, config = resolve(str(checkpoint))
+        if name is not None:  # an authors' file: the entry names the network it was trained as
+            built, info = load_model(path, name, config)
+            check_flags_fit(path, built, info, model, img_size, img_channel)
+            return built, {**info, "zoo": entry(str(checkpoint)).name, "checkpoint": checkpoint}
+        checkpoint = path
+    path = Path(checkpoint)
+    if not path.exists():
+        raise MissingPathError(f"checkpoint not found: {path}")
+    keys = official_keys(path)
+    family = None
+    if keys is not None and model is None:
+        family = official_family(keys)
+        if family is None:
+            raise ConfigError(
+                f"{path}: a plain state dict of no known model; pass --model and its flags"
+            )
+    name, config = flags_config(model or family)
+    config = {**authors_config(name, dataset), **config}
+    if keys is not None and dataset:  # the dataset's own frames
+        from swinlstm.data import native_frame
+
+        size, channels = native_frame(dataset)
+        config.setdefault("img_size", list(size) if isinstance(size, tuple) else size)
+        config.setdefault("in_chans", channels)
+    if not name.startswith("lmc"):
+        config.pop("memory_size", None)  # the authors' commands pass it for every model
+    try:
+        built, info = load_model(path, name, config, eager=True)
+    except ValueError as err:
+        if keys is None:
+            raise
+        raise ConfigError(
+            f"{path}: {err} (an authors' file records no configuration: the {name} network is "
+            "built from the flags; pass those it was trained with)"
+        ) from None
+    if keys is None:
+        check_flags_fit(path, built, info, model, img_size, img_channel)
+    return built, {**info, "checkpoint": str(checkpoint)}
+
+
+def check_flags_fit(
+    path: Path,
+    model: nn.Module,
+    info: dict[str, Any],
+    name: str | None = None,
+    img_size: int | tuple[int, int] | None = None,
+    img_channel: int | None = None,
+) -> None:
+    """Refuse a model ``name``, frame size or channel count that contradicts what the checkpoint
+    at ``path`` records (ConfigError, one line)."""
+    from swinlstm.helpers import as_hw
+
+    if name is not None and name != info["model"]:
+        raise ConfigError(f"{path} holds a {info['model']} model, not the --model {name} asked")
+    if img_size is not None:
+        size = as_hw(img_size, "--img_size")
+        if size != tuple(model.img_size):
+            raise ConfigError(
+                f"{path} was trained on {model.img_size[0]}x{model.img_size[1]} frames, "
+                f"but --img_size is {size[0]}x{size[1]}"
+            )
+    if img_channel is not None and img_channel != model.in_chans:
+        raise ConfigError(
+            f"{path} was trained on {model.in_chans}-channel frames, but --img_channel is "
+            f"{img_channel}"
+        )

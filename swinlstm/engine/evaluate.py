@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from swinlstm import viz
 from swinlstm.errors import ConfigError
+from swinlstm.metrics.core import DEFAULT_METRICS
 
-DEFAULT_METRICS = ("mse", "mae", "ssim", "psnr")
 GRID_CLIPS = 4  # clips in comparison.png
 
 
@@ -260,3 +260,62 @@ def evaluate(
         }
         write_metrics(result_dir, per_frame, info)
     return summary
+
+
+def resolve_test_data(
+    recorded: dict,
+    dataset: str | None = None,
+    short_len: int | None = None,
+    out_len: int | None = None,
+    data_options: dict | None = None,
+) -> tuple[str, int, int, dict]:
+    """``(dataset, short_len, out_len, data options)`` of a test: those given, else what the
+    checkpoint's run recorded (``load_model``'s ``info["data"]``), else Moving MNIST 10 -> 10.
+
+    The recorded data options (less those of the training split only) apply when the dataset is
+    the recorded one; ``data_options`` are laid over them.
+    """
+    from swinlstm.data import dataset_key, held_out_options
+
+    dataset = dataset_key(dataset or recorded.get("dataset") or "movingmnist")
+    same = recorded.get("dataset") is not None and dataset_key(recorded["dataset"]) == dataset
+    options = held_out_options(dataset, recorded.get("data_options")) if same else {}
+    options.update(data_options or {})
+
+    def length(given: int | None, flag: str) -> int:
+        return int(given if given is not None else (recorded.get(flag) if same else None) or 10)
+
+    return dataset, length(short_len, "short_len"), length(out_len, "out_len"), options
+
+
+def build_test_set(
+    dataset: str,
+    test_dir: str | None,
+    short_len: int,
+    out_len: int,
+    img_size: int | tuple[int, int],
+    img_channel: int,
+    seed: int,
+    options: dict,
+) -> tuple[Dataset, str]:
+    """The test split of ``dataset`` (clips of ``short_len`` -> ``out_len`` frames) and what it
+    was read from (its files, else ``test_dir``); ConfigError (one line) when the dataset reads
+    its test set from files and ``test_dir`` is None."""
+    from swinlstm.data import build_datasets
+
+    splits = build_datasets(
+        dataset,
+        test_dir=test_dir,
+        short_len=short_len,
+        out_len=out_len,
+        long_len=0,
+        img_size=img_size,
+        img_channel=img_channel,
+        seed=seed,
+        **options,
+    )
+    if splits.test is None:  # only Moving MNIST generates a test set without files
+        raise ConfigError(
+            f"--dataset {dataset} reads its test set from files: pass --test_data_dir"
+        )
+    return splits.test, str(splits.info.get("test", test_dir))

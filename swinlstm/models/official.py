@@ -30,7 +30,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingPathError(f"checkpoint file not found: {path}")
-    obj = load_torch_weights(path)  # one line for truncated, corrupt or pickled files
+    return as_state_dict(load_torch_weights(path), path)  # one line for a bad file
+
+
+def as_state_dict(obj: object, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict a loaded checkpoint ``obj`` holds (itself, or under ``state_dict``,
+    ``model_state_dict`` or ``model``); ValueError naming ``path`` when it holds none."""
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             if key in obj and isinstance(obj[key], Mapping):
@@ -39,6 +44,27 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ConfigError(f"{path}: holds no state dict of tensors")
     return dict(obj)
+
+
+#: LMC-Memory's own top-level modules (their ``model.py``), which name its keys
+LMC_PREFIXES = ("memory", "attention_func", "encoder.")
+
+
+def official_family(keys: list[str]) -> str | None:
+    """The model family of an authors' state dict from its key names, or None if unknown: the
+    key prefixes the SwinLSTM models convert (``official_prefixes``), else LMC-Memory's."""
+    from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD
+
+    keys = list(strip_prefix(dict.fromkeys(keys)))
+    families = (
+        ("swinlstm-b", tuple(SwinLSTMB.official_prefixes)),
+        ("swinlstm-d", (*SwinLSTMD.official_prefixes, *SwinLSTMD.official_unused)),
+        ("lmc-convlstm", LMC_PREFIXES),
+    )
+    for name, prefixes in families:
+        if any(k.startswith(prefixes) for k in keys):
+            return name
+    return None
 
 
 def strip_prefix(

@@ -12,6 +12,9 @@ Subclasses implement only what differs between models:
 * optionally ``encode_context(frames, long_frames, phase)`` -> a per-clip context (the
   LMC-Memory read-out) that every step sees. Models without memory return ``None``.
 
+:meth:`RecurrentPredictor.forecast` runs the same recurrence (:func:`recurrence`) and yields the
+forecast frames one at a time, as they come (streaming).
+
 ``forecast_only = True`` marks models whose forward returns only the ``out_len`` forecast frames
 (LMC-Memory's training loss uses only those); otherwise forward returns all ``T_in - 1 + out_len``
 outputs, the SwinLSTM paper's loss target.
@@ -19,6 +22,7 @@ outputs, the SwinLSTM paper's loss target.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -30,7 +34,8 @@ State = Any
 
 
 class RecurrentPredictor(nn.Module):
-    """Base class of every frame predictor: ``forward``, ``predict``, ``init_state``, ``step``.
+    """Base class of every frame predictor: ``forward``, ``predict``, ``forecast``,
+    ``init_state``, ``step``.
 
     Shapes: frames are ``(B, T, C, H, W)`` float tensors in [0, 1]; one frame is ``(B, C, H, W)``.
     Subclasses set ``self.in_chans`` and ``self.img_size`` (``(H, W)``) in ``__init__``.
@@ -95,22 +100,30 @@ class RecurrentPredictor(nn.Module):
         Returns (B, T_in - 1 + out_len, C, H, W): the predictions of frames 1 .. T_in - 1 + out_len
         of the clip, or (B, out_len, C, H, W) when ``forecast_only``.
         """
+        self._check_call(frames, out_len)
+        outputs = recurrence(self, frames, out_len, long_frames, phase, with_inputs=True)
+        return torch.stack(list(outputs), dim=1)
+
+    def forecast(
+        self,
+        frames: torch.Tensor,
+        out_len: int,
+        long_frames: torch.Tensor | None = None,
+        phase: int = 2,
+    ) -> Iterator[torch.Tensor]:
+        """Streaming: yield the ``out_len`` forecast frames (B, C, H, W) one at a time, each as
+        soon as it is computed, after ``frames`` (B, T_in, C, H, W).
+
+        The same recurrence as :meth:`forward` (the input frames are not decoded): stacked, the
+        frames are :meth:`predict`'s forecast.
+        """
+        self._check_call(frames, out_len)
+        return recurrence(self, frames, out_len, long_frames, phase, with_inputs=False)
+
+    def _check_call(self, frames: torch.Tensor, out_len: int) -> None:
         self.check_frames(frames)
         if not isinstance(out_len, int) or out_len < 1:
             raise ConfigError(f"out_len must be an integer >= 1, got {out_len!r}")
-        t_in = frames.shape[1]
-        context = self.encode_context(frames, long_frames, phase)
-        state = self.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
-        outputs = []
-        for t in range(t_in - 1):
-            y, state = self._step(frames[:, t], state, context, decode=not self.forecast_only)
-            if y is not None:
-                outputs.append(y)
-        x = frames[:, -1]
-        for _ in range(out_len):
-            x, state = self._step(x, state, context, decode=True)
-            outputs.append(x)
-        return torch.stack(outputs, dim=1)
 
     def predict(
         self,
@@ -142,3 +155,32 @@ class RecurrentPredictor(nn.Module):
             shape = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame)
             raise ConfigError(f"step takes one frame (B, C, H, W), got shape {shape}")
         self.check_frames(frame.unsqueeze(1), name="frame")
+
+
+def recurrence(
+    model: RecurrentPredictor,
+    frames: torch.Tensor,
+    out_len: int,
+    long_frames: torch.Tensor | None,
+    phase: int,
+    with_inputs: bool,
+) -> Iterator[torch.Tensor]:
+    """The recurrence: teacher forcing over ``frames`` (B, T_in, C, H, W), then ``out_len``
+    steps fed their own output; yields each output frame (B, C, H, W) as it comes.
+
+    ``with_inputs``: the outputs of the input steps too (decoded unless ``forecast_only``);
+    otherwise they are neither decoded nor yielded. ``model`` is what provides ``_step``,
+    ``init_state`` and ``encode_context``: a predictor, or a proxy of one that changes its
+    steps' inputs (scheduled sampling, :mod:`swinlstm.models.training`).
+    """
+    decode_inputs = with_inputs and not model.forecast_only
+    context = model.encode_context(frames, long_frames, phase)
+    state = model.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
+    for t in range(frames.shape[1] - 1):
+        y, state = model._step(frames[:, t], state, context, decode=decode_inputs)
+        if with_inputs and y is not None:
+            yield y
+    x = frames[:, -1]
+    for _ in range(out_len):
+        x, state = model._step(x, state, context, decode=True)
+        yield x

@@ -21,9 +21,9 @@ from typing import Any
 
 from swinlstm.engine.checkpoint import CONFIG_FILE, MODEL_FILE, load_model
 from swinlstm.errors import MissingPathError
+from swinlstm.metrics.core import DEFAULT_METRICS
 
 SUBSET = 64  # test clips the suite re-evaluates against the card
-METRICS = ("mse", "mae", "ssim", "psnr")
 
 
 def builtin_test_set(config: dict[str, Any], clips: int, model):
@@ -48,7 +48,7 @@ def builtin_test_set(config: dict[str, Any], clips: int, model):
 
 
 def score(model, config: dict[str, Any], clips: int, batch_size: int = 16) -> dict[str, Any]:
-    """Means of :data:`METRICS` and of the last-frame baseline's MSE on the first ``clips``."""
+    """Means of :data:`~swinlstm.metrics.core.DEFAULT_METRICS` and of the last-frame baseline's MSE on the first ``clips``."""
     from swinlstm.engine.evaluate import evaluate
 
     summary = evaluate(
@@ -56,12 +56,12 @@ def score(model, config: dict[str, Any], clips: int, batch_size: int = 16) -> di
         builtin_test_set(config, clips, model),
         out_len=int(config.get("out_len", 10)),
         batch_size=batch_size,
-        metrics=METRICS,
+        metrics=DEFAULT_METRICS,
     )
     return {
         "clips": summary["clips"],
         "protocol": summary["protocol"],
-        **{k: summary["means"][k] for k in METRICS},
+        **{k: summary["means"][k] for k in DEFAULT_METRICS},
         "per_frame_mse": summary["per_frame"]["mse"],
         "baseline_last_frame_mse": summary["baseline_last_frame"]["mse"],
     }
