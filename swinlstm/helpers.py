@@ -23,7 +23,12 @@ def as_hw(size: int | Sequence[int], name: str = "img_size") -> tuple[int, int]:
     Raises :class:`~swinlstm.errors.ConfigError` naming ``name`` unless the size is one or two
     positive integers.
     """
-    values = (size, size) if isinstance(size, int) else tuple(size)
+    if isinstance(size, Integral):
+        values: tuple = (size, size)
+    elif isinstance(size, Sequence) and not isinstance(size, str):
+        values = tuple(size)
+    else:
+        raise ConfigError(f"{name} must be a positive int or (H, W), got {size!r}")
     if len(values) == 1:
         values = (values[0], values[0])
     if len(values) != 2 or not all(
