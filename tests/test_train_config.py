@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from swinlstm.cli.common import load_yaml_config
 from swinlstm.cli.main import build_parser, run
 from swinlstm.cli.train import config_from_args, standalone_parser
 from swinlstm.data import DATASETS, native_frame
-from swinlstm.engine.config import FLAT_KEYS, OPTION_KEYS
+from swinlstm.engine.config import FLAT_KEYS, OPTION_KEYS, load_yaml
 from swinlstm.models import build_model
 from tests.data_writers import ramp_video, write_frames, write_human36m, write_taxibj_npz
 from tests.run_helpers import QUICK, TINY_CONV, train_small_run
@@ -49,9 +48,9 @@ def _preset_value(key, value):
 def test_every_preset_key_reaches_the_config(preset, parser):
     """No flag default overrides a preset: its dataset and every other key are the run's."""
     cfg = config_from_args(_parsers()[parser].parse_args(["--config", preset]))
-    for key, value in load_yaml_config(preset).items():
+    for key, value in load_yaml(preset).items():
         assert _resolved_value(cfg, key) == _preset_value(key, value), key
-    assert cfg.data.dataset == load_yaml_config(preset)["dataset"]
+    assert cfg.data.dataset == load_yaml(preset)["dataset"]
 
 
 @pytest.mark.parametrize("parser", ["train.py", "swinlstm train"])

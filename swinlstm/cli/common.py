@@ -21,12 +21,10 @@ from swinlstm.engine.config import (
     data_options_of,
     flatten,
     int_list,
-    load_yaml,
     str2bool,
 )
 
 __all__ = ["DATASETS", "MODELS", "data_options_of", "int_list", "str2bool"]
-load_yaml_config = load_yaml  # the --config reader (the CLI's name)
 
 
 def add_flag(group: Any, flags: tuple[str, ...], help: str | None, cli: dict[str, Any]) -> None:
