@@ -177,6 +177,12 @@ def test_config_yaml_round_trips(tmp_path):
     again = RunConfig.from_dict(yaml.safe_load(text))
     assert again == cfg and again.to_dict() == cfg.to_dict()
     assert list(cfg.to_dict()) == ["data", "model", "optim", "output", "hardware"]
+    # and --config takes a run's config.yaml back
+    from swinlstm.engine.train import resolve_config
+
+    assert _train_cfg(["--config", _write(tmp_path / "config.yaml", cfg.to_dict())]) == (
+        resolve_config(cfg)
+    )
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: Path(p).name)

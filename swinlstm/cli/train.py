@@ -42,7 +42,11 @@ def _one_line_error(self: argparse.ArgumentParser, message: str) -> None:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """Every ``train`` flag (data, model, optimisation, outputs, hardware)."""
     p.error = types.MethodType(_one_line_error, p)
-    p.add_argument("--config", default=None, help="YAML preset (flag: value); flags override it")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML preset (flag: value) or a run's config.yaml; flags given win",
+    )
     add_data_args(p, train=True)
     add_model_args(p)
     for section in ("optim", "output", "hardware"):
