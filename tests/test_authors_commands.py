@@ -146,27 +146,33 @@ def test_swinlstm_model_flag_alone_resolves_their_configs_defaults():
     batch, 2000 epochs of 10000 clips (625 iterations each), validation every 10 epochs,
     ./results; not LMC-Memory's 300000 iterations into ./checkpoints."""
     cfg = _train_cfg(["--model", "SwinLSTM-B"])
-    assert (cfg.model, cfg.dataset, cfg.short_len, cfg.out_len) == (
+    assert (cfg.model.name, cfg.data.dataset, cfg.data.short_len, cfg.data.out_len) == (
         "swinlstm-b",
         "movingmnist",
         10,
         10,
     )
-    assert cfg.model_config == {"img_size": 64, "in_chans": 1, "memory_size": 0}
-    assert (cfg.batch_size, cfg.valid_batch_size, cfg.workers, cfg.lr, cfg.seed) == (
+    assert cfg.model.options == {"img_size": 64, "in_chans": 1, "memory_size": 0}
+    assert (
+        cfg.data.batch_size,
+        cfg.output.valid_batch_size,
+        cfg.data.workers,
+        cfg.optim.lr,
+        cfg.data.seed,
+    ) == (
         16,
         16,
         8,
         1e-4,
         1234,
     )
-    assert (cfg.iterations, cfg.print_freq) == (2000 * 625, 10 * 625)
-    assert cfg.checkpoint_save_dir == "./results"
-    assert cfg.data_options == {"train_samples": 10000, "valid_samples": 3000}
-    assert _train_cfg(["--model", "SwinLSTM-D"]).model == "swinlstm-d"
+    assert (cfg.optim.iterations, cfg.output.print_freq) == (2000 * 625, 10 * 625)
+    assert cfg.output.checkpoint_save_dir == "./results"
+    assert cfg.data.data_options == {"train_samples": 10000, "valid_samples": 3000}
+    assert _train_cfg(["--model", "SwinLSTM-D"]).model.name == "swinlstm-d"
     # our own spelling keeps our (LMC-Memory's train.py) defaults
     ours = _train_cfg(["--model", "swinlstm-b"])
-    assert (ours.iterations, ours.checkpoint_save_dir) == (300000, "./checkpoints")
+    assert (ours.optim.iterations, ours.output.checkpoint_save_dir) == (300000, "./checkpoints")
 
 
 def test_swinlstm_flags_map_to_ours():
@@ -179,21 +185,36 @@ def test_swinlstm_flags_map_to_ours():
          "--epochs", "3", "--epoch_valid", "2", "--log_train", "5", "--log_valid", "60",
          "--device", "cpu", "--res_dir", "out/r", "--seed", "7", "--lr", "0.001"]
     )  # fmt: skip
-    assert (cfg.short_len, cfg.out_len, cfg.img_size, cfg.img_channel) == (4, 6, 32, 1)
-    assert cfg.data_options == {
+    assert (cfg.data.short_len, cfg.data.out_len, cfg.data.img_size, cfg.data.img_channel) == (
+        4,
+        6,
+        32,
+        1,
+    )
+    assert cfg.data.data_options == {
         "digit_size": 14, "step_length": 0.2, "num_digits": [1, 2], "train_digits": 40,
         "train_samples": 40, "valid_samples": 10,
     }  # fmt: skip
-    assert (cfg.batch_size, cfg.valid_batch_size, cfg.workers) == (4, 5, 0)
-    assert (cfg.iterations, cfg.print_freq) == (3 * 10, 2 * 10)  # 40 clips // 4 = 10 an epoch
-    assert (cfg.log_every, cfg.accelerator, cfg.devices, cfg.checkpoint_save_dir) == (
+    assert (cfg.data.batch_size, cfg.output.valid_batch_size, cfg.data.workers) == (4, 5, 0)
+    assert (cfg.optim.iterations, cfg.output.print_freq) == (
+        3 * 10,
+        2 * 10,
+    )  # 40 clips // 4 = 10 an epoch
+    assert (
+        cfg.output.log_every,
+        cfg.hardware.accelerator,
+        cfg.hardware.devices,
+        cfg.output.checkpoint_save_dir,
+    ) == (
         5,
         "cpu",
         1,
         "out/r",
     )
-    assert (cfg.seed, cfg.lr) == (7, 0.001)
-    assert _train_cfg(["--device", "cuda:1"]).devices == "1,"  # Lightning: the GPU of index 1
+    assert (cfg.data.seed, cfg.optim.lr) == (7, 0.001)
+    assert (
+        _train_cfg(["--device", "cuda:1"]).hardware.devices == "1,"
+    )  # Lightning: the GPU of index 1
 
 
 @pytest.mark.parametrize(
@@ -254,8 +275,8 @@ def test_swinlstm_training_command_runs_with_their_flags(tmp_path):
     import yaml
 
     saved = yaml.safe_load((res / "config.yaml").read_text())
-    assert saved["model"] == "swinlstm-b" and saved["model_config"]["embed_dim"] == 8
-    assert saved["data_options"]["train_digits"] == 4 and saved["short_len"] == 3
+    assert saved["model"]["name"] == "swinlstm-b" and saved["model"]["options"]["embed_dim"] == 8
+    assert saved["data"]["data_options"]["train_digits"] == 4 and saved["data"]["short_len"] == 3
 
 
 # ----- 5. LMC-Memory's optimiser semantics ------------------------------------------------------
@@ -278,7 +299,7 @@ def test_training_run_zero_grad_mode_reaches_adam(tmp_path, mode, slot_steps):
     argv += ["--checkpoint_save_dir", str(tmp_path)]
     argv += [] if mode is None else ["--alignment_zero_grad", mode]
     cfg = config_from_args(standalone_parser().parse_args(argv))
-    cfg.model_config.update(hidden=8, slot_dim=8, num_layers=1)
+    cfg.model.options.update(hidden=8, slot_dim=8, num_layers=1)
     result = run_training(cfg, ToyClips(8), ToyClips(2))
     assert result.module.hparams.alignment_zero_grad == (mode or "zeros")
     slots = memory_slots(result.module.model)[0]
@@ -290,9 +311,10 @@ def test_training_run_zero_grad_mode_reaches_adam(tmp_path, mode, slot_steps):
 
 
 def test_long_len_left_out_is_lmc_default_30():
-    from swinlstm.engine.train import TrainConfig, resolved_long_len
+    from swinlstm.engine.config import RunConfig
+    from swinlstm.engine.train import resolved_long_len
 
-    assert TrainConfig().long_len is None
+    assert RunConfig().data.long_len is None
     cfg = _train_cfg(["--model", "lmc-convlstm", "--short_len", "10", "--out_len", "30"])
     assert resolved_long_len(cfg, memory=True) == 30  # LMC's train.py default
     cfg = _train_cfg(["--model", "lmc-convlstm", "--short_len", "4", "--out_len", "4"])
@@ -344,7 +366,7 @@ def test_checkpoint_load_false_does_not_load_the_file(tmp_path):
 
     def prepared(flags):
         cfg = _train_cfg([*base, *flags])
-        cfg.model_config.update(small)
+        cfg.model.options.update(small)
         return _prepare_model(cfg)[0]
 
     def same(module) -> bool:
@@ -402,7 +424,7 @@ def test_lmc_kth_train_command_on_their_layout(tmp_path, capsys):
     import yaml
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["long_len"] == 4 and saved["alignment_zero_grad"] == "zeros"
+    assert saved["data"]["long_len"] == 4 and saved["optim"]["alignment_zero_grad"] == "zeros"
 
 
 def test_swinlstm_test_command_with_their_defaults_and_flags(tmp_path, monkeypatch, capsys):

@@ -120,11 +120,11 @@ def test_two_alignment_iterations_match_authors_loop_with_that_zero_grad(golden,
 def test_zero_grad_mode_default_is_the_authors_and_bad_mode_is_an_error():
     import inspect
 
+    from swinlstm.engine.config import RunConfig
     from swinlstm.engine.module import PredictionModule
-    from swinlstm.engine.train import TrainConfig
 
     assert inspect.signature(memory_alignment_step).parameters["zero_grad"].default == "zeros"
-    assert TrainConfig().alignment_zero_grad == "zeros"
+    assert RunConfig().optim.alignment_zero_grad == "zeros"
     assert inspect.signature(PredictionModule).parameters["alignment_zero_grad"].default == "zeros"
     with pytest.raises(ValueError, match="--alignment_zero_grad must be zeros"):
         memory_alignment_step(tiny_lmc(), None, None, None, None, 1, zero_grad="sometimes")

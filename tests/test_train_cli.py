@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from swinlstm.cli.train import config_from_args, standalone_parser
-from swinlstm.engine.train import TrainConfig
+from swinlstm.engine.config import RunConfig
 from swinlstm.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,12 +219,12 @@ def test_custom_frames_larger_than_the_model(tmp_path):
 @pytest.mark.parametrize("preset", PRESETS, ids=[Path(p).stem for p in PRESETS])
 def test_every_preset_builds_its_model(preset):
     cfg = config_from_args(standalone_parser().parse_args(["--config", preset]))
-    assert isinstance(cfg, TrainConfig)
+    assert isinstance(cfg, RunConfig)
     cfg.validate()
-    model = build_model(cfg.model, **cfg.model_config)
-    size = cfg.img_size if isinstance(cfg.img_size, list) else [cfg.img_size] * 2
+    model = build_model(cfg.model.name, **cfg.model.options)
+    size = cfg.data.img_size if isinstance(cfg.data.img_size, list) else [cfg.data.img_size] * 2
     assert list(model.img_size) == size
-    assert model.in_chans == cfg.img_channel
+    assert model.in_chans == cfg.data.img_channel
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
@@ -270,15 +270,17 @@ def test_bad_preset_key(tmp_path):
 
 def test_resume_and_checkpoint_every_flags(tmp_path, capsys):
     cfg = config_from_args(standalone_parser().parse_args([]))
-    assert cfg.resume is False and cfg.checkpoint_every == 10.0
+    assert cfg.output.resume is False and cfg.output.checkpoint_every == 10.0
     out = tmp_path / "out"
     args = ["--resume", "--checkpoint_every", "2.5", "--checkpoint_save_dir", str(out)]
     cfg = config_from_args(standalone_parser().parse_args(args))
     # resolved: no last.ckpt yet, so a new run (the flag becomes the file it found, or none)
-    assert cfg.checkpoint_every == 2.5 and cfg.checkpoint_load_file is None
+    assert cfg.output.checkpoint_every == 2.5 and cfg.output.checkpoint_load_file is None
     assert f"no {out / 'last.ckpt'} yet: starting a new run" in capsys.readouterr().out
     args = ["--checkpoint_load_file", "auto", "--checkpoint_save_dir", str(out)]
-    assert config_from_args(standalone_parser().parse_args(args)).checkpoint_load_file is None
+    assert (
+        config_from_args(standalone_parser().parse_args(args)).output.checkpoint_load_file is None
+    )
 
 
 def test_resume_command_is_the_command_run_with_resume_added(monkeypatch):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from swinlstm.cli.common import MODEL_FLAGS, load_yaml_config
 from swinlstm.cli.main import build_parser, run
 from swinlstm.cli.train import config_from_args, standalone_parser
 from swinlstm.data import DATASETS, native_frame
+from swinlstm.engine.config import FLAT_KEYS, OPTION_KEYS, load_yaml
 from swinlstm.models import build_model
 from tests.data_writers import ramp_video, write_frames, write_human36m, write_taxibj_npz
 from tests.run_helpers import QUICK, TINY_CONV, train_small_run
@@ -30,13 +30,14 @@ def _parsers():
 
 
 def _resolved_value(cfg, key):
-    if key in MODEL_FLAGS or key == "memory_size":
-        return cfg.model_config[MODEL_FLAGS.get(key, key)]
-    return getattr(cfg, key)
+    if key in OPTION_KEYS:
+        return cfg.model.options[OPTION_KEYS[key]]
+    section, name = FLAT_KEYS[key]
+    return getattr(getattr(cfg, section), name)
 
 
 def _preset_value(key, value):
-    """A preset's value as TrainConfig holds it (``img_size: [64]`` is 64)."""
+    """A preset's value as RunConfig holds it (``img_size: [64]`` is 64)."""
     if key == "img_size" and isinstance(value, list) and len(value) == 1:
         return value[0]
     return value
@@ -47,9 +48,9 @@ def _preset_value(key, value):
 def test_every_preset_key_reaches_the_config(preset, parser):
     """No flag default overrides a preset: its dataset and every other key are the run's."""
     cfg = config_from_args(_parsers()[parser].parse_args(["--config", preset]))
-    for key, value in load_yaml_config(preset).items():
+    for key, value in load_yaml(preset).items():
         assert _resolved_value(cfg, key) == _preset_value(key, value), key
-    assert cfg.dataset == load_yaml_config(preset)["dataset"]
+    assert cfg.data.dataset == load_yaml(preset)["dataset"]
 
 
 @pytest.mark.parametrize("parser", ["train.py", "swinlstm train"])
@@ -57,11 +58,11 @@ def test_a_typed_flag_wins_over_the_preset(parser):
     preset = str(ROOT / "configs" / "kth_10_20.yaml")
     argv = ["--config", preset, "--dataset", "movingmnist", "--img_size", "32", "--out_len", "5"]
     cfg = config_from_args(_parsers()[parser].parse_args(argv))
-    assert (cfg.dataset, cfg.img_size, cfg.out_len) == ("movingmnist", 32, 5)
-    assert cfg.model_config["img_size"] == 32 and cfg.model == "swinlstm-b"
+    assert (cfg.data.dataset, cfg.data.img_size, cfg.data.out_len) == ("movingmnist", 32, 5)
+    assert cfg.model.options["img_size"] == 32 and cfg.model.name == "swinlstm-b"
     # a typed value equal to the old flag default still wins
     cfg = config_from_args(standalone_parser().parse_args(["--config", preset, "--lr", "1e-4"]))
-    assert cfg.dataset == "kth" and cfg.lr == 1e-4
+    assert cfg.data.dataset == "kth" and cfg.optim.lr == 1e-4
 
 
 def test_no_train_flag_has_a_default():
@@ -76,16 +77,16 @@ def test_no_train_flag_has_a_default():
 def test_flags_silent_mean_the_datasets_own_frame(name):
     cfg = config_from_args(standalone_parser().parse_args(["--dataset", name]))
     size, channels = native_frame(name)
-    assert (cfg.img_size, cfg.img_channel) == (size, channels)
-    assert (cfg.model_config["img_size"], cfg.model_config["in_chans"]) == (size, channels)
-    model = build_model(cfg.model, **cfg.model_config)
+    assert (cfg.data.img_size, cfg.data.img_channel) == (size, channels)
+    assert (cfg.model.options["img_size"], cfg.model.options["in_chans"]) == (size, channels)
+    model = build_model(cfg.model.name, **cfg.model.options)
     assert tuple(model.img_size) == (size, size) and model.in_chans == channels
     cfg = config_from_args(
         standalone_parser().parse_args(
             ["--dataset", name, "--img_size", "16", "--img_channel", "3"]
         )
     )
-    assert (cfg.img_size, cfg.img_channel, cfg.model_config["in_chans"]) == (16, 3, 3)
+    assert (cfg.data.img_size, cfg.data.img_channel, cfg.model.options["in_chans"]) == (16, 3, 3)
 
 
 def test_native_frames_are_those_the_datasets_give():
@@ -154,9 +155,9 @@ def test_resume_without_model_flags_takes_the_checkpoints(small_run, tmp_path, c
     shutil.copytree(small_run, out)
     argv = ["train", "--checkpoint_load_file", str(out / "last.ckpt"), "--iterations", "2"]
     cfg = config_from_args(standalone_parser().parse_args(argv[1:]))
-    assert cfg.model == "convlstm" and cfg.model_config["num_hidden"] == [4]
-    assert (cfg.img_size, cfg.short_len, cfg.out_len) == (16, 2, 3)
-    assert cfg.data_options == {"train_samples": 2, "valid_samples": 1, "digit_size": 14}
+    assert cfg.model.name == "convlstm" and cfg.model.options["num_hidden"] == [4]
+    assert (cfg.data.img_size, cfg.data.short_len, cfg.data.out_len) == (16, 2, 3)
+    assert cfg.data.data_options == {"train_samples": 2, "valid_samples": 1, "digit_size": 14}
     assert run([*argv, *QUICK, "--checkpoint_save_dir", str(out)]) == 0, capsys.readouterr().err
     assert torch.load(out / "last.ckpt", weights_only=True)["iteration"] == 2
 
@@ -208,6 +209,6 @@ def test_training_ends_without_lightnings_weights_only_line(tmp_path, caplog):
 
 
 def test_early_stop_flag_reaches_the_config_and_defaults_off():
-    assert config_from_args(standalone_parser().parse_args([])).early_stop == 0
+    assert config_from_args(standalone_parser().parse_args([])).output.early_stop == 0
     cfg = config_from_args(standalone_parser().parse_args(["--early_stop", "3"]))
-    assert cfg.early_stop == 3
+    assert cfg.output.early_stop == 3

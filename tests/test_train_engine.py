@@ -11,8 +11,9 @@ import yaml
 from train_helpers import ToyClips, toy_config
 
 from swinlstm.engine.checkpoint import load_model
+from swinlstm.engine.config import RunConfig
 from swinlstm.engine.datamodule import IterationSampler, ShardSampler
-from swinlstm.engine.train import TrainConfig, run_training, train
+from swinlstm.engine.train import run_training, train
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,8 @@ def test_run_writes_every_file(trained):
     assert {"train_loss", "lr", "mse", "mae", "ssim", "psnr"} <= set(rows[0])
     assert result.module.valid_count == 5  # every validation clip counted once
     config = yaml.safe_load(open(out / "config.yaml"))
-    assert config["model"] == "toy" and config["iterations"] == 4
-    assert config["model_config"] == {"img_size": 16, "in_chans": 1}
+    assert config["model"]["name"] == "toy" and config["optim"]["iterations"] == 4
+    assert config["model"]["options"] == {"img_size": 16, "in_chans": 1}
 
 
 def test_checkpoint_has_iteration_and_plain_hyper_parameters(trained):
@@ -124,7 +125,7 @@ def test_frames_not_fitting_the_model(tmp_path):
 
 
 def test_default_config_validates():
-    TrainConfig().validate()
+    RunConfig().validate()
 
 
 def test_sampler_resumed_is_the_suffix_of_the_full_order():
@@ -221,7 +222,7 @@ def test_early_stop_after_patience_validations_without_a_better_mse(tmp_path, ca
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
     assert json.loads((out / "model.json").read_text())["iteration"] == 1  # best.ckpt's weights
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["early_stop"] == 2
+    assert saved["output"]["early_stop"] == 2
 
     with pytest.raises(ValueError, match="--early_stop must be >= 0"):
         run_training({**config, "early_stop": -1}, ToyClips(8), ToyClips(4))

@@ -196,20 +196,20 @@ def test_a_read_only_disk_stops_with_the_files_from_before(small_disk):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 @pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
 def test_gpu_flags_without_a_gpu(tmp_path, accelerator):
-    from swinlstm.engine.train import as_config
+    from swinlstm.engine.config import RunConfig
 
     with pytest.raises(ValueError, match=rf"--accelerator {accelerator}: not available; this "
                        r"machine has cpu \(\d+ cores.*no CUDA GPU"):  # fmt: skip
-        _check_hardware(as_config(toy_config(tmp_path, accelerator=accelerator)))
+        _check_hardware(RunConfig.of(toy_config(tmp_path, accelerator=accelerator)))
 
 
 def test_mps_without_mps(tmp_path):
-    from swinlstm.engine.train import as_config
+    from swinlstm.engine.config import RunConfig
 
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
     with pytest.raises(ValueError, match=r"--accelerator mps: not available; this machine has"):
-        _check_hardware(as_config(toy_config(tmp_path, accelerator="mps")))
+        _check_hardware(RunConfig.of(toy_config(tmp_path, accelerator="mps")))
 
 
 @pytest.mark.parametrize(
@@ -304,8 +304,8 @@ def test_resume_takes_the_runs_settings_where_left_at_their_defaults(tmp_path):
 
     run_training(toy_config(tmp_path, batch_size=4, seed=7), ToyClips(8), ToyClips(3))
     silent = toy_config(tmp_path, iterations=6, resume=True)
-    del silent["batch_size"]  # TrainConfig's 16 / 1234: not asked for, so the run's 4 / 7
+    del silent["batch_size"]  # RunConfig's 16 / 1234: not asked for, so the run's 4 / 7
     result = run_training(silent, ToyClips(8), ToyClips(3))
     assert result.module.iteration == 6
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    assert config["batch_size"] == 4 and config["seed"] == 7
+    assert config["data"]["batch_size"] == 4 and config["data"]["seed"] == 7

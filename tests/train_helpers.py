@@ -62,7 +62,7 @@ class ToyClips(Dataset):
 
 
 def toy_config(out, **kw) -> dict:
-    """A tiny training config of ``toy`` on CPU writing into ``out`` (fields of TrainConfig)."""
+    """A tiny training config of ``toy`` on CPU writing into ``out`` (the flat form of RunConfig)."""
     cfg = {
         "model": "toy",
         "model_config": {"img_size": 16, "in_chans": 1},

@@ -33,26 +33,27 @@ class StepTimes(pl.Callback):
 
 
 def measure(preset: str, batch_size: int | None, iterations: int, skip: int) -> dict:
-    from swinlstm.cli.train import config_from_args, standalone_parser
-    from swinlstm.engine.train import run_training
+    from swinlstm.engine.config import RunConfig, load_yaml
+    from swinlstm.engine.train import resolve_config, run_training
 
-    argv = ["--config", preset, "--iterations", str(iterations)]
-    argv += ["--print_freq", str(iterations + 1), "--progress", "False", "--workers", "0"]
+    cfg = RunConfig.from_dict(load_yaml(preset), preset)
+    cfg.optim.iterations, cfg.output.print_freq = iterations, iterations + 1
+    cfg.output.progress, cfg.data.workers = False, 0
     if batch_size is not None:
-        argv += ["--batch_size", str(batch_size)]
-    cfg = config_from_args(standalone_parser().parse_args(argv))
+        cfg.data.batch_size = batch_size
+    cfg = resolve_config(cfg)
     timer = StepTimes()
     with tempfile.TemporaryDirectory() as out:
-        cfg.checkpoint_save_dir = out
+        cfg.output.checkpoint_save_dir = out
         result = run_training(cfg, callbacks=[timer])
     gaps = [b - a for a, b in zip(timer.times[skip:], timer.times[skip + 1 :])]
     params = sum(p.numel() for p in result.module.model.parameters())
     return {
         "preset": preset,
-        "model": cfg.model,
+        "model": cfg.model.name,
         "params": params,
-        "frames": f"{cfg.short_len}->{cfg.out_len} @ {cfg.img_size}",
-        "batch": cfg.batch_size,
+        "frames": f"{cfg.data.short_len}->{cfg.data.out_len} @ {cfg.data.img_size}",
+        "batch": cfg.data.batch_size,
         "median_s_per_it": statistics.median(gaps),
         "it_per_s": 1.0 / statistics.median(gaps),
         "timed": len(gaps),

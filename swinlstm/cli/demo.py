@@ -58,11 +58,11 @@ def add_parser(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from swinlstm.cli.common import load_yaml_config
-    from swinlstm.cli.main import run
     from swinlstm.cli.test import print_summary
     from swinlstm.engine.checkpoint import load_model
+    from swinlstm.engine.config import RunConfig, flat_form, load_yaml
     from swinlstm.engine.evaluate import evaluate, write_forecasts
+    from swinlstm.engine.train import resolve_config, train
     from swinlstm.zoo import best_shipped
     from swinlstm.zoo import load as load_zoo
     from swinlstm.zoo.card import builtin_test_set
@@ -72,25 +72,23 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.test_clips < 1:
         raise ConfigError(f"--test_clips must be >= 1, got {args.test_clips}")
     preset = preset_path(args.config)
-    config = load_yaml_config(str(preset))
     out = Path(args.output)
     ckpt_dir = out / "checkpoints"
+    cfg = RunConfig.from_dict(load_yaml(str(preset)), str(preset))
+    cfg.output.checkpoint_save_dir = str(ckpt_dir)
+    if args.iterations is not None:
+        cfg.optim.iterations = args.iterations
+    cfg = resolve_config(cfg)
 
     print(f"[demo] 1/2 training {preset} into {ckpt_dir}")
     start = time.perf_counter()
-    train_argv = ["train", "--config", str(preset), "--checkpoint_save_dir", str(ckpt_dir)]
-    if args.iterations is not None:
-        train_argv += ["--iterations", str(args.iterations)]
-    if run(train_argv) != 0:
-        raise ConfigError("training the demo preset failed (see the message above)")
+    train(cfg)
     train_s = time.perf_counter() - start
 
     best = ckpt_dir / "best.ckpt"
     model, info = load_model(best if best.is_file() else ckpt_dir)
-    short_len = int(config.get("short_len", 10))
-    out_len = int(config.get("out_len", 10))
-    batch_size = int(config.get("batch_size", 16))
-    test_set = builtin_test_set(config, args.test_clips, model)
+    short_len, out_len, batch_size = cfg.data.short_len, cfg.data.out_len, cfg.data.batch_size
+    test_set = builtin_test_set(flat_form(cfg.to_dict()), args.test_clips, model)
     print(f"[demo] 2/2 testing {info['model']} on {args.test_clips} generated test clips")
     common = dict(out_len=out_len, batch_size=batch_size, progress_every=10.0)
     summary = evaluate(

@@ -53,6 +53,38 @@ SHARED = {
 TRAIN_ONLY = {"train_batch_size": "batch_size", "res_dir": "checkpoint_save_dir"}
 
 
+_INTS = {"type": int_list, "nargs": "+"}
+# their configs.py flags: argparse options and help (the group skips those ours already has)
+THEIR_FLAGS: dict[str, tuple[dict[str, Any], str]] = {
+    "num_frames_input": ({"type": int}, "= --short_len (10)"),
+    "num_frames_output": ({"type": int}, "= --out_len (10)"),
+    "input_img_size": ({"type": int}, "= --img_size (64)"),
+    "input_size": (_INTS, "canvas: = --img_size (64 64)"),
+    "input_channels": ({"type": int}, "= --img_channel (1)"),
+    "image_size": (_INTS, "digit size (28 28)"),
+    "step_length": ({"type": float}, "digit speed (0.1)"),
+    "num_objects": (_INTS, "digits per clip ([2])"),
+    "train_samples": (
+        _INTS,
+        "MNIST digits [A, B) of the training clips, B - A clips an epoch (0 10000; N = 0 N)",
+    ),
+    "valid_samples": (_INTS, "validation clips: B - A of them (10000 13000)"),
+    "train_batch_size": ({"type": int}, "= --batch_size (16)"),
+    "test_batch_size": ({"type": int}, "test.py's batch; training ignores it"),
+    "num_workers": ({"type": int}, "= --workers (8)"),
+    "epochs": ({"type": int}, "epochs of --train_samples clips (2000)"),
+    "epoch_valid": ({"type": int}, "validate every N epochs (10)"),
+    "log_train": ({"type": int}, "log the loss every N iterations"),
+    "log_valid": ({"type": int}, "their per-batch validation log; ignored"),
+    "device": ({}, "cuda:0, cuda, cpu: = --accelerator/--devices"),
+    "res_dir": ({}, "= --checkpoint_save_dir (./results)"),
+    # configs.py is shared by their train.py and test.py: test takes every flag too
+    "train_data_dir": ({}, "train.py's digits; test ignores it"),
+    "valid_batch_size": ({"type": int}, "train.py's; test ignores it"),
+    "lr": ({"type": float}, "train.py's; test ignores it"),
+}
+
+
 def _model_name(value: str) -> str:
     """``--model``'s type: lower case, remembering the authors' spelling (their dialect)."""
     if value in AUTHORS_MODELS:
@@ -87,53 +119,8 @@ def add_swinlstm_train_args(p: argparse.ArgumentParser) -> None:
         "the SwinLSTM authors' flags (their configs.py; any of them, or --model SwinLSTM-B, "
         "selects their defaults)",
     )
-    g.add_argument("--num_frames_input", type=int, default=None, help="= --short_len (10)")
-    g.add_argument("--num_frames_output", type=int, default=None, help="= --out_len (10)")
-    g.add_argument("--input_img_size", type=int, default=None, help="= --img_size (64)")
-    g.add_argument(
-        "--input_size", type=int_list, nargs="+", default=None, help="canvas: = --img_size (64 64)"
-    )
-    g.add_argument("--input_channels", type=int, default=None, help="= --img_channel (1)")
-    g.add_argument(
-        "--image_size", type=int_list, nargs="+", default=None, help="digit size (28 28)"
-    )
-    g.add_argument("--step_length", type=float, default=None, help="digit speed (0.1)")
-    g.add_argument(
-        "--num_objects", type=int_list, nargs="+", default=None, help="digits per clip ([2])"
-    )
-    g.add_argument(
-        "--train_samples",
-        type=int_list,
-        nargs="+",
-        default=None,
-        help="MNIST digits [A, B) of the training clips, B - A clips an epoch (0 10000; N = 0 N)",
-    )
-    g.add_argument(
-        "--valid_samples",
-        type=int_list,
-        nargs="+",
-        default=None,
-        help="validation clips: B - A of them (10000 13000)",
-    )
-    g.add_argument("--train_batch_size", type=int, default=None, help="= --batch_size (16)")
-    g.add_argument(
-        "--test_batch_size", type=int, default=None, help="test.py's batch; training ignores it"
-    )
-    g.add_argument("--num_workers", type=int, default=None, help="= --workers (8)")
-    g.add_argument(
-        "--epochs", type=int, default=None, help="epochs of --train_samples clips (2000)"
-    )
-    g.add_argument("--epoch_valid", type=int, default=None, help="validate every N epochs (10)")
-    g.add_argument("--log_train", type=int, default=None, help="log the loss every N iterations")
-    g.add_argument(
-        "--log_valid", type=int, default=None, help="their per-batch validation log; ignored"
-    )
-    g.add_argument("--device", default=None, help="cuda:0, cuda, cpu: = --accelerator/--devices")
-    g.add_argument("--res_dir", default=None, help="= --checkpoint_save_dir (./results)")
-    # configs.py is shared by their train.py and test.py: test takes every flag too
-    g.add_argument("--train_data_dir", default=None, help="train.py's digits; test ignores it")
-    g.add_argument("--valid_batch_size", type=int, default=None, help="train.py's; test ignores it")
-    g.add_argument("--lr", type=float, default=None, help="train.py's; test ignores it")
+    for name, (cli, help) in THEIR_FLAGS.items():
+        g.add_argument(f"--{name}", default=None, help=help, **cli)
 
 
 PRETRAINED = "./Pretrained/trained_model_state_dict"  # their test.py's checkpoint
@@ -187,27 +174,8 @@ def resolve_swinlstm_test_flags(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-OWN_FLAGS = (
-    "num_frames_input",
-    "num_frames_output",
-    "input_img_size",
-    "input_size",
-    "input_channels",
-    "image_size",
-    "step_length",
-    "num_objects",
-    "train_samples",
-    "valid_samples",
-    "train_batch_size",
-    "test_batch_size",
-    "num_workers",
-    "epochs",
-    "epoch_valid",
-    "log_train",
-    "log_valid",
-    "device",
-    "res_dir",
-)
+# their flags that are not ours too (any of them given: their dialect)
+OWN_FLAGS = tuple(f for f in THEIR_FLAGS if f not in ("train_data_dir", "valid_batch_size", "lr"))
 
 
 def is_swinlstm_run(args: argparse.Namespace, shared: tuple[str, ...] = ()) -> bool:

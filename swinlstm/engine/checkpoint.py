@@ -28,6 +28,7 @@ from typing import Any
 from torch import nn
 
 from swinlstm import files
+from swinlstm.engine.config import flat_form, is_nested
 from swinlstm.engine.errors import CheckpointWriteError
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import load_safetensors, load_torch_weights, read_json
@@ -245,6 +246,7 @@ def run_config_data(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(config, dict):
         return {}
+    config = flat_form(config) if is_nested(config) else config  # nested: a RunConfig
     keys = (*RECORDED_DATA, "data_options")
     return {k: config[k] for k in keys if config.get(k) is not None}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swinlstm.engine.config import flat_form, is_nested
 from swinlstm.errors import ConfigError, MissingPathError
 
 METRIC_ORDER = ("mse", "mae", "ssim", "psnr", "lpips")
@@ -93,6 +94,7 @@ def _read_train(folder: Path) -> RunSummary:
     import yaml
 
     config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    config = flat_form(config) if is_nested(config) else config  # nested: a RunConfig
     with open(folder / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     last = rows[-1] if rows else {}

@@ -5,10 +5,10 @@ What a run writes into ``checkpoint_save_dir``:
 * ``last.ckpt`` (every validation, every ``checkpoint_every`` minutes, on SIGINT / SIGTERM and at
   the end) and ``best.ckpt`` (lowest validation MSE): Lightning checkpoints with a top-level
   integer ``iteration``, ``hyper_parameters`` holding ``model_name`` / ``model_config`` as plain
-  types and ``train_config`` (the resolved :class:`TrainConfig`);
+  types and ``train_config`` (the resolved :class:`~swinlstm.engine.config.RunConfig`, nested form);
 * ``model.safetensors`` + ``model.json``: the best weights (the last ones if there is no
   validation set), loadable without Lightning or pickle (``swinlstm.engine.checkpoint.load_model``);
-* ``config.yaml`` (the resolved configuration), ``metrics.csv`` (train loss, learning rate and
+* ``config.yaml`` (the resolved configuration, nested form), ``metrics.csv`` (train loss, learning rate and
   validation metrics by iteration) and ``tensorboard/`` when tensorboard is installed.
 
 Every file goes to a temporary file that is then renamed; the files one save writes (``last.ckpt``,
@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,16 @@ from swinlstm.engine.checkpoint import (
     write_failure,
     write_files,
 )
+from swinlstm.engine.config import (
+    DEFAULT_MODEL,
+    RUN_DEFAULTS,
+    SETTINGS,
+    DataConfig,
+    RunConfig,
+    model_options_for_data,
+    nested_form,
+    plain,
+)
 from swinlstm.engine.datamodule import PredictionDataModule, shutdown_workers
 from swinlstm.engine.errors import (
     CheckpointWriteError,
@@ -73,6 +83,7 @@ from swinlstm.engine.errors import (
 )
 from swinlstm.engine.module import PredictionModule
 from swinlstm.errors import ConfigError, MissingPathError
+from swinlstm.helpers import as_hw
 from swinlstm.models.official import authors_config
 from swinlstm.models.training import LONG_LEN
 
@@ -80,159 +91,29 @@ LAST, BEST = "last", "best"
 _MISSING = object()
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run needs; the ``swinlstm train`` flags map one to one onto these fields.
-
-    Fields that default to None are filled by :func:`resolve_config`: when resuming, from what
-    the checkpoint recorded; otherwise ``dataset`` movingmnist, ``model`` swinlstm-d,
-    ``short_len`` / ``out_len`` 10, and ``img_size`` / ``img_channel`` the dataset's own
-    (:func:`swinlstm.data.native_frame`). ``long_len`` None is resolved by
-    :func:`resolved_long_len` once the model is built (memory models: LMC-Memory's 30).
-    """
-
-    # data
-    dataset: str | None = None
-    train_data_dir: str | None = None
-    valid_data_dir: str | None = None
-    img_size: int | list[int] | None = None
-    img_channel: int | None = None
-    short_len: int | None = None
-    out_len: int | None = None
-    long_len: int | None = None  # memory models: None = LMC's 30, at most short_len + out_len
-    data_options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 16
-    workers: int = 2
-    seed: int = 1234
-    # model
-    model: str | None = None
-    model_config: dict[str, Any] = field(default_factory=dict)
-    # optimisation
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    schedule_warmup: int = 0
-    min_lr: float = 1e-6
-    grad_clip: float = 0.0
-    scheduled_sampling: bool = False
-    sampling_stop_iter: int = 50000
-    sampling_changing_rate: float = 2e-5
-    iterations: int = 300000
-    iterations_warmup: int = 5000
-    alignment_zero_grad: str = "zeros"  # memory models: PyTorch 1.6's zero_grad (the authors')
-    # validation and outputs
-    print_freq: int = 1000
-    log_every: int = 50  # Lightning's log_every_n_steps (metrics.csv / tensorboard loss)
-    valid_batches: int | None = None
-    valid_batch_size: int | None = None
-    valid_metrics: list[str] = field(default_factory=lambda: ["mse", "mae", "ssim", "psnr"])
-    protocol: str = "default"
-    checkpoint_save_dir: str = "./checkpoints"
-    checkpoint_load_file: str | None = None
-    checkpoint_every: float = 10.0  # minutes between time-based last.ckpt writes (0: off)
-    early_stop: int = 0  # stop after this many validations without a better MSE (0: off)
-    resume: bool = False  # resume from checkpoint_save_dir/last.ckpt when it exists
-    checkpoint_load: bool | None = (
-        None  # LMC's flag: False = do not load the file; None: it decides
-    )
-    # hardware (Lightning's meanings)
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    progress: bool = True
-
-    def validate(self) -> None:
-        """Raise ValueError naming the flag for settings no run can use (None: resolved later)."""
-        for name in ("short_len", "out_len", "batch_size", "iterations", "print_freq", "num_nodes"):
-            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
-                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        long_len = self.long_len or 0
-        if long_len < 0 or self.iterations_warmup < 0 or self.workers < 0:
-            raise ConfigError("--long_len, --iterations_warmup and --workers must be >= 0")
-        if None not in (self.short_len, self.out_len) and long_len > self.short_len + self.out_len:
-            raise ConfigError(
-                f"--long_len {self.long_len} is longer than the clip it is taken from: "
-                f"--short_len + --out_len = {self.short_len + self.out_len}"
-            )
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be > 0, got {self.lr}")
-        if self.valid_batches is not None and self.valid_batches < 0:
-            raise ConfigError(f"--valid_batches must be >= 0, got {self.valid_batches}")
-        if self.early_stop < 0:
-            raise ConfigError(
-                f"--early_stop must be >= 0 validations (0: off), got {self.early_stop}"
-            )
-        if not self.checkpoint_every >= 0:
-            raise ConfigError(
-                f"--checkpoint_every must be >= 0 minutes (0: off), got {self.checkpoint_every}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-# settings a resumed run may change; any other that differs from the checkpoint's is refused
-RESUME_MAY_CHANGE = frozenset(
-    {
-        "train_data_dir",
-        "valid_data_dir",
-        "data_options",  # laid over the recorded ones (resolve_config)
-        "workers",
-        "model",  # the model is checked on its own (the checkpoint's network is used)
-        "model_config",
-        "iterations",
-        "print_freq",
-        "valid_batches",
-        "valid_batch_size",
-        "valid_metrics",
-        "checkpoint_save_dir",
-        "checkpoint_load_file",
-        "checkpoint_load",
-        "checkpoint_every",
-        "early_stop",
-        "resume",
-        "accelerator",
-        "devices",
-        "num_nodes",
-        "strategy",
-        "precision",
-        "progress",
-    }
-)
-
-
-_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
-
-# what resolve_config gives the None fields of a new run (img_size / img_channel: the dataset's)
-_DEFAULTS = {"dataset": "movingmnist", "model": "swinlstm-d", "short_len": 10, "out_len": 10}
-
-
-def data_record(cfg: TrainConfig) -> dict[str, Any]:
+def data_record(cfg: RunConfig) -> dict[str, Any]:
     """The data a run trains on, as saved beside its weights: ``test`` and ``predict`` and a
     resumed run use it where their flags are silent."""
-    record = {k: getattr(cfg, k) for k in RECORDED_DATA}
-    record["data_options"] = dict(cfg.data_options)
-    return _plain(record)
+    record = {k: getattr(cfg.data, k) for k in RECORDED_DATA}
+    record["data_options"] = dict(cfg.data.data_options)
+    return plain(record)
 
 
-def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
-    """A copy of ``config`` with its None fields filled (see :class:`TrainConfig`).
+def resolve_config(config: RunConfig | dict[str, Any]) -> RunConfig:
+    """A copy of ``config`` with its None fields filled (see :class:`DataConfig`).
 
     Resuming a ``.ckpt`` of ours takes the model, its configuration and the data the checkpoint
     records wherever ``config`` is silent; ``data_options`` given are laid over the recorded ones.
-    The model is built for the data's frames unless ``model_config`` says otherwise.
+    The model is built for the data's frames unless ``model.options`` say otherwise
+    (:func:`~swinlstm.engine.config.model_options_for_data`).
     """
     from swinlstm.data import dataset_key, native_frame
 
-    given = as_config(config)
-    cfg = dataclasses.replace(
-        given, model_config=dict(given.model_config), data_options=dict(given.data_options)
-    )
-    if cfg.resume or cfg.checkpoint_load_file == "auto":  # now the file itself, or none
+    cfg = RunConfig.of(config).copy()
+    out = cfg.output
+    if out.resume or out.checkpoint_load_file == "auto":  # now the file itself, or none
         source = _load_source(cfg)
-        cfg.checkpoint_load_file, cfg.resume = (str(source) if source else None), False
+        out.checkpoint_load_file, out.resume = (str(source) if source else None), False
     ckpt = _resume_checkpoint(cfg)
     if ckpt is not None:
         hp = ckpt["hyper_parameters"]
@@ -241,46 +122,40 @@ def resolve_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
         saved.setdefault("out_len", hp.get("out_len"))
         saved.setdefault("img_size", hp["model_config"].get("img_size"))
         saved.setdefault("img_channel", hp["model_config"].get("in_chans"))
-        saved["model"] = hp["model_name"]
         for key, value in saved.items():
-            if key in _FIELDS and key != "data_options" and getattr(cfg, key) is None:
-                setattr(cfg, key, value)
-        if saved.get("dataset") in (None, cfg.dataset):
-            cfg.data_options = {**(saved.get("data_options") or {}), **cfg.data_options}
-    for key, value in _DEFAULTS.items():
-        if getattr(cfg, key) is None:
-            setattr(cfg, key, value)
-    cfg.dataset = dataset_key(cfg.dataset)
-    if cfg.img_size is None or cfg.img_channel is None:
-        size, channels = native_frame(cfg.dataset)
-        if cfg.img_size is None:
-            cfg.img_size = list(size) if isinstance(size, tuple) else size
-        if cfg.img_channel is None:
-            cfg.img_channel = channels
-    cfg.model_config.setdefault("img_size", cfg.img_size)
-    cfg.model_config.setdefault("in_chans", cfg.img_channel)
+            if key in _DATA_FIELDS and key != "data_options" and getattr(cfg.data, key) is None:
+                setattr(cfg.data, key, value)
+        if cfg.model.name is None:
+            cfg.model.name = hp["model_name"]
+        if saved.get("dataset") in (None, cfg.data.dataset):
+            cfg.data.data_options = {**(saved.get("data_options") or {}), **cfg.data.data_options}
+    for key, value in RUN_DEFAULTS.items():
+        if getattr(cfg.data, key) is None:
+            setattr(cfg.data, key, value)
+    cfg.model.name = cfg.model.name or DEFAULT_MODEL
+    cfg.data.dataset = dataset_key(cfg.data.dataset)
+    if cfg.data.img_size is None or cfg.data.img_channel is None:
+        size, channels = native_frame(cfg.data.dataset)
+        if cfg.data.img_size is None:
+            cfg.data.img_size = list(size) if isinstance(size, tuple) else size
+        if cfg.data.img_channel is None:
+            cfg.data.img_channel = channels
+    cfg.model.options = model_options_for_data(cfg.model.options, cfg.data)
     if ckpt is not None:
-        _check_resume_fits(cfg, ckpt["hyper_parameters"], Path(cfg.checkpoint_load_file))
-        cfg.model_config = dict(ckpt["hyper_parameters"]["model_config"])
-        _settle_with_run(cfg, ckpt, Path(cfg.checkpoint_load_file))  # the other settings
+        _check_resume_fits(cfg, ckpt["hyper_parameters"], Path(out.checkpoint_load_file))
+        cfg.model.options = dict(ckpt["hyper_parameters"]["model_config"])
+        _settle_with_run(cfg, ckpt, Path(out.checkpoint_load_file))  # the other settings
     return cfg
 
 
-def _resume_checkpoint(cfg: TrainConfig) -> dict | None:
-    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
-    if source is None or not source.is_file() or cfg.checkpoint_load is False:
+_DATA_FIELDS = frozenset(f.name for f in dataclasses.fields(DataConfig))
+
+
+def _resume_checkpoint(cfg: RunConfig) -> dict | None:
+    source = Path(cfg.output.checkpoint_load_file) if cfg.output.checkpoint_load_file else None
+    if source is None or not source.is_file() or cfg.output.checkpoint_load is False:
         return None
     return read_training_checkpoint(source)
-
-
-def as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` from itself or a mapping of its fields (unknown keys: an error)."""
-    if isinstance(config, TrainConfig):
-        return config
-    unknown = sorted(set(config) - _FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
-    return TrainConfig(**{k: v for k, v in config.items() if v is not None})
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -506,9 +381,9 @@ class RunCheckpoints(Callback):
         self.recorder = recorder
         self.has_valid = has_valid
         self.stops = stops
-        self.print_freq = int(config["print_freq"])
-        self.total = int(config["iterations"])
-        self.every = float(config["checkpoint_every"]) * 60.0
+        self.print_freq = int(config["output"]["print_freq"])
+        self.total = int(config["optim"]["iterations"])
+        self.every = float(config["output"]["checkpoint_every"]) * 60.0
         self.saved_iteration: int | None = None
         self.stopped_early: dict[str, Any] | None = None
         self.has_best = False
@@ -572,7 +447,7 @@ class RunCheckpoints(Callback):
     def _early_stop(self, trainer, pl_module) -> None:
         """After ``early_stop`` validations without a better MSE: record it in
         ``early_stop.json`` and end the run (``best.ckpt`` is its result)."""
-        patience = int(self.config.get("early_stop") or 0)
+        patience = int(self.config["output"]["early_stop"] or 0)
         stale = trainer.strategy.broadcast(self.recorder.since_best, src=0)
         if not patience or stale < patience or pl_module.iteration >= self.total:
             return
@@ -659,15 +534,15 @@ def _data_of(module: PredictionModule) -> dict[str, Any]:
     return {"data": dict(data)} if data else {}
 
 
-def resolved_long_len(cfg: TrainConfig, memory: bool) -> int:
+def resolved_long_len(cfg: RunConfig, memory: bool) -> int:
     """The long clip's length: 0 without memory; unset, LMC-Memory's ``train.py`` default
     (:data:`~swinlstm.models.training.LONG_LEN`, 30) cut to the clip; else the setting (0: the
     whole clip)."""
     if not memory:
         return 0
-    if cfg.long_len is None:
-        return min(LONG_LEN, cfg.short_len + cfg.out_len)
-    return cfg.long_len
+    if cfg.data.long_len is None:
+        return min(LONG_LEN, cfg.data.short_len + cfg.data.out_len)
+    return cfg.data.long_len
 
 
 def _steps_per_iteration(module: PredictionModule) -> int:
@@ -700,41 +575,31 @@ def read_training_checkpoint(path: Path) -> dict | None:
     return None
 
 
-def _module(cfg: TrainConfig, name: str, model_config: dict, skip_warmup: bool) -> PredictionModule:
+def _module(cfg: RunConfig, name: str, model_config: dict, skip_warmup: bool) -> PredictionModule:
+    """The LightningModule of ``cfg``: the network, every optimisation setting, what it trains on."""
     return PredictionModule(
         model_name=name,
         model_config=model_config,
-        short_len=cfg.short_len,
-        out_len=cfg.out_len,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        iterations=cfg.iterations,
-        iterations_warmup=cfg.iterations_warmup,
-        schedule=cfg.schedule,
-        schedule_warmup=cfg.schedule_warmup,
-        min_lr=cfg.min_lr,
-        grad_clip=cfg.grad_clip,
-        scheduled_sampling=cfg.scheduled_sampling,
-        sampling_stop_iter=cfg.sampling_stop_iter,
-        sampling_changing_rate=cfg.sampling_changing_rate,
-        valid_metrics=list(cfg.valid_metrics),
-        protocol=cfg.protocol,
+        short_len=cfg.data.short_len,
+        out_len=cfg.data.out_len,
+        valid_metrics=list(cfg.output.valid_metrics),
+        protocol=cfg.output.protocol,
         skip_warmup=skip_warmup,
-        seed=cfg.seed,
-        alignment_zero_grad=cfg.alignment_zero_grad,
+        seed=cfg.data.seed,
         data=data_record(cfg),
+        **dataclasses.asdict(cfg.optim),
     )
 
 
-def _load_source(cfg: TrainConfig) -> Path | None:
+def _load_source(cfg: RunConfig) -> Path | None:
     """The file ``checkpoint_load_file`` / ``resume`` point at (None: a new run).
 
     ``resume`` or ``checkpoint_load_file="auto"``: ``checkpoint_save_dir/last.ckpt`` when it
     exists; otherwise the given ``checkpoint_load_file`` (fine-tune or resume from it), or none.
     """
-    given = cfg.checkpoint_load_file
-    if cfg.resume or given == "auto":
-        last = Path(cfg.checkpoint_save_dir) / f"{LAST}.ckpt"
+    given = cfg.output.checkpoint_load_file
+    if cfg.output.resume or given == "auto":
+        last = Path(cfg.output.checkpoint_save_dir) / f"{LAST}.ckpt"
         if last.is_file():
             return last
         if given in (None, "auto"):
@@ -743,39 +608,41 @@ def _load_source(cfg: TrainConfig) -> Path | None:
     return Path(given) if given else None
 
 
-def _settle_with_run(cfg: TrainConfig, ckpt: dict, source: Path) -> None:
+def _settle_with_run(cfg: RunConfig, ckpt: dict, source: Path) -> None:
     """Resuming: the settings left at their defaults take the checkpoint's run's values; any
-    other that differs from them (outside ``RESUME_MAY_CHANGE``) is a ValueError naming it."""
+    other that differs from them (a setting whose row says ``resume=False``) is a ConfigError
+    naming it. The run's record may be nested (this code) or flat (older runs)."""
     saved = ckpt.get("train_config")
     if not isinstance(saved, dict):
         return  # written before train_config was stored: only the model is checked
+    recorded = nested_form(saved, str(source))
     differ = []
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in RESUME_MAY_CHANGE or f.name not in saved:
+    for row in SETTINGS:
+        if row.resume or row.name not in recorded[row.section]:
             continue
-        now, was = _plain(getattr(cfg, f.name)), _plain(saved[f.name])
+        section = getattr(cfg, row.section)
+        now, was = plain(getattr(section, row.name)), plain(recorded[row.section][row.name])
         if now == was:
             continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if now == _plain(default):  # not asked for: the run's own value
-            setattr(cfg, f.name, copy.deepcopy(saved[f.name]))
+        if now == plain(row.default):  # not asked for: the run's own value
+            setattr(section, row.name, copy.deepcopy(was))
         else:
-            differ.append(f.name)
+            differ.append((row, now, was))
     if differ:
-        was = ", ".join(f"{k}={saved[k]!r}" for k in differ)
-        given = ", ".join(f"{k}={_plain(getattr(cfg, k))!r}" for k in differ)
+        was = ", ".join(f"{row.dest}={old!r}" for row, _, old in differ)
+        given = ", ".join(f"{row.dest}={now!r}" for row, now, _ in differ)
         raise ConfigError(
             f"{source} was trained with {was}; the flags give {given}: leave them out (or give "
             "the same) to resume, or pass another --checkpoint_save_dir to start a new run"
         )
 
 
-def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
+def _prepare_model(cfg: RunConfig) -> tuple[PredictionModule, str | None]:
     """The module to train and the checkpoint to resume from (None: a new run)."""
-    source = Path(cfg.checkpoint_load_file) if cfg.checkpoint_load_file else None
-    if cfg.checkpoint_load is True and source is None:
+    source = Path(cfg.output.checkpoint_load_file) if cfg.output.checkpoint_load_file else None
+    if cfg.output.checkpoint_load is True and source is None:
         raise ConfigError("--checkpoint_load True needs --checkpoint_load_file FILE")
-    if cfg.checkpoint_load is False and source is not None:
+    if cfg.output.checkpoint_load is False and source is not None:
         # LMC-Memory's train.py loads (and skips warm-up) only with --checkpoint_load True
         print(f"--checkpoint_load False: {source} is not loaded; a new run", flush=True)
         source = None
@@ -789,17 +656,17 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
         )
         return module, str(source)
     # the authors' per-dataset network (LMC-Memory's KTH sigmoid) under the user's own settings
-    derived = authors_config(cfg.model, cfg.dataset)
-    config = {**derived, **cfg.model_config}
+    derived = authors_config(cfg.model.name, cfg.data.dataset)
+    config = {**derived, **cfg.model.options}
     loaded = info = None
     if source is not None:
-        loaded, info = load_model(source, name=cfg.model, config=config)
+        loaded, info = load_model(source, name=cfg.model.name, config=config)
         if info["format"] != "official":  # our checkpoint records what was derived
             saved = info.get("config", {})
             config.update(
-                {k: saved[k] for k in derived if k not in cfg.model_config and k in saved}
+                {k: saved[k] for k in derived if k not in cfg.model.options and k in saved}
             )
-    module = _module(cfg, cfg.model, config, skip_warmup=source is not None)
+    module = _module(cfg, cfg.model.name, config, skip_warmup=source is not None)
     if loaded is not None:  # fine-tune: weights only
         from swinlstm.models.official import describe_mismatch
 
@@ -812,14 +679,14 @@ def _prepare_model(cfg: TrainConfig) -> tuple[PredictionModule, str | None]:
     return module, None
 
 
-def _check_resume_fits(cfg: TrainConfig, hp: dict, source: Path) -> None:
+def _check_resume_fits(cfg: RunConfig, hp: dict, source: Path) -> None:
     """One line naming what the flags change of the model a resumed checkpoint trains."""
     saved = hp["model_config"]
-    clash = [k for k, v in cfg.model_config.items() if saved.get(k, _MISSING) != _plain(v)]
-    if cfg.model != hp["model_name"]:
+    clash = [k for k, v in cfg.model.options.items() if saved.get(k, _MISSING) != plain(v)]
+    if cfg.model.name != hp["model_name"]:
         clash.insert(0, "model")
     if clash:
-        asked = {"model": cfg.model, **cfg.model_config}
+        asked = {"model": cfg.model.name, **cfg.model.options}
         was = {"model": hp["model_name"], **saved}
         diffs = ", ".join(f"{k} {asked[k]} (trained: {was.get(k, 'unset')})" for k in clash)
         raise ConfigError(
@@ -829,10 +696,9 @@ def _check_resume_fits(cfg: TrainConfig, hp: dict, source: Path) -> None:
         )
 
 
-def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int) -> None:
+def _check_model_fits(module: PredictionModule, cfg: RunConfig, channels: int) -> None:
     """A clear error when the model's frame size / channels differ from the data's."""
-    size = cfg.img_size if isinstance(cfg.img_size, (list, tuple)) else [cfg.img_size] * 2
-    size = list(size) * 2 if len(size) == 1 else list(size)
+    size = list(as_hw(cfg.data.img_size, "--img_size"))
     model_size = list(getattr(module.model, "img_size", size))
     if model_size != size or getattr(module.model, "in_chans", channels) != channels:
         raise ConfigError(
@@ -842,27 +708,21 @@ def _check_model_fits(module: PredictionModule, cfg: TrainConfig, channels: int)
         )
 
 
-def _resolved_config(cfg: TrainConfig, module: PredictionModule) -> dict[str, Any]:
-    """``cfg`` as a dict, with the network actually trained (the checkpoint's when resuming)."""
+def _resolved_config(cfg: RunConfig, module: PredictionModule) -> dict[str, Any]:
+    """``cfg`` in the nested form, with the network actually trained (the checkpoint's when resuming)."""
     data = cfg.to_dict()
-    data["model"] = module.hparams.model_name
-    data["model_config"] = dict(module.hparams.model_config)
+    data["model"] = {
+        "name": module.hparams.model_name,
+        "options": plain(module.hparams.model_config),
+    }
     return data
 
 
-def _write_config(cfg: TrainConfig, module: PredictionModule, directory: Path) -> None:
+def _write_config(cfg: RunConfig, module: PredictionModule, directory: Path) -> None:
     import yaml
 
-    text = yaml.safe_dump(_plain(_resolved_config(cfg, module)), sort_keys=False)
+    text = yaml.safe_dump(plain(_resolved_config(cfg, module)), sort_keys=False)
     atomic_write(directory / "config.yaml", lambda p: Path(p).write_text(text))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _logger(directory: Path) -> Any:
@@ -885,7 +745,7 @@ class TrainResult:
 
 
 def train(
-    config: TrainConfig | dict[str, Any],
+    config: RunConfig | dict[str, Any],
     train_set: torch.utils.data.Dataset | None = None,
     valid_set: torch.utils.data.Dataset | None = None,
 ) -> Path:
@@ -897,7 +757,7 @@ def train(
 
 
 def run_training(
-    config: TrainConfig | dict[str, Any],
+    config: RunConfig | dict[str, Any],
     train_set: torch.utils.data.Dataset | None = None,
     valid_set: torch.utils.data.Dataset | None = None,
     callbacks: list[Callback] | None = None,
@@ -906,64 +766,64 @@ def run_training(
     cfg = resolve_config(config)
     cfg.validate()
     _check_hardware(cfg)  # before the data is built: a missing GPU is known at once
-    directory = Path(cfg.checkpoint_save_dir)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    directory = Path(cfg.output.checkpoint_save_dir)
+    pl.seed_everything(cfg.data.seed, workers=True, verbose=False)
     module, resume_from = _prepare_model(cfg)
-    cfg = dataclasses.replace(cfg, long_len=resolved_long_len(cfg, module.memory))
+    cfg.data.long_len = resolved_long_len(cfg, module.memory)
     if module.hparams.get("data"):  # the record says the long clip the run trains on
-        module.hparams.data["long_len"] = cfg.long_len
-    if cfg.scheduled_sampling and module.memory:
+        module.hparams.data["long_len"] = cfg.data.long_len
+    if cfg.optim.scheduled_sampling and module.memory:
         raise ConfigError(
             "--scheduled_sampling True has no effect on a memory model (memory_size > 0 trains "
             "by LMC-Memory's memory alignment): leave it out, or use --memory_size 0"
         )
     data = PredictionDataModule(
-        dataset=cfg.dataset,
+        dataset=cfg.data.dataset,
         data_options={
-            "train_dir": cfg.train_data_dir,
-            "valid_dir": cfg.valid_data_dir,
-            "short_len": cfg.short_len,
-            "out_len": cfg.out_len,
-            "long_len": cfg.long_len,
-            "img_size": cfg.img_size,
-            "img_channel": cfg.img_channel,
-            "seed": cfg.seed,
-            **cfg.data_options,
+            "train_dir": cfg.data.train_data_dir,
+            "valid_dir": cfg.data.valid_data_dir,
+            "short_len": cfg.data.short_len,
+            "out_len": cfg.data.out_len,
+            "long_len": cfg.data.long_len,
+            "img_size": cfg.data.img_size,
+            "img_channel": cfg.data.img_channel,
+            "seed": cfg.data.seed,
+            **cfg.data.data_options,
         },
-        batch_size=cfg.batch_size,
-        iterations=cfg.iterations,
-        seed=cfg.seed,
-        workers=cfg.workers,
-        valid_batches=cfg.valid_batches,
-        valid_batch_size=cfg.valid_batch_size,
+        batch_size=cfg.data.batch_size,
+        iterations=cfg.optim.iterations,
+        seed=cfg.data.seed,
+        workers=cfg.data.workers,
+        valid_batches=cfg.output.valid_batches,
+        valid_batch_size=cfg.output.valid_batch_size,
         train_set=train_set,
         valid_set=valid_set,
     )
     data.load()
     _check_model_fits(module, cfg, int(data.train_set[0][0].shape[1]))
-    has_valid = data.valid_set is not None and cfg.valid_batches != 0
+    has_valid = data.valid_set is not None and cfg.output.valid_batches != 0
 
     start = int(read_training_checkpoint(Path(resume_from))["iteration"]) if resume_from else 0
-    if start >= cfg.iterations:
+    if start >= cfg.optim.iterations:
         raise ConfigError(
             f"{resume_from} is at iteration {start}: raise --iterations above it to train more"
         )
     steps = _steps_per_iteration(module)
-    bar = ProgressBar(cfg.iterations, enabled=cfg.progress)
+    bar = ProgressBar(cfg.optim.iterations, enabled=cfg.output.progress)
     recorder = RunRecorder(directory, bar, start)
     stops = StopSignals()
     checkpoints = RunCheckpoints(
-        directory, _plain(_resolved_config(cfg, module)), recorder, has_valid, stops
+        directory, plain(_resolved_config(cfg, module)), recorder, has_valid, stops
     )
     trainer_args = dict(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy,
-        precision=cfg.precision,
-        max_steps=cfg.iterations * steps,
+        accelerator=cfg.hardware.accelerator,
+        devices=cfg.hardware.devices,
+        num_nodes=cfg.hardware.num_nodes,
+        strategy=cfg.hardware.strategy,
+        precision=cfg.hardware.precision,
+        max_steps=cfg.optim.iterations * steps,
         max_epochs=-1,
-        val_check_interval=cfg.print_freq if has_valid else None,
+        val_check_interval=cfg.output.print_freq if has_valid else None,
         check_val_every_n_epoch=None,
         limit_val_batches=None if has_valid else 0,
         num_sanity_val_steps=0,
@@ -971,7 +831,9 @@ def run_training(
         enable_model_summary=False,
         enable_checkpointing=False,  # RunCheckpoints writes every checkpoint
         use_distributed_sampler=False,
-        log_every_n_steps=max(1, min(cfg.log_every, cfg.print_freq, cfg.iterations)),
+        log_every_n_steps=max(
+            1, min(cfg.output.log_every, cfg.output.print_freq, cfg.optim.iterations)
+        ),
         logger=_logger(directory),
         callbacks=[bar, recorder, *(callbacks or []), checkpoints],
         plugins=[AtomicCheckpointIO()],
@@ -1061,8 +923,8 @@ def slurm_requeue() -> str:
     return f"requeued SLURM job {job}: it reruns the same command (with --resume it continues)"
 
 
-def _hardware_flags(cfg: TrainConfig) -> str:
-    return f"--accelerator {cfg.accelerator} --devices {cfg.devices} --strategy {cfg.strategy}"
+def _hardware_flags(cfg: RunConfig) -> str:
+    return f"--accelerator {cfg.hardware.accelerator} --devices {cfg.hardware.devices} --strategy {cfg.hardware.strategy}"
 
 
 def _first_line(err: BaseException) -> str:
@@ -1089,9 +951,9 @@ def available_hardware() -> str:
     return "this machine has " + ", ".join(parts)
 
 
-def _check_hardware(cfg: TrainConfig) -> None:
+def _check_hardware(cfg: RunConfig) -> None:
     """ValueError (one line) for an accelerator or device count this machine cannot serve."""
-    accelerator = str(cfg.accelerator).lower()
+    accelerator = str(cfg.hardware.accelerator).lower()
     if accelerator in ("gpu", "cuda"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     elif accelerator == "mps":
@@ -1100,10 +962,12 @@ def _check_hardware(cfg: TrainConfig) -> None:
     else:
         return  # cpu (any number of processes), auto (Lightning picks), tpu...: Lightning checks
     if count == 0:
-        raise ConfigError(f"--accelerator {cfg.accelerator}: not available; {available_hardware()}")
-    wanted = cfg.devices
+        raise ConfigError(
+            f"--accelerator {cfg.hardware.accelerator}: not available; {available_hardware()}"
+        )
+    wanted = cfg.hardware.devices
     if isinstance(wanted, int) and wanted > count:
         raise ConfigError(
-            f"--devices {wanted} with --accelerator {cfg.accelerator}: only {count} here; "
+            f"--devices {wanted} with --accelerator {cfg.hardware.accelerator}: only {count} here; "
             f"{available_hardware()}"
         )
