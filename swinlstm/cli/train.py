@@ -130,6 +130,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "(same as --checkpoint_load_file auto): a requeued job reruns the same command",
     )
     g.add_argument("--progress", type=str2bool, default=None, help="progress bar (True)")
+    g.add_argument(
+        "--logger",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="csv, tensorboard, wandb, mlflow: one or several (csv tensorboard; csv is the "
+        "run's metrics.csv, always written)",
+    )
     g = p.add_argument_group("hardware (Lightning's meanings)")
     g.add_argument("--accelerator", default=None, help="auto, cpu, gpu, cuda, mps (auto)")
     g.add_argument("--devices", default=None, help="devices per node: 4, -1 (all), auto (1)")
@@ -234,6 +242,7 @@ def config_from_args(args: argparse.Namespace):
         "strategy",
         "precision",
         "progress",
+        "logger",
     ):
         values[key] = getattr(args, key)
     values["log_every"] = getattr(args, "log_train", None)

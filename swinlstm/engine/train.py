@@ -9,7 +9,8 @@ What a run writes into ``checkpoint_save_dir``:
 * ``model.safetensors`` + ``model.json``: the best weights (the last ones if there is no
   validation set), loadable without Lightning or pickle (``swinlstm.engine.checkpoint.load_model``);
 * ``config.yaml`` (the resolved configuration), ``metrics.csv`` (train loss, learning rate and
-  validation metrics by iteration) and ``tensorboard/`` when tensorboard is installed.
+  validation metrics by iteration) and the ``logger`` records (:mod:`swinlstm.engine.loggers`:
+  ``tensorboard/`` when tensorboard is installed, unless ``logger`` names others).
 
 Every file goes to a temporary file that is then renamed; the files one save writes (``last.ckpt``,
 ``metrics.csv`` and, for a new best, ``best.ckpt``, ``model.safetensors``, ``model.json``) are
@@ -71,6 +72,7 @@ from swinlstm.engine.errors import (
     TrainingInterrupted,
     TrainingStopped,
 )
+from swinlstm.engine.loggers import build_loggers, check_logger_names, logger_callbacks
 from swinlstm.engine.module import PredictionModule
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.models.official import authors_config
@@ -142,6 +144,7 @@ class TrainConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     progress: bool = True
+    logger: list[str] | None = None  # --logger: swinlstm.engine.loggers (None: csv + tensorboard)
 
     def validate(self) -> None:
         """Raise ValueError naming the flag for settings no run can use (None: resolved later)."""
@@ -164,6 +167,7 @@ class TrainConfig:
             raise ConfigError(
                 f"--early_stop must be >= 0 validations (0: off), got {self.early_stop}"
             )
+        check_logger_names(self.logger)
         if not self.checkpoint_every >= 0:
             raise ConfigError(
                 f"--checkpoint_every must be >= 0 minutes (0: off), got {self.checkpoint_every}"
@@ -199,6 +203,7 @@ RESUME_MAY_CHANGE = frozenset(
         "strategy",
         "precision",
         "progress",
+        "logger",
     }
 )
 
@@ -865,16 +870,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _logger(directory: Path) -> Any:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    return TensorBoardLogger(save_dir=str(directory), name="tensorboard", version="")
-
-
 @dataclass
 class TrainResult:
     """What :func:`run_training` leaves: the output folder, the trained module, the trainer."""
@@ -950,6 +945,7 @@ def run_training(
         )
     steps = _steps_per_iteration(module)
     bar = ProgressBar(cfg.iterations, enabled=cfg.progress)
+    loggers = build_loggers(cfg.logger, directory, _plain(_resolved_config(cfg, module)))
     recorder = RunRecorder(directory, bar, start)
     stops = StopSignals()
     checkpoints = RunCheckpoints(
@@ -972,8 +968,8 @@ def run_training(
         enable_checkpointing=False,  # RunCheckpoints writes every checkpoint
         use_distributed_sampler=False,
         log_every_n_steps=max(1, min(cfg.log_every, cfg.print_freq, cfg.iterations)),
-        logger=_logger(directory),
-        callbacks=[bar, recorder, *(callbacks or []), checkpoints],
+        logger=loggers or False,
+        callbacks=[bar, recorder, *logger_callbacks(loggers), *(callbacks or []), checkpoints],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(directory),
     )
