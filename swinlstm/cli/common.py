@@ -9,10 +9,10 @@ List flags take space-separated values (``--depths_down 2 6``) or one comma-sepa
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-from swinlstm.errors import ConfigError, MissingPathError
+from swinlstm.errors import ConfigError
+from swinlstm.presets import find_preset
 
 DATASETS = ("movingmnist", "kth", "taxibj", "human36m", "custom")
 MODELS = ("swinlstm-b", "swinlstm-d", "convlstm", "lmc-convlstm")
@@ -217,8 +217,7 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     """Read a ``--config`` YAML preset: a flat mapping of flag names to values."""
     import yaml
 
-    if not os.path.isfile(path):
-        raise MissingPathError(f"--config file not found: {path}")
+    path = str(find_preset(path))  # the file, else a packaged preset of that name
     with open(path) as f:
         try:
             data = yaml.safe_load(f) or {}
