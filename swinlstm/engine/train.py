@@ -8,8 +8,9 @@ What a run writes into ``checkpoint_save_dir``:
   types and ``train_config`` (the resolved :class:`~swinlstm.engine.config.RunConfig`, nested form);
 * ``model.safetensors`` + ``model.json``: the best weights (the last ones if there is no
   validation set), loadable without Lightning or pickle (``swinlstm.engine.checkpoint.load_model``);
-* ``config.yaml`` (the resolved configuration, nested form), ``metrics.csv`` (train loss, learning rate and
-  validation metrics by iteration) and ``tensorboard/`` when tensorboard is installed.
+* ``config.yaml`` (the resolved configuration, nested form), ``metrics.csv`` (train loss, learning
+  rate and validation metrics by iteration) and the ``logger`` records (:mod:`swinlstm.engine.loggers`:
+  ``tensorboard/`` when tensorboard is installed, unless ``logger`` names others).
 
 Every file goes to a temporary file that is then renamed; the files one save writes (``last.ckpt``,
 ``metrics.csv`` and, for a new best, ``best.ckpt``, ``model.safetensors``, ``model.json``) are
@@ -81,6 +82,7 @@ from swinlstm.engine.errors import (
     TrainingInterrupted,
     TrainingStopped,
 )
+from swinlstm.engine.loggers import build_loggers, logger_callbacks
 from swinlstm.engine.module import PredictionModule
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.helpers import as_hw
@@ -725,14 +727,6 @@ def _write_config(cfg: RunConfig, module: PredictionModule, directory: Path) -> 
     atomic_write(directory / "config.yaml", lambda p: Path(p).write_text(text))
 
 
-def _logger(directory: Path) -> Any:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    return TensorBoardLogger(save_dir=str(directory), name="tensorboard", version="")
 
 
 @dataclass
@@ -810,6 +804,7 @@ def run_training(
         )
     steps = _steps_per_iteration(module)
     bar = ProgressBar(cfg.optim.iterations, enabled=cfg.output.progress)
+    loggers = build_loggers(cfg.output.logger, directory, plain(_resolved_config(cfg, module)))
     recorder = RunRecorder(directory, bar, start)
     stops = StopSignals()
     checkpoints = RunCheckpoints(
@@ -834,8 +829,8 @@ def run_training(
         log_every_n_steps=max(
             1, min(cfg.output.log_every, cfg.output.print_freq, cfg.optim.iterations)
         ),
-        logger=_logger(directory),
-        callbacks=[bar, recorder, *(callbacks or []), checkpoints],
+        logger=loggers or False,
+        callbacks=[bar, recorder, *logger_callbacks(loggers), *(callbacks or []), checkpoints],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(directory),
     )
