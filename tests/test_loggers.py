@@ -53,7 +53,8 @@ def test_tensorboard_records_config_loss_lr_and_validation(logged):
 
     _, out = logged
     hparams = yaml.safe_load(open(out / "tensorboard" / "hparams.yaml"))
-    assert hparams["model"] == "toy" and hparams["iterations"] == 4 and hparams["batch_size"] == 2
+    assert hparams["model"]["name"] == "toy" and hparams["optim"]["iterations"] == 4
+    assert hparams["data"]["batch_size"] == 2
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     assert {"loss", "lr-Adam", "val/mse"} <= set(events.Tags()["scalars"])
     assert [e.value for e in events.Scalars("lr-Adam")][-1] == pytest.approx(1e-2)
@@ -100,8 +101,8 @@ def test_wandb_offline_run_folder_records_config_loss_lr_and_validation(logged):
             for item in record.history.item:
                 key = item.key or "/".join(item.nested_key)
                 history.setdefault(key, []).append(json.loads(item.value_json))
-    assert config["model"] == "toy" and config["iterations"] == 4
-    assert config["model_config"] == {"img_size": 16, "in_chans": 1}
+    assert config["model"]["name"] == "toy" and config["optim"]["iterations"] == 4
+    assert config["model"]["options"] == {"img_size": 16, "in_chans": 1}
     assert "model_name" not in config  # the resolved configuration is the one record
     assert {"loss", "lr-Adam", "val/mse", "val/ssim"} <= set(history)
     assert history["lr-Adam"][-1] == pytest.approx(1e-2)
@@ -117,9 +118,9 @@ def test_mlflow_file_store_records_config_loss_lr_and_validation(logged):
     tmp, out = logged
     (run_dir,) = [p.parent for p in (tmp / "mlruns").glob("*/*/params")]
     params = run_dir / "params"
-    assert (params / "model").read_text() == "toy"
-    assert (params / "iterations").read_text() == "4"
-    assert (params / "model_config" / "img_size").read_text() == "16"
+    assert (params / "model" / "name").read_text() == "toy"
+    assert (params / "optim" / "iterations").read_text() == "4"
+    assert (params / "model" / "options" / "img_size").read_text() == "16"
     assert not (params / "model_name").exists()  # the resolved configuration is the one record
 
     def values(name: str) -> list[float]:  # lines "timestamp value step"
