@@ -49,7 +49,7 @@ class BenchModel:
     """One benchmarked network: ``build_model(name, **config)``.
 
     ``alignment``: the training step is LMC-Memory's two-phase memory alignment
-    (:func:`swinlstm.models.training.memory_alignment_step`, long clip of ``LONG_LEN`` frames),
+    (:func:`swinlstm.engine.rules.memory_alignment_step`, long clip of ``LONG_LEN`` frames),
     inference is phase 2. ``swin``: a SwinLSTM (has the checkpointing / compile options and an
     authors' baseline).
     """
@@ -204,8 +204,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from swinlstm.engine.rules import memory_alignment_step
     from swinlstm.models import build_model
-    from swinlstm.models.training import memory_alignment_step
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)

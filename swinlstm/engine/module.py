@@ -31,18 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swinlstm.errors import ConfigError
-from swinlstm.models import build_model
-from swinlstm.models.training import (
+from swinlstm.engine.rules import (
     alignment_clips,
     check_zero_grad,
     loss_targets,
     memory_alignment_step,
     memory_slots,
-    scheduled_sampling_forward,
     teacher_prob,
     warmup_out_len,
 )
+from swinlstm.errors import ConfigError
+from swinlstm.models import build_model
+from swinlstm.models.sampling import scheduled_sampling_forward
 
 
 def is_memory_model(model: nn.Module) -> bool:

@@ -74,7 +74,7 @@ from swinlstm.engine.errors import (
 from swinlstm.engine.module import PredictionModule
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.models.official import authors_config
-from swinlstm.models.training import LONG_LEN
+from swinlstm.engine.rules import LONG_LEN
 
 LAST, BEST = "last", "best"
 _MISSING = object()

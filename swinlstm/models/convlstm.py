@@ -17,7 +17,8 @@
   Optional scheduled sampling: ``model(frames, out_len, teacher_frames=future,
   teacher_prob=p)`` feeds, at each forecast step after the first, the true frame instead of the
   model's own output with probability ``p`` per sequence (see
-  :func:`swinlstm.models.training.scheduled_sampling_forward` and ``teacher_prob``).
+  :func:`swinlstm.models.sampling.scheduled_sampling_forward`; the schedule is
+  :func:`swinlstm.engine.rules.teacher_prob`).
 
 * ``"lmc-convlstm"`` (:class:`LMCConvLSTM`): LMC-Memory's ``Predictor``: conv encoder to H/4 with
   ``hidden`` (128) channels, four ConvLSTM layers, transposed-conv decoder (sigmoid at the end
@@ -183,7 +184,7 @@ class ConvLSTM(FramePredictor):
         H, W), the true future frames, and ``teacher_prob`` > 0: scheduled sampling (training)."""
         if teacher_frames is None or teacher_prob <= 0:
             return super().forward(frames, out_len, long_frames=long_frames, phase=phase)
-        from .training import scheduled_sampling_forward
+        from .sampling import scheduled_sampling_forward
 
         return scheduled_sampling_forward(
             self, frames, out_len, teacher_frames, teacher_prob, long_frames, phase

@@ -13,7 +13,7 @@ What it computes (one read-out per clip, before the recurrence starts)::
 
 ``D`` is ``slot_dim`` (512 in the paper); the encoder widths are D/8, D/4, D/2, D, D.
 
-Memory alignment (training, see :mod:`swinlstm.models.training`): every iteration first runs
+Memory alignment (training, see :mod:`swinlstm.engine.rules`): every iteration first runs
 phase 1 (long clip, slots trainable), then phase 2 (short clip, slots frozen), each with its own
 optimiser step, so that the matching encoder learns to recall from the short clip the slots the
 context encoder wrote from the long one. Inference is phase 2 only: no long clip is needed.

@@ -14,7 +14,7 @@ read-out is concatenated with the last tokens before patch inflation, which ther
 ``2 * embed_dim`` channels. SwinLSTM-D's last cell sits one level deeper (``2 * embed_dim``
 channels on a coarser grid): the attention pools each input over its own tokens, so the sizes
 need not agree. Training uses the same two-phase memory alignment as LMC-Memory
-(:func:`swinlstm.models.training.memory_alignment_step`).
+(:func:`swinlstm.engine.rules.memory_alignment_step`).
 
 Layout: tokens are ``(B, L, C)`` in window order (see :mod:`swinlstm.models.layers`), the
 recurrent state is one ``(h, c)`` pair of such tensors per cell.
