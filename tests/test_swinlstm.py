@@ -98,10 +98,12 @@ def test_golden_with_module_prefix_and_file(name, config, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
-def test_official_key_set_loads_at_paper_config(name):
-    """The published key layout (with buffers, every `red`, D's up-path embed) fits the defaults."""
+@pytest.mark.parametrize("suffix", ["", "-mmnist"])
+def test_official_key_set_loads_at_paper_config(name, suffix):
+    """The published key layout (with buffers, every `red`, D's up-path embed) fits the defaults
+    and the Moving MNIST variants (the paper's configuration)."""
     sd = random_official(name)
-    model = build_model(name)  # defaults = the paper's Moving MNIST configuration
+    model = build_model(name + suffix)
     load_official(model, sd)
     converted = official_to_ours(model, sd)
     own = model.state_dict()
@@ -120,10 +122,10 @@ def test_official_key_set_loads_at_paper_config(name):
 
 def test_paper_config_parameter_count():
     """Official count minus the unused `red` Linears (and D's unused up-path embedding)."""
-    b = build_model("swinlstm-b")
+    b = build_model("swinlstm-b-mmnist")
     red = 2 * 128 * 128 + 128
     assert sum(p.numel() for p in b.parameters()) == official_keys("swinlstm-b")["params"] - 6 * red
-    d = build_model("swinlstm-d")
+    d = build_model("swinlstm-d-mmnist")
     unused = sum(
         int(np.prod(s))
         for k, s in official_keys("swinlstm-d")["state_dict"].items()
@@ -430,3 +432,47 @@ def test_compiled_model_copies_and_pickles(tmp_path):
     assert "_core_compiled" not in clone.__dict__
     torch.save(model, tmp_path / "m.pt")
     assert "_core_compiled" in model.__dict__
+
+
+# ------------------------------------------------------------------------------------------
+# Named variants
+# ------------------------------------------------------------------------------------------
+def test_variants_build_their_base_with_their_options():
+    from swinlstm.models import VARIANTS, list_models
+
+    assert set(VARIANTS) <= set(list_models())
+    assert {"swinlstm-d-mmnist", "swinlstm-b-taxibj", "lmc-convlstm-kth"} <= set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        assert variant.source, name  # every variant says where its values come from
+        model = build_model(name)
+        assert (model.model_name, model.model_config) == (variant.base, dict(variant.options))
+        assert model.variant == name
+        # what a checkpoint saves rebuilds the same network without the variant's name
+        again = build_model(model.model_name, **model.model_config)
+        assert {k: v.shape for k, v in again.state_dict().items()} == {
+            k: v.shape for k, v in model.state_dict().items()
+        }
+
+
+def test_variant_options_are_overridable_and_read_only():
+    from swinlstm.models import VARIANTS
+
+    model = build_model("SwinLSTM_B_TaxiBJ", depths=[2], img_size=16)
+    assert model.model_name == "swinlstm-b" and len(model.layers[0].blocks) == 2
+    assert model.img_size == (16, 16) and model.in_chans == 2 and model.window_size == 8
+    assert VARIANTS["swinlstm-b-taxibj"].options["depths"] == [12]  # the override did not leak
+    with pytest.raises(TypeError):
+        VARIANTS["swinlstm-b-taxibj"].options["depths"] = [1]
+    assert build_model("swinlstm-b", embed_dim=8, depths=[1], num_heads=[2]).variant is None
+
+
+def test_unknown_model_lists_the_variants():
+    from swinlstm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="swinlstm-d-mmnist") as err:
+        build_model("swinlstm-d-mnist")
+    assert "unknown model 'swinlstm-d-mnist'" in str(err.value) and "lmc-convlstm-kth" in str(
+        err.value
+    )
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        build_model("swinlstm-d-mmnist", depths=[2])  # -B's option on a -D variant
