@@ -38,21 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from swinlstm.errors import ConfigError
+from swinlstm.helpers import as_hw
 
 from . import register_model
 from .memory import MemoryPredictor, check_memory_size
 
 LSTMState = tuple[list[torch.Tensor], list[torch.Tensor]]
-
-
-def to_pair(size: int | Sequence[int], name: str = "img_size") -> tuple[int, int]:
-    """``64`` or ``(64, 48)`` -> ``(H, W)``; ValueError otherwise."""
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ConfigError(f"{name} must be an int or (H, W) of positive ints, got {size}")
-    return size  # type: ignore[return-value]
 
 
 def check_positive(name: str, value: int) -> None:
@@ -118,7 +109,7 @@ class FramePredictor(MemoryPredictor):
 
     def _init_frames(self, img_size: int | Sequence[int], in_chans: int, memory_size: int) -> None:
         """Validate and keep the frame geometry; validate ``memory_size`` (0: no memory)."""
-        self.img_size = to_pair(img_size)
+        self.img_size = as_hw(img_size, "img_size")
         check_positive("in_chans", in_chans)
         self.in_chans = in_chans
         check_memory_size(memory_size)

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from swinlstm.errors import ConfigError
+from swinlstm.helpers import as_hw
 
 from . import register_model
 from .layers import (
@@ -161,15 +162,6 @@ class SwinLSTMState:
 # ----------------------------------------------------------------------------------------------
 # Shared network logic
 # ----------------------------------------------------------------------------------------------
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2 or not all(isinstance(v, int) and v >= 1 for v in value):
-        raise ConfigError(f"{name} must be a positive int or (H, W), got {value!r}")
-    return value
-
-
 def _positive_ints(value: Sequence[int], name: str) -> list[int]:
     value = [value] if isinstance(value, int) else list(value)
     if not value or not all(isinstance(v, int) and v >= 1 for v in value):
@@ -235,7 +227,7 @@ class SwinLSTMBase(MemoryPredictor):
         level's token grid is even and fits the windows, and outputs are cropped back.
         """
         super().__init__()
-        self.img_size = _pair(img_size, "img_size")
+        self.img_size = as_hw(img_size, "img_size")
         for name, v in (
             ("patch_size", patch_size),
             ("in_chans", in_chans),
