@@ -290,10 +290,10 @@ def test_streaming_state_sees_optimizer_updates():
     table = model.layers[0].blocks[0].attn.relative_position_bias_table
     with torch.no_grad():
         _, state = model.step(frame, model.init_state(1))
-        before = state.masks._masks[0][0].clone()
+        before = state.masks._masks[0].blocks[0].clone()
         table.add_(1.0)
         _, state = model.step(frame, state)
-    after = state.masks._masks[0][0]
+    after = state.masks._masks[0].blocks[0]
     assert torch.allclose(after, before + 1.0)
 
 
@@ -376,8 +376,8 @@ def test_bf16_autocast_finite_and_close(name, config):
     assert (low - ref).abs().max().item() <= 1e-2
     # masks under autocast are finite in bf16 (no -inf)
     state = model.init_state(1)
-    masks = state.masks.get(model.cells(), torch.bfloat16, 1)
-    assert all(torch.isfinite(m).all() for cell in masks for m in cell)
+    masks = state.masks.get(model.cells(), torch.bfloat16, 1, chunked=False)
+    assert all(torch.isfinite(m).all() for cell in masks for m in cell.blocks)
 
 
 # ------------------------------------------------------------------------------------------

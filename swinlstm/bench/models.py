@@ -258,8 +258,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     flops = None
     if mode != "compile":  # the compiled step does the same math; count it on the plain path
         model.eval()
-        if hasattr(model, "fused_applies"):  # the chunked path's in-place addmm_ goes uncounted:
-            model.fused_applies = lambda frame: False  # count the same math on the plain layers
+        if hasattr(model, "chunked"):  # the chunked kernel's in-place addmm_ goes uncounted:
+            model.chunked = False  # count the same math on the plain layers
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), autocast, counter:
             model(frames, out_len)

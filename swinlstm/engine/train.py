@@ -72,9 +72,9 @@ from swinlstm.engine.errors import (
     TrainingStopped,
 )
 from swinlstm.engine.module import PredictionModule
+from swinlstm.engine.rules import LONG_LEN
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.models.official import authors_config
-from swinlstm.engine.rules import LONG_LEN
 
 LAST, BEST = "last", "best"
 _MISSING = object()
