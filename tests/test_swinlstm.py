@@ -20,19 +20,10 @@ from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, padded_grid
 
 DATA = Path(__file__).parent / "data"
 
-B_TINY = dict(
-    img_size=16, patch_size=2, in_chans=1, embed_dim=32, depths=[4], num_heads=[2], window_size=4
-)
-D_TINY = dict(
-    img_size=32,
-    patch_size=2,
-    in_chans=1,
-    embed_dim=16,
-    depths_down=[2, 2],
-    depths_up=[2, 2],
-    num_heads=[2, 4],
-    window_size=4,
-)
+# The golden vectors' networks: the Moving MNIST variants (patch 2, 1 channel, window 4) made
+# smaller; build them with build_model("swinlstm-b-mmnist", **B_TINY) / ("swinlstm-d-mmnist", ...).
+B_TINY = dict(img_size=16, embed_dim=32, depths=[4], num_heads=[2])
+D_TINY = dict(img_size=32, embed_dim=16, depths_down=[2, 2], depths_up=[2, 2], num_heads=[2, 4])
 # Smaller still, for the property tests.
 B_MINI = dict(embed_dim=8, depths=[3], num_heads=[2], window_size=2)
 D_MINI = dict(embed_dim=8, depths_down=[2, 1], depths_up=[1, 2], num_heads=[2, 2], window_size=2)
@@ -80,7 +71,7 @@ def run_forward(model, frames, out_len):
 @pytest.mark.parametrize(("name", "config"), [("b", B_TINY), ("d", D_TINY)])
 def test_golden_equivalence(name, config):
     frames, expected, sd = golden(name)
-    model = build_model(f"swinlstm-{name}", **config).eval()
+    model = build_model(f"swinlstm-{name}-mmnist", **config).eval()
     load_official(model, sd)
     out = run_forward(model, frames, 4)
     assert out.shape == expected.shape
@@ -92,7 +83,7 @@ def test_golden_with_module_prefix_and_file(name, config, tmp_path):
     frames, expected, sd = golden(name)
     path = tmp_path / "trained_model_state_dict"
     torch.save({f"module.{k}": v for k, v in sd.items()}, path)
-    model = load_official(build_model(f"swinlstm-{name}", **config).eval(), path)
+    model = load_official(build_model(f"swinlstm-{name}-mmnist", **config).eval(), path)
     assert (run_forward(model, frames[:, :3], 1) - expected[:, 2:3]).abs().max() > 0  # sanity
     assert (run_forward(model, frames, 4) - expected).abs().max().item() <= 1e-5
 
@@ -362,7 +353,9 @@ def test_dropout_options_honoured_by_d():
     assert not torch.allclose(only_attn(frames, 1), only_attn(frames, 1))
 
 
-@pytest.mark.parametrize(("name", "config"), [("swinlstm-b", B_TINY), ("swinlstm-d", D_TINY)])
+@pytest.mark.parametrize(
+    ("name", "config"), [("swinlstm-b-mmnist", B_TINY), ("swinlstm-d-mmnist", D_TINY)]
+)
 def test_bf16_autocast_finite_and_close(name, config):
     torch.manual_seed(0)
     model = build_model(name, **config).eval()

@@ -47,6 +47,12 @@ _SWIN_MMNIST = dict(
     drop_path_rate=0.1,  # configs.py drop_path_rate; SwinLSTM_D.py's default (-D is not passed it)
 )
 
+#: LMC-Memory's Moving MNIST and KTH networks differ only in frame size and output sigmoid
+_LMC = dict(
+    in_chans=1,  # LMC-Memory README (img_channel 1)
+    memory_size=100,  # README
+)
+
 VARIANTS: dict[str, Variant] = {
     "swinlstm-b-mmnist": Variant(
         "swinlstm-b",
@@ -101,22 +107,14 @@ VARIANTS: dict[str, Variant] = {
     ),
     "lmc-convlstm-mmnist": Variant(
         "lmc-convlstm",
-        dict(
-            img_size=64,  # LMC-Memory README
-            in_chans=1,  # README
-            memory_size=100,  # README
-            final_sigmoid=False,  # model.py: the Moving MNIST network has no output sigmoid
-        ),
+        # model.py: the Moving MNIST network has no output sigmoid
+        dict(_LMC, img_size=64, final_sigmoid=False),  # README img_size
         "LMC-Memory README and model.py (Moving MNIST)",
     ),
     "lmc-convlstm-kth": Variant(
         "lmc-convlstm",
-        dict(
-            img_size=128,  # LMC-Memory README
-            in_chans=1,  # README
-            memory_size=100,  # README
-            final_sigmoid=True,  # model.py: the KTH network ends in a sigmoid
-        ),
+        # model.py: the KTH network ends in a sigmoid
+        dict(_LMC, img_size=128, final_sigmoid=True),  # README img_size
         "LMC-Memory README and model.py (KTH)",
     ),
     "convlstm-mmnist": Variant(
