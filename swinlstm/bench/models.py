@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swinlstm.errors import ConfigError
+from swinlstm.helpers import as_hw
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,11 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
             config.update(checkpointing=mode == "checkpointing", compile=mode == "compile")
         model = build_model(bench.name, **config)
     params = sum(p.numel() for p in model.parameters())
-    size, chans = config["img_size"], config["in_chans"]
+    size, chans = as_hw(config["img_size"]), config["in_chans"]
     in_len, out_len = spec["in_len"], spec["out_len"]
-    frames = torch.rand(batch, in_len, chans, size, size)
-    future = torch.rand(batch, out_len, chans, size, size)
-    long = torch.rand(batch, LONG_LEN, chans, size, size) if bench.alignment else None
+    frames = torch.rand(batch, in_len, chans, *size)
+    future = torch.rand(batch, out_len, chans, *size)
+    long = torch.rand(batch, LONG_LEN, chans, *size) if bench.alignment else None
     if getattr(model, "forecast_only", False):
         target = future
     else:
