@@ -68,10 +68,12 @@ def run_forward(model, frames, out_len):
 # ------------------------------------------------------------------------------------------
 # Equivalence with the authors' networks
 # ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunked", [None, False])  # the policy's pick (chunked here), plain
 @pytest.mark.parametrize(("name", "config"), [("b", B_TINY), ("d", D_TINY)])
-def test_golden_equivalence(name, config):
+def test_golden_equivalence(name, config, chunked):
     frames, expected, sd = golden(name)
     model = build_model(f"swinlstm-{name}-mmnist", **config).eval()
+    model.chunked = chunked
     load_official(model, sd)
     out = run_forward(model, frames, 4)
     assert out.shape == expected.shape
