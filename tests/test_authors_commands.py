@@ -289,8 +289,8 @@ def test_training_run_zero_grad_mode_reaches_adam(tmp_path, mode, slot_steps):
     from train_helpers import ToyClips
 
     from swinlstm.cli.train import config_from_args, standalone_parser
+    from swinlstm.engine.rules import memory_slots
     from swinlstm.engine.train import run_training
-    from swinlstm.models.training import memory_slots
 
     argv = ["--model", "lmc-convlstm", "--img_size", "16", "--memory_size", "3"]
     argv += ["--short_len", "3", "--out_len", "2", "--batch_size", "2", "--iterations", "2"]

@@ -4,9 +4,10 @@ import pytest
 import torch
 from lmc_helpers import one_thread  # noqa: F401 (autouse fixture)
 
+from swinlstm.engine.rules import teacher_prob
 from swinlstm.models import build_model
 from swinlstm.models.convlstm import ConvLSTMCell
-from swinlstm.models.training import scheduled_sampling_forward, teacher_prob
+from swinlstm.models.sampling import scheduled_sampling_forward
 
 
 def tiny_convlstm(**kw):

@@ -16,6 +16,14 @@ from lmc_helpers import (  # noqa: F401 (one_thread: autouse fixture)
 )
 from torch import nn
 
+from swinlstm.engine.rules import (
+    alignment_clips,
+    alignment_loss,
+    loss_targets,
+    memory_alignment_step,
+    memory_slots,
+    warmup_out_len,
+)
 from swinlstm.models import build_model, load_official
 from swinlstm.models.memory import (
     ChannelAttention,
@@ -23,14 +31,6 @@ from swinlstm.models.memory import (
     LMCMemory,
     feature_to_tokens,
     memory_embedder,
-)
-from swinlstm.models.training import (
-    alignment_clips,
-    alignment_loss,
-    loss_targets,
-    memory_alignment_step,
-    memory_slots,
-    warmup_out_len,
 )
 
 

@@ -20,19 +20,10 @@ from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, padded_grid
 
 DATA = Path(__file__).parent / "data"
 
-B_TINY = dict(
-    img_size=16, patch_size=2, in_chans=1, embed_dim=32, depths=[4], num_heads=[2], window_size=4
-)
-D_TINY = dict(
-    img_size=32,
-    patch_size=2,
-    in_chans=1,
-    embed_dim=16,
-    depths_down=[2, 2],
-    depths_up=[2, 2],
-    num_heads=[2, 4],
-    window_size=4,
-)
+# The golden vectors' networks: the Moving MNIST variants (patch 2, 1 channel, window 4) made
+# smaller; build them with build_model("swinlstm-b-mmnist", **B_TINY) / ("swinlstm-d-mmnist", ...).
+B_TINY = dict(img_size=16, embed_dim=32, depths=[4], num_heads=[2])
+D_TINY = dict(img_size=32, embed_dim=16, depths_down=[2, 2], depths_up=[2, 2], num_heads=[2, 4])
 # Smaller still, for the property tests.
 B_MINI = dict(embed_dim=8, depths=[3], num_heads=[2], window_size=2)
 D_MINI = dict(embed_dim=8, depths_down=[2, 1], depths_up=[1, 2], num_heads=[2, 2], window_size=2)
@@ -77,10 +68,12 @@ def run_forward(model, frames, out_len):
 # ------------------------------------------------------------------------------------------
 # Equivalence with the authors' networks
 # ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunked", [None, False])  # the policy's pick (chunked here), plain
 @pytest.mark.parametrize(("name", "config"), [("b", B_TINY), ("d", D_TINY)])
-def test_golden_equivalence(name, config):
+def test_golden_equivalence(name, config, chunked):
     frames, expected, sd = golden(name)
-    model = build_model(f"swinlstm-{name}", **config).eval()
+    model = build_model(f"swinlstm-{name}-mmnist", **config).eval()
+    model.chunked = chunked
     load_official(model, sd)
     out = run_forward(model, frames, 4)
     assert out.shape == expected.shape
@@ -92,16 +85,18 @@ def test_golden_with_module_prefix_and_file(name, config, tmp_path):
     frames, expected, sd = golden(name)
     path = tmp_path / "trained_model_state_dict"
     torch.save({f"module.{k}": v for k, v in sd.items()}, path)
-    model = load_official(build_model(f"swinlstm-{name}", **config).eval(), path)
+    model = load_official(build_model(f"swinlstm-{name}-mmnist", **config).eval(), path)
     assert (run_forward(model, frames[:, :3], 1) - expected[:, 2:3]).abs().max() > 0  # sanity
     assert (run_forward(model, frames, 4) - expected).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
-def test_official_key_set_loads_at_paper_config(name):
-    """The published key layout (with buffers, every `red`, D's up-path embed) fits the defaults."""
+@pytest.mark.parametrize("suffix", ["", "-mmnist"])
+def test_official_key_set_loads_at_paper_config(name, suffix):
+    """The published key layout (with buffers, every `red`, D's up-path embed) fits the defaults
+    and the Moving MNIST variants (the paper's configuration)."""
     sd = random_official(name)
-    model = build_model(name)  # defaults = the paper's Moving MNIST configuration
+    model = build_model(name + suffix)
     load_official(model, sd)
     converted = official_to_ours(model, sd)
     own = model.state_dict()
@@ -120,10 +115,10 @@ def test_official_key_set_loads_at_paper_config(name):
 
 def test_paper_config_parameter_count():
     """Official count minus the unused `red` Linears (and D's unused up-path embedding)."""
-    b = build_model("swinlstm-b")
+    b = build_model("swinlstm-b-mmnist")
     red = 2 * 128 * 128 + 128
     assert sum(p.numel() for p in b.parameters()) == official_keys("swinlstm-b")["params"] - 6 * red
-    d = build_model("swinlstm-d")
+    d = build_model("swinlstm-d-mmnist")
     unused = sum(
         int(np.prod(s))
         for k, s in official_keys("swinlstm-d")["state_dict"].items()
@@ -288,10 +283,10 @@ def test_streaming_state_sees_optimizer_updates():
     table = model.layers[0].blocks[0].attn.relative_position_bias_table
     with torch.no_grad():
         _, state = model.step(frame, model.init_state(1))
-        before = state.masks._masks[0][0].clone()
+        before = state.masks._masks[0].blocks[0].clone()
         table.add_(1.0)
         _, state = model.step(frame, state)
-    after = state.masks._masks[0][0]
+    after = state.masks._masks[0].blocks[0]
     assert torch.allclose(after, before + 1.0)
 
 
@@ -360,7 +355,9 @@ def test_dropout_options_honoured_by_d():
     assert not torch.allclose(only_attn(frames, 1), only_attn(frames, 1))
 
 
-@pytest.mark.parametrize(("name", "config"), [("swinlstm-b", B_TINY), ("swinlstm-d", D_TINY)])
+@pytest.mark.parametrize(
+    ("name", "config"), [("swinlstm-b-mmnist", B_TINY), ("swinlstm-d-mmnist", D_TINY)]
+)
 def test_bf16_autocast_finite_and_close(name, config):
     torch.manual_seed(0)
     model = build_model(name, **config).eval()
@@ -374,8 +371,8 @@ def test_bf16_autocast_finite_and_close(name, config):
     assert (low - ref).abs().max().item() <= 1e-2
     # masks under autocast are finite in bf16 (no -inf)
     state = model.init_state(1)
-    masks = state.masks.get(model.cells(), torch.bfloat16, 1)
-    assert all(torch.isfinite(m).all() for cell in masks for m in cell)
+    masks = state.masks.get(model.cells(), torch.bfloat16, 1, chunked=False)
+    assert all(torch.isfinite(m).all() for cell in masks for m in cell.blocks)
 
 
 # ------------------------------------------------------------------------------------------
@@ -430,3 +427,47 @@ def test_compiled_model_copies_and_pickles(tmp_path):
     assert "_core_compiled" not in clone.__dict__
     torch.save(model, tmp_path / "m.pt")
     assert "_core_compiled" in model.__dict__
+
+
+# ------------------------------------------------------------------------------------------
+# Named variants
+# ------------------------------------------------------------------------------------------
+def test_variants_build_their_base_with_their_options():
+    from swinlstm.models import VARIANTS, list_models
+
+    assert set(VARIANTS) <= set(list_models())
+    assert {"swinlstm-d-mmnist", "swinlstm-b-taxibj", "lmc-convlstm-kth"} <= set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        assert variant.source, name  # every variant says where its values come from
+        model = build_model(name)
+        assert (model.model_name, model.model_config) == (variant.base, dict(variant.options))
+        assert model.variant == name
+        # what a checkpoint saves rebuilds the same network without the variant's name
+        again = build_model(model.model_name, **model.model_config)
+        assert {k: v.shape for k, v in again.state_dict().items()} == {
+            k: v.shape for k, v in model.state_dict().items()
+        }
+
+
+def test_variant_options_are_overridable_and_read_only():
+    from swinlstm.models import VARIANTS
+
+    model = build_model("SwinLSTM_B_TaxiBJ", depths=[2], img_size=16)
+    assert model.model_name == "swinlstm-b" and len(model.layers[0].blocks) == 2
+    assert model.img_size == (16, 16) and model.in_chans == 2 and model.window_size == 8
+    assert VARIANTS["swinlstm-b-taxibj"].options["depths"] == [12]  # the override did not leak
+    with pytest.raises(TypeError):
+        VARIANTS["swinlstm-b-taxibj"].options["depths"] = [1]
+    assert build_model("swinlstm-b", embed_dim=8, depths=[1], num_heads=[2]).variant is None
+
+
+def test_unknown_model_lists_the_variants():
+    from swinlstm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="swinlstm-d-mmnist") as err:
+        build_model("swinlstm-d-mnist")
+    assert "unknown model 'swinlstm-d-mnist'" in str(err.value) and "lmc-convlstm-kth" in str(
+        err.value
+    )
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        build_model("swinlstm-d-mmnist", depths=[2])  # -B's option on a -D variant

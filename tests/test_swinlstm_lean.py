@@ -1,6 +1,6 @@
-"""The chunked Swin block (swinlstm.models.fused) computes what the plain layers compute.
+"""The chunked Swin kernel (swinlstm.models.chunked) computes what the plain layers compute.
 
-Outputs and every parameter's gradient are compared with the plain module path (fused SDPA,
+Outputs and every parameter's gradient are compared with the plain module path (PyTorch's SDPA,
 autograd through nn layers) for each way rows can be chunked: one chunk, several chunks of
 windows of one sample, several samples per chunk with a partial last chunk.
 """
@@ -12,7 +12,7 @@ import torch
 
 import swinlstm.models.layers as layers
 from swinlstm.models import build_model
-from swinlstm.models.fused import BlockSpec, _FusedBlock, chunk_plan
+from swinlstm.models.chunked import BlockSpec, BlockWeights, _ChunkedBlock, chunk_plan
 
 B_MINI = dict(embed_dim=8, depths=[3], num_heads=[2], window_size=2)
 D_MINI = dict(embed_dim=8, depths_down=[2, 1], depths_up=[1, 2], num_heads=[2, 2], window_size=2)
@@ -33,10 +33,10 @@ def _set_chunks(model, rows):
             m.chunk_rows = rows
 
 
-def _run(model, frames, fused: bool, monkeypatch):
-    """Inference output, training output and gradients, on the fused or the plain path."""
-    if not fused:
-        monkeypatch.setattr(type(model), "fused_applies", lambda self, frame: False)
+def _run(model, frames, chunked: bool, monkeypatch):
+    """Inference output, training output and gradients, on the chunked or the plain path."""
+    if not chunked:
+        monkeypatch.setattr(model, "chunked", False)
     model.eval()
     with torch.no_grad():
         infer = model(frames, 2)
@@ -52,7 +52,7 @@ def _run(model, frames, fused: bool, monkeypatch):
 @pytest.mark.parametrize("name", ["swinlstm-b", "swinlstm-d"])
 @pytest.mark.parametrize("drop_path", [0.0, 0.3])
 @pytest.mark.parametrize("chunking", list(CHUNKINGS))
-def test_fused_matches_plain_layers(name, drop_path, chunking, monkeypatch):
+def test_chunked_matches_plain_layers(name, drop_path, chunking, monkeypatch):
     torch.manual_seed(0)
     config = B_MINI if name == "swinlstm-b" else D_MINI
     model = build_model(name, img_size=16, drop_path_rate=drop_path, **config)
@@ -69,21 +69,21 @@ def test_fused_matches_plain_layers(name, drop_path, chunking, monkeypatch):
         assert err <= 1e-4 * scale, (key, err, scale)
 
 
-def test_fused_path_used_only_where_it_applies():
+def test_chunked_path_used_only_where_it_applies():
     model = build_model("swinlstm-b", img_size=8, **B_MINI)
     frame = torch.rand(1, 1, 8, 8)
-    assert model.train().fused_applies(frame)
+    assert model.train().uses_chunked(frame)
     with torch.no_grad():
-        assert model.eval().fused_applies(frame)
-        assert not model.fused_applies(frame.half())
+        assert model.eval().uses_chunked(frame)
+        assert not model.uses_chunked(frame.half())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not model.fused_applies(frame)
+        assert not model.uses_chunked(frame)
     dropout = build_model("swinlstm-d", img_size=8, drop_rate=0.1, **D_MINI)
-    assert not dropout.train().fused_applies(frame)
+    assert not dropout.train().uses_chunked(frame)
     with torch.no_grad():
-        assert dropout.eval().fused_applies(frame)
+        assert dropout.eval().uses_chunked(frame)
     compiled = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
-    assert not compiled.fused_applies(frame)
+    assert not compiled.uses_chunked(frame)
 
 
 @pytest.mark.parametrize(
@@ -106,19 +106,19 @@ def test_chunk_plan_partitions_rows_into_whole_windows(batch, length, rows):
         assert k == min(batch, rows // length)
 
 
-def test_fused_block_gradcheck():
+def test_chunked_block_gradcheck():
     """Every input's gradient, shifted and fusing blocks, stochastic depth, several chunks."""
     torch.manual_seed(0)
     d = torch.float64
     b, length, c, heads, n = 2, 8, 4, 2, 4
 
-    def params(fuse):
+    def params(mix):
         shapes = [(c,), (c,), (3 * c, c), (3 * c,), (c, c), (c,), (c,), (c,),
                   (2 * c, c), (2 * c,), (c, 2 * c), (c,)]  # fmt: skip
-        if fuse:
+        if mix:
             shapes += [(c, 2 * c), (c,)]
         wts = [torch.randn(s, dtype=d, requires_grad=True) for s in shapes]
-        return wts + ([] if fuse else [None, None])
+        return wts + ([] if mix else [None, None])
 
     x = torch.randn(b, length, c, dtype=d, requires_grad=True)
     inject = torch.randn(b, length, c, dtype=d, requires_grad=True)
@@ -126,12 +126,12 @@ def test_fused_block_gradcheck():
     dp2 = torch.tensor([1.5, 0.5], dtype=d).view(2, 1, 1)
     gather = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6])
     gather = torch.cat([gather, gather + length])
-    for fuse, shifted, rows in ((True, False, 8), (False, True, 4), (False, True, 1 << 10)):
-        wts = params(fuse)
+    for mix, shifted, rows in ((True, False, 8), (False, True, 4), (False, True, 1 << 10)):
+        wts = params(mix)
         mask = torch.randn(length // n if shifted else 1, heads, n, n, dtype=d, requires_grad=True)
         k, chunks = chunk_plan(b, length, n, rows)
         spec = BlockSpec(heads, n, 1e-5, 1e-5, k, tuple(chunks), gather if shifted else None)
-        inj = inject if fuse else None
+        inj = inject if mix else None
         tensors = [t for t in (x, inj, mask, *wts) if t is not None]
 
         def fn(*ts, inj=inj, wts=wts, spec=spec):
@@ -140,9 +140,9 @@ def test_fused_block_gradcheck():
             ii = None if inj is None else next(it)
             mm = next(it)
             ww = [None if w is None else next(it) for w in wts]
-            return _FusedBlock.apply(xx, ii, mm, dp1, dp2, spec, *ww)
+            return _ChunkedBlock.apply(xx, ii, mm, dp1, dp2, spec, *BlockWeights(*ww))
 
-        assert torch.autograd.gradcheck(fn, tensors), (fuse, shifted, rows)
+        assert torch.autograd.gradcheck(fn, tensors), (mix, shifted, rows)
 
 
 def test_lstm_gates_gradcheck():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from swinlstm.engine.rules import alignment_loss, loss_targets, memory_alignment_step
 from swinlstm.models import build_model
-from swinlstm.models.training import alignment_loss, loss_targets, memory_alignment_step
 
 TINY = {
     "swinlstm-b": dict(depths=[2], num_heads=[2]),

@@ -175,7 +175,7 @@ def test_cosine_schedule_state_resumes(tmp_path):
 
 def test_memory_model_takes_two_optimiser_steps_per_iteration(tmp_path):
     """convlstm with an LMC memory: manual optimisation, phase 1 moves the memory slots."""
-    from swinlstm.models.training import memory_slots
+    from swinlstm.engine.rules import memory_slots
 
     config = toy_config(tmp_path, iterations=2, print_freq=2, iterations_warmup=1)
     config.update(

@@ -38,26 +38,42 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from swinlstm.errors import ConfigError
+from swinlstm.helpers import as_hw
 
 
 @dataclass(frozen=True)
 class BenchModel:
-    """One benchmarked network: ``build_model(name, **config)``.
+    """One benchmarked network: ``build_model(name, **options)``, ``name`` a registry name (a
+    named variant of :mod:`swinlstm.models.variants` for the published configurations).
 
     ``alignment``: the training step is LMC-Memory's two-phase memory alignment
-    (:func:`swinlstm.models.training.memory_alignment_step`, long clip of ``LONG_LEN`` frames),
+    (:func:`swinlstm.engine.rules.memory_alignment_step`, long clip of ``LONG_LEN`` frames),
     inference is phase 2. ``swin``: a SwinLSTM (has the checkpointing / compile options and an
     authors' baseline).
     """
 
     name: str
-    config: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
     alignment: bool = False
     swin: bool = True
+
+    @property
+    def base(self) -> str:
+        """The base model ``name`` builds (``swinlstm-b`` for ``swinlstm-b-mmnist``)."""
+        from swinlstm.models import resolve_model
+
+        return resolve_model(self.name)[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Every option the network is built with: the variant's, then ``options``."""
+        from swinlstm.models import resolve_model
+
+        return {**resolve_model(self.name)[1], **self.options}
 
     def applies(self, mode: str) -> bool:
         """Whether ``mode`` makes sense for this network (options it has, a baseline to run)."""
@@ -73,42 +89,14 @@ class BenchModel:
         return 2 if self.alignment else 1
 
 
-_SWIN_B = dict(
-    img_size=64,
-    patch_size=2,
-    in_chans=1,
-    embed_dim=128,
-    depths=[12],
-    num_heads=[4, 8],
-    window_size=4,
-    drop_path_rate=0.1,
-)
-_SWIN_D = dict(
-    img_size=64,
-    patch_size=2,
-    in_chans=1,
-    embed_dim=128,
-    depths_down=[2, 6],
-    depths_up=[6, 2],
-    num_heads=[4, 8],
-    window_size=4,
-    drop_path_rate=0.1,
-)
-
-#: row name -> network (the paper's / OpenSTL's Moving MNIST configurations)
+#: row name -> network (the paper's / OpenSTL's / LMC-Memory's Moving MNIST configurations)
 MODELS: dict[str, BenchModel] = {
-    "swinlstm-b": BenchModel("swinlstm-b", _SWIN_B),
-    "swinlstm-d": BenchModel("swinlstm-d", _SWIN_D),
-    "swinlstm-d-memory": BenchModel("swinlstm-d", dict(_SWIN_D, memory_size=100), alignment=True),
-    "convlstm": BenchModel(
-        "convlstm", dict(img_size=64, in_chans=1, patch_size=4, num_hidden=[128, 128, 128, 128],
-                         filter_size=5), swin=False,
-    ),
-    "lmc-convlstm": BenchModel(
-        "lmc-convlstm", dict(img_size=64, in_chans=1, memory_size=100, final_sigmoid=False),
-        alignment=True, swin=False,
-    ),
-}  # fmt: skip
+    "swinlstm-b": BenchModel("swinlstm-b-mmnist"),
+    "swinlstm-d": BenchModel("swinlstm-d-mmnist"),
+    "swinlstm-d-memory": BenchModel("swinlstm-d-mmnist", dict(memory_size=100), alignment=True),
+    "convlstm": BenchModel("convlstm-mmnist", swin=False),
+    "lmc-convlstm": BenchModel("lmc-convlstm-mmnist", alignment=True, swin=False),
+}
 
 #: frames of the long clip the memory-alignment training step reads in phase 1
 LONG_LEN = 20
@@ -204,8 +192,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from swinlstm.engine.rules import memory_alignment_step
     from swinlstm.models import build_model
-    from swinlstm.models.training import memory_alignment_step
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
@@ -213,17 +201,17 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     bench = MODELS[spec["model"]]
     config = dict(bench.config)
     if mode == "authors":
-        model = _AuthorsNet(spec["authors_dir"], bench.name, config)
+        model = _AuthorsNet(spec["authors_dir"], bench.base, config)
     else:
         if bench.swin:
             config.update(checkpointing=mode == "checkpointing", compile=mode == "compile")
         model = build_model(bench.name, **config)
     params = sum(p.numel() for p in model.parameters())
-    size, chans = config["img_size"], config["in_chans"]
+    size, chans = as_hw(config["img_size"]), config["in_chans"]
     in_len, out_len = spec["in_len"], spec["out_len"]
-    frames = torch.rand(batch, in_len, chans, size, size)
-    future = torch.rand(batch, out_len, chans, size, size)
-    long = torch.rand(batch, LONG_LEN, chans, size, size) if bench.alignment else None
+    frames = torch.rand(batch, in_len, chans, *size)
+    future = torch.rand(batch, out_len, chans, *size)
+    long = torch.rand(batch, LONG_LEN, chans, *size) if bench.alignment else None
     if getattr(model, "forecast_only", False):
         target = future
     else:
@@ -271,8 +259,8 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     flops = None
     if mode != "compile":  # the compiled step does the same math; count it on the plain path
         model.eval()
-        if hasattr(model, "fused_applies"):  # the chunked path's in-place addmm_ goes uncounted:
-            model.fused_applies = lambda frame: False  # count the same math on the plain layers
+        if hasattr(model, "chunked"):  # the chunked kernel's in-place addmm_ goes uncounted:
+            model.chunked = False  # count the same math on the plain layers
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), autocast, counter:
             model(frames, out_len)

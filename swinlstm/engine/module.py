@@ -13,11 +13,11 @@ Two procedures, chosen by the model:
 
 ``iteration`` counts completed iterations (not optimiser steps): it is saved as a top-level integer
 in every checkpoint, and the data module starts its order there when a run is resumed.
-Validation predicts ``out_len`` frames from the inputs (phase 2) and accumulates per-frame
-metrics of ``swinlstm.metrics.compute`` weighted by batch size (the ``protocol`` decides whether
-predictions are clipped to [0, 1] first: the default protocol computes MSE / MAE on the raw
-predictions and clips only for SSIM / PSNR); the sums are reduced over
-processes, so the logged ``val/<metric>`` are means over the whole validation set.
+Validation predicts ``out_len`` frames from the inputs (phase 2) and sums per-sample, per-frame
+metrics in a :class:`swinlstm.metrics.accumulate.MetricAccumulator` (the ``protocol`` decides
+whether predictions are clipped to [0, 1] first: the default protocol computes MSE / MAE on the
+raw predictions and clips only for SSIM / PSNR); the sums are reduced over processes, so the
+logged ``val/<metric>`` are means over the whole validation set.
 """
 
 from __future__ import annotations
@@ -31,18 +31,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swinlstm.errors import ConfigError
-from swinlstm.models import build_model
-from swinlstm.models.training import (
+from swinlstm.engine.rules import (
     alignment_clips,
     check_zero_grad,
     loss_targets,
     memory_alignment_step,
     memory_slots,
-    scheduled_sampling_forward,
     teacher_prob,
     warmup_out_len,
 )
+from swinlstm.errors import ConfigError
+from swinlstm.helpers import mix_seed
+from swinlstm.metrics.accumulate import MetricAccumulator
+from swinlstm.metrics.core import DEFAULT_METRICS
+from swinlstm.models import build_model
+from swinlstm.models.sampling import scheduled_sampling_forward
 
 
 def is_memory_model(model: nn.Module) -> bool:
@@ -113,7 +116,7 @@ class PredictionModule(pl.LightningModule):
         scheduled_sampling: bool = False,
         sampling_stop_iter: int = 50000,
         sampling_changing_rate: float = 2e-5,
-        valid_metrics: tuple[str, ...] | list[str] = ("mse", "mae", "ssim", "psnr"),
+        valid_metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
         protocol: str = "default",
         skip_warmup: bool = False,
         seed: int = 1234,
@@ -134,7 +137,7 @@ class PredictionModule(pl.LightningModule):
         self.automatic_optimization = not self.memory
         self.iteration = 0
         self._reset_train_loss()
-        self._reset_valid()
+        self._valid: MetricAccumulator | None = None  # made at the first validation (LPIPS)
 
     # ----- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -189,7 +192,7 @@ class PredictionModule(pl.LightningModule):
         if not hp.scheduled_sampling:
             return self.model(inputs, targets.shape[1])
         prob = teacher_prob(self.iteration, hp.sampling_stop_iter, hp.sampling_changing_rate)
-        g = torch.Generator().manual_seed(hp.seed * 1000003 + self.iteration)
+        g = torch.Generator().manual_seed(mix_seed(hp.seed, self.iteration))
         return scheduled_sampling_forward(
             self.model, inputs, targets.shape[1], targets, prob, generator=g
         )
@@ -206,7 +209,7 @@ class PredictionModule(pl.LightningModule):
             # gives (the authors' train.py); no long clip from the data: a window drawn from a
             # generator seeded by the iteration (reproducible on resume)
             clip = torch.cat([inputs, targets], dim=1)
-            rng = np.random.default_rng(self.hparams.seed * 1000003 + self.iteration)
+            rng = np.random.default_rng(mix_seed(hp.seed, self.iteration))
             long = alignment_clips(
                 clip,
                 self.iteration,
@@ -253,29 +256,21 @@ class PredictionModule(pl.LightningModule):
         return float(stats[0] / stats[1]) if stats[1] > 0 else math.nan
 
     # ----- validation ---------------------------------------------------------------------------
-    def _reset_valid(self) -> None:
-        self._valid_sums: dict[str, torch.Tensor] = {}
-        self._valid_count = 0
+    def _reset_valid(self) -> MetricAccumulator:
+        """The validation accumulator, emptied (made on first use: it may load LPIPS once)."""
+        if self._valid is None:
+            self._valid = MetricAccumulator(self.valid_metrics, protocol=self.hparams.protocol)
+        self._valid.reset()
+        return self._valid
 
     def on_validation_epoch_start(self) -> None:
         self._reset_valid()
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        from swinlstm.metrics import compute
-
         inputs, targets, _ = self._split(batch)
         pred = self.model.predict(inputs, targets.shape[1])  # the protocol clips as its anchor
-        values = compute(
-            pred.float(),
-            targets.float(),
-            metrics=self.valid_metrics,
-            protocol=self.hparams.protocol,
-        )
-        n = inputs.shape[0]
-        for name, per_frame in values.items():
-            per_frame = torch.as_tensor(per_frame, dtype=torch.float64).detach().cpu()
-            self._valid_sums[name] = self._valid_sums.get(name, 0) + per_frame * n
-        self._valid_count += n
+        acc = self._valid if self._valid is not None else self._reset_valid()
+        acc.update(pred.float(), targets.float())
 
     def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.trainer is not None and self.trainer.world_size > 1:
@@ -286,19 +281,19 @@ class PredictionModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             self._reset_valid()
             return
-        names = list(self.valid_metrics)
-        count = self._reduce_sum(torch.tensor(float(self._valid_count), device=self.device))
+        acc = self._valid
         self.valid_per_frame: dict[str, torch.Tensor] = {}
-        for name in names:
-            total = self._valid_sums.get(name)
-            if total is None:  # a metric the metrics module could not give (e.g. no weights)
-                continue
-            total = self._reduce_sum(total.to(self.device, torch.float32))
-            self.valid_per_frame[name] = (total / count.clamp_min(1)).cpu()
+        self.valid_count = 0
+        if acc is None or not acc.count:
+            return
+        # sums over processes, so the means are over the whole validation set
+        acc.load_state_tensors({k: self._reduce_sum(t) for k, t in acc.state_tensors().items()})
+        # metrics the accumulator could not give (LPIPS without weights) are left out
+        self.valid_per_frame = {name: v.float() for name, v in acc.compute().items()}
         for name, per_frame in self.valid_per_frame.items():
             self.log(f"val/{name}", float(per_frame.mean()), sync_dist=False)
-        self.valid_count = int(count.item())
-        self._reset_valid()
+        self.valid_count = acc.count
+        acc.reset()
 
     # ----- checkpoints ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

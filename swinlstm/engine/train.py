@@ -84,10 +84,10 @@ from swinlstm.engine.errors import (
 )
 from swinlstm.engine.loggers import build_loggers, logger_callbacks
 from swinlstm.engine.module import PredictionModule
+from swinlstm.engine.rules import LONG_LEN
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.helpers import as_hw
 from swinlstm.models.official import authors_config
-from swinlstm.models.training import LONG_LEN
 
 LAST, BEST = "last", "best"
 _MISSING = object()
@@ -538,7 +538,7 @@ def _data_of(module: PredictionModule) -> dict[str, Any]:
 
 def resolved_long_len(cfg: RunConfig, memory: bool) -> int:
     """The long clip's length: 0 without memory; unset, LMC-Memory's ``train.py`` default
-    (:data:`~swinlstm.models.training.LONG_LEN`, 30) cut to the clip; else the setting (0: the
+    (:data:`~swinlstm.engine.rules.LONG_LEN`, 30) cut to the clip; else the setting (0: the
     whole clip)."""
     if not memory:
         return 0

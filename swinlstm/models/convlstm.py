@@ -13,11 +13,12 @@
   ``ConvLSTM_Model`` computes (bias-free convs, no forget bias: OpenSTL defines ``_forget_bias``
   and per-cell ``conv_o`` / ``conv_last`` but never uses them, which is why it reports 15.0M
   parameters for the Moving MNIST config where this network has 11.7M). With
-  ``memory_size > 0`` the LMC memory is read at the patch grid and fused before the 1x1 conv.
+  ``memory_size > 0`` the LMC memory is read at the patch grid and joined before the 1x1 conv.
   Optional scheduled sampling: ``model(frames, out_len, teacher_frames=future,
   teacher_prob=p)`` feeds, at each forecast step after the first, the true frame instead of the
   model's own output with probability ``p`` per sequence (see
-  :func:`swinlstm.models.training.scheduled_sampling_forward` and ``teacher_prob``).
+  :func:`swinlstm.models.sampling.scheduled_sampling_forward`; the schedule is
+  :func:`swinlstm.engine.rules.teacher_prob`).
 
 * ``"lmc-convlstm"`` (:class:`LMCConvLSTM`): LMC-Memory's ``Predictor``: conv encoder to H/4 with
   ``hidden`` (128) channels, four ConvLSTM layers, transposed-conv decoder (sigmoid at the end
@@ -37,21 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from swinlstm.errors import ConfigError
+from swinlstm.helpers import as_hw
 
 from . import register_model
 from .memory import MemoryPredictor, check_memory_size
 
 LSTMState = tuple[list[torch.Tensor], list[torch.Tensor]]
-
-
-def to_pair(size: int | Sequence[int], name: str = "img_size") -> tuple[int, int]:
-    """``64`` or ``(64, 48)`` -> ``(H, W)``; ValueError otherwise."""
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ConfigError(f"{name} must be an int or (H, W) of positive ints, got {size}")
-    return size  # type: ignore[return-value]
 
 
 def check_positive(name: str, value: int) -> None:
@@ -117,7 +109,7 @@ class FramePredictor(MemoryPredictor):
 
     def _init_frames(self, img_size: int | Sequence[int], in_chans: int, memory_size: int) -> None:
         """Validate and keep the frame geometry; validate ``memory_size`` (0: no memory)."""
-        self.img_size = to_pair(img_size)
+        self.img_size = as_hw(img_size, "img_size")
         check_positive("in_chans", in_chans)
         self.in_chans = in_chans
         check_memory_size(memory_size)
@@ -157,8 +149,8 @@ class ConvLSTM(FramePredictor):
             ConvLSTMCell(widths[i], widths[i + 1], filter_size, bias=False)
             for i in range(len(num_hidden))
         )
-        fused = self._init_memory(memory_size, num_hidden[-1], patch_size, slot_dim)
-        self.conv_last = nn.Conv2d(fused, patch_chans, kernel_size=1, bias=False)
+        join_chans = self._init_memory(memory_size, num_hidden[-1], patch_size, slot_dim)
+        self.conv_last = nn.Conv2d(join_chans, patch_chans, kernel_size=1, bias=False)
 
     def init_state(self, batch_size, device=None, dtype=None) -> LSTMState:
         return zero_state(self.cell_list, batch_size, self.feature_size, device, dtype)
@@ -167,7 +159,7 @@ class ConvLSTM(FramePredictor):
         state = stack_step(self.cell_list, F.pixel_unshuffle(frame, self.patch_size), state)
         if not decode:
             return None, state
-        h = self.fuse(state[0][-1], state[1][-1], context)
+        h = self.join(state[0][-1], state[1][-1], context)
         return F.pixel_shuffle(self.conv_last(h), self.patch_size), state
 
     def forward(
@@ -183,7 +175,7 @@ class ConvLSTM(FramePredictor):
         H, W), the true future frames, and ``teacher_prob`` > 0: scheduled sampling (training)."""
         if teacher_frames is None or teacher_prob <= 0:
             return super().forward(frames, out_len, long_frames=long_frames, phase=phase)
-        from .training import scheduled_sampling_forward
+        from .sampling import scheduled_sampling_forward
 
         return scheduled_sampling_forward(
             self, frames, out_len, teacher_frames, teacher_prob, long_frames, phase
@@ -232,9 +224,9 @@ class LMCConvLSTM(FramePredictor):
             nn.Conv2d(h2, hidden, 3, stride=2, padding=1), nn.ELU(),
             nn.Conv2d(hidden, hidden, 3, stride=1, padding=1), nn.ELU(),
         )  # fmt: skip
-        fused = 2 * hidden if memory_size else hidden  # the top hidden state [+ memory feature]
+        join_chans = 2 * hidden if memory_size else hidden  # the top hidden state [+ memory]
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(fused, hidden, 3, stride=1, padding=1), nn.ELU(),
+            nn.ConvTranspose2d(join_chans, hidden, 3, stride=1, padding=1), nn.ELU(),
             nn.ConvTranspose2d(hidden, h2, 3, stride=2, padding=1,
                                output_padding=deconv_padding(self.feature_size, half)), nn.ELU(),
             nn.ConvTranspose2d(h2, h2, 3, stride=1, padding=1), nn.ELU(),
@@ -255,7 +247,7 @@ class LMCConvLSTM(FramePredictor):
         state = stack_step(self.convlstm_list, self.encoder(frame), state)
         if not decode:
             return None, state
-        return self.decoder(self.fuse(state[0][-1], state[1][-1], context)), state
+        return self.decoder(self.join(state[0][-1], state[1][-1], context)), state
 
     def convert_official_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The authors' ``Predictor`` keys (``module.`` already stripped) -> ours: the same names.

@@ -23,7 +23,14 @@ from torch import nn
 
 from swinlstm.errors import ConfigError
 
-from .fused import BlockSpec, chunk_plan, default_chunk_rows, fused_block
+from .chunked import (
+    BlockSpec,
+    BlockWeights,
+    chunk_plan,
+    chunked_block,
+    default_chunk_rows,
+    use_chunked,
+)
 
 # Additive value of masked-out (cross-region) pairs in shifted windows: the authors' -100, which
 # stays finite in float16/bfloat16 (exp(-100) is 0 to float32 precision).
@@ -158,18 +165,6 @@ class Mlp(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # The LSTM update, lean in training
 # ----------------------------------------------------------------------------------------------
-def lean_autograd() -> bool:
-    """True where the lean autograd Functions (:func:`lstm_gates` here, the chunked block of
-    :mod:`swinlstm.models.fused`) replace plain layers: gradients are recorded, no autocast and
-    no ``torch.compile`` tracing (inductor plans its own memory)."""
-    return (
-        torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.is_autocast_enabled("cuda")
-        and not torch.compiler.is_compiling()
-    )
-
-
 class _LSTMGates(torch.autograd.Function):
     """The SwinLSTM cell update from the blocks' output F and the old cell state c::
 
@@ -199,8 +194,9 @@ class _LSTMGates(torch.autograd.Function):
 
 
 def lstm_gates(f: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(h', c') of the SwinLSTM cell from F and c (any equal shapes); lean in training."""
-    if lean_autograd():
+    """(h', c') of the SwinLSTM cell from F and c (any equal shapes); lean in training where
+    :func:`~swinlstm.models.chunked.use_chunked` says so."""
+    if torch.is_grad_enabled() and use_chunked(f):
         return _LSTMGates.apply(f, c)
     gate = torch.sigmoid(f)
     c = gate * (c + torch.tanh(f))
@@ -248,7 +244,7 @@ class WindowAttention(nn.Module):
     def attention_mask(
         self, shift_mask: torch.Tensor | None, dtype: torch.dtype, batch_size: int = 1
     ) -> torch.Tensor:
-        """Additive attention mask in the 4-D layout the fused CPU kernel takes: the bias
+        """Additive attention mask in the 4-D layout PyTorch's fused CPU SDPA kernel takes: the bias
         (1, heads, N, N), or for a shifted block bias + shift mask repeated over the batch,
         (B * nW, heads, N, N)."""
         n = self.window_tokens
@@ -271,11 +267,14 @@ class WindowAttention(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    """Pre-LN Swin block; ``fuse=True`` adds the authors' fusion of a second input.
+    """Pre-LN Swin block; ``mix=True`` adds the authors' mixing of a second input (their x/h
+    "fusion").
 
-    ``forward(x, mask, inject=None, shift_index=None, unshift_index=None)``: x (B, L, C).
-    With ``inject`` (B, L, C), the attention branch reads ``red(cat(norm1(x), norm1(inject)))``
-    instead of ``norm1(x)`` (the residual stays ``x``).
+    ``forward(x, mask, inject=None, shift_index=None, unshift_index=None, chunked=False)``:
+    x (B, L, C) -> (B, L, C). With ``inject`` (B, L, C), the attention branch reads
+    ``red(cat(norm1(x), norm1(inject)))`` instead of ``norm1(x)`` (the residual stays ``x``).
+    ``chunked`` picks the kernel: the chunked one of :mod:`swinlstm.models.chunked` (from
+    :meth:`weights`) or the plain layers; both compute the same (``use_chunked`` decides).
     """
 
     def __init__(
@@ -284,7 +283,7 @@ class SwinBlock(nn.Module):
         layout: WindowLayout,
         num_heads: int,
         shifted: bool,
-        fuse: bool,
+        mix: bool,
         mlp_ratio: float = 4.0,
         drop: float = 0.0,
         attn_drop: float = 0.0,
@@ -297,8 +296,8 @@ class SwinBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self.red = nn.Linear(2 * dim, dim) if fuse else None
-        #: rows (tokens) per chunk of the fused path; None: the device's default
+        self.red = nn.Linear(2 * dim, dim) if mix else None
+        #: rows (tokens) per chunk of the chunked kernel; None: the device's default
         self.chunk_rows: int | None = None
 
     def forward(
@@ -308,12 +307,12 @@ class SwinBlock(nn.Module):
         inject: torch.Tensor | None = None,
         shift_index: torch.Tensor | None = None,
         unshift_index: torch.Tensor | None = None,
-        fused: bool = False,
+        chunked: bool = False,
     ) -> torch.Tensor:
-        """``fused``: run :func:`swinlstm.models.fused.fused_block` (mask of batch size 1 from
+        """``chunked``: the chunked kernel (mask of batch size 1 from
         :meth:`WindowAttention.attention_mask`); else the plain layers (mask for this batch)."""
-        if fused:
-            return self._fused(x, mask, inject, shift_index)
+        if chunked:
+            return self._chunked(x, mask, inject, shift_index)
         y = self.norm1(x)
         if inject is not None:
             y = self.red(torch.cat((y, self.norm1(inject)), dim=-1))
@@ -325,7 +324,17 @@ class SwinBlock(nn.Module):
         x = x + self.drop_path(y)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
-    def _fused(self, x, mask, inject, shift_index) -> torch.Tensor:
+    def weights(self) -> BlockWeights:
+        """This block's parameters by name, as the chunked kernel takes them."""
+        attn, mlp, red = self.attn, self.mlp, self.red
+        return BlockWeights(
+            self.norm1.weight, self.norm1.bias, attn.qkv.weight, attn.qkv.bias,
+            attn.proj.weight, attn.proj.bias, self.norm2.weight, self.norm2.bias,
+            mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
+            None if red is None else red.weight, None if red is None else red.bias,
+        )  # fmt: skip
+
+    def _chunked(self, x, mask, inject, shift_index) -> torch.Tensor:
         b, length, c = x.shape
         n = self.attn.window_tokens
         rows = self.chunk_rows or default_chunk_rows(x.device, torch.is_grad_enabled())
@@ -335,18 +344,11 @@ class SwinBlock(nn.Module):
             offsets = torch.arange(b, device=x.device).mul_(length).unsqueeze(1)
             gather = (offsets + shift_index).view(-1)
         spec = BlockSpec(self.attn.num_heads, n, self.norm1.eps, self.norm2.eps, k, chunks, gather)
-        if isinstance(self.drop_path, DropPath):  # drawn in the plain path's order
+        if isinstance(self.drop_path, DropPath):  # drawn in the plain kernel's order
             dp1, dp2 = self.drop_path.factor(x), self.drop_path.factor(x)
         else:
             dp1 = dp2 = None
-        attn, mlp, red = self.attn, self.mlp, self.red
-        wts = (
-            self.norm1.weight, self.norm1.bias, attn.qkv.weight, attn.qkv.bias,
-            attn.proj.weight, attn.proj.bias, self.norm2.weight, self.norm2.bias,
-            mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
-            None if red is None else red.weight, None if red is None else red.bias,
-        )  # fmt: skip
-        return fused_block(x, inject, mask, dp1, dp2, spec, wts)
+        return chunked_block(x, inject, mask, dp1, dp2, spec, self.weights())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ What it computes (one read-out per clip, before the recurrence starts)::
 
 ``D`` is ``slot_dim`` (512 in the paper); the encoder widths are D/8, D/4, D/2, D, D.
 
-Memory alignment (training, see :mod:`swinlstm.models.training`): every iteration first runs
+Memory alignment (training, see :mod:`swinlstm.engine.rules`): every iteration first runs
 phase 1 (long clip, slots trainable), then phase 2 (short clip, slots frozen), each with its own
 optimiser step, so that the matching encoder learns to recall from the short clip the slots the
 context encoder wrote from the long one. Inference is phase 2 only: no long clip is needed.
@@ -35,10 +35,10 @@ How a predictor uses it (``convlstm.MemoryPredictor`` does this for ``convlstm``
 
 1. ``__init__``: ``self.memory = LMCMemory(memory_size, in_chans, out_chans=C_f,
    feature_stride=s)`` and ``self.attention_func = ChannelAttention(C_state, C_f)``;
-   the layer that consumes the fused feature takes ``C_h + C_f`` input channels.
+   the layer that consumes the joined feature takes ``C_h + C_f`` input channels.
 2. ``encode_context(frames, long_frames, phase)``: ``return memory_context(self.memory, frames,
    long_frames, phase, size=(H', W'))`` -- the read-out, computed once per clip.
-3. each decoded step: ``fused = torch.cat([h, self.attention_func(c, mem)], dim=1)`` where ``c`` is
+3. each decoded step: ``joined = torch.cat([h, self.attention_func(c, mem)], dim=1)`` where ``c`` is
    the last cell state.
 
 For a SwinLSTM (patch size ``p``, last layer with ``C`` channels on an ``H/p x W/p`` token grid,
@@ -336,11 +336,11 @@ class MemoryStreamState:
 
 
 class MemoryPredictor(RecurrentPredictor):
-    """What every predictor with an (optional) LMC memory shares: the context and the fusion.
+    """What every predictor with an (optional) LMC memory shares: the context and the join.
 
     Subclasses call :meth:`_init_memory` (which sets ``self.memory`` and ``self.attention_func``,
     both None without memory) and set ``self.feature_size`` (H', W'), the size of the feature map
-    the read-out joins. The fused feature is ``[h, attention(c, memory)]`` along channels, for
+    the read-out joins. The joined feature is ``[h, attention(c, memory)]`` along channels, for
     feature maps (B, C, H', W') and for tokens (B, L, C) alike.
     """
 
@@ -361,7 +361,7 @@ class MemoryPredictor(RecurrentPredictor):
     ) -> int:
         """Build the memory for a ``chans``-channel feature map (frame size / ``feature_stride``)
         and its channel attention from a ``state_chans``-channel cell state (default ``chans``);
-        returns the channels of the fused map."""
+        returns the channels of the joined map."""
         check_memory_size(memory_size)
         self.memory = self.attention_func = None
         if memory_size == 0:
@@ -424,7 +424,7 @@ class MemoryPredictor(RecurrentPredictor):
         y, inner = self._step(frame, stream.inner, context, decode=True)
         return y, MemoryStreamState(inner, frames, read)
 
-    def fuse(self, h: torch.Tensor, c: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    def join(self, h: torch.Tensor, c: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """Top hidden state joined with the attention-weighted memory feature (if any).
 
         Maps: (B, C, H', W') -> (B, 2C, H', W'); tokens: (B, L, C) -> (B, L, 2C).

@@ -171,7 +171,7 @@ def recurrence(
     ``with_inputs``: the outputs of the input steps too (decoded unless ``forecast_only``);
     otherwise they are neither decoded nor yielded. ``model`` is what provides ``_step``,
     ``init_state`` and ``encode_context``: a predictor, or a proxy of one that changes its
-    steps' inputs (scheduled sampling, :mod:`swinlstm.models.training`).
+    steps' inputs (scheduled sampling, :mod:`swinlstm.models.sampling`).
     """
     decode_inputs = with_inputs and not model.forecast_only
     context = model.encode_context(frames, long_frames, phase)

@@ -14,7 +14,7 @@ read-out is concatenated with the last tokens before patch inflation, which ther
 ``2 * embed_dim`` channels. SwinLSTM-D's last cell sits one level deeper (``2 * embed_dim``
 channels on a coarser grid): the attention pools each input over its own tokens, so the sizes
 need not agree. Training uses the same two-phase memory alignment as LMC-Memory
-(:func:`swinlstm.models.training.memory_alignment_step`).
+(:func:`swinlstm.engine.rules.memory_alignment_step`).
 
 Layout: tokens are ``(B, L, C)`` in window order (see :mod:`swinlstm.models.layers`), the
 recurrent state is one ``(h, c)`` pair of such tensors per cell.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from swinlstm.errors import ConfigError
+from swinlstm.helpers import as_hw
 
 from . import register_model
 from .layers import (
@@ -43,6 +44,7 @@ from .layers import (
     SwinBlock,
     WindowLayout,
     lstm_gates,
+    use_chunked,
 )
 from .memory import MemoryPredictor, check_memory_size, feature_stride_for
 
@@ -53,8 +55,9 @@ from .memory import MemoryPredictor, check_memory_size, feature_stride_for
 class SwinLSTMCell(nn.Module):
     """F = SwinBlocks(x_t, h_{t-1}); gate = sigmoid(F); c = gate (c + tanh F); h = gate tanh c.
 
-    Block 0 fuses x_t with h_{t-1}; every later even block re-injects x_t; odd blocks attend in
-    shifted windows. ``forward(x, h, c, masks)`` with x, h, c (B, L, dim) -> (h, c).
+    Block 0 mixes h_{t-1} into x_t; every later even block mixes x_t in again; odd blocks
+    attend in shifted windows. ``forward(x, h, c, masks)`` with x, h, c (B, L, dim) and
+    ``masks`` the cell's :class:`CellMasks` -> (h, c).
     """
 
     def __init__(
@@ -76,7 +79,7 @@ class SwinLSTMCell(nn.Module):
                 layout,
                 num_heads,
                 shifted=j % 2 == 1,
-                fuse=j % 2 == 0,
+                mix=j % 2 == 0,
                 mlp_ratio=mlp_ratio,
                 drop=drop,
                 attn_drop=attn_drop,
@@ -99,30 +102,33 @@ class SwinLSTMCell(nn.Module):
         return [blk.attn.attention_mask(self.shift_mask, dtype, batch_size) for blk in self.blocks]
 
     def forward(
-        self,
-        x: torch.Tensor,
-        h: torch.Tensor,
-        c: torch.Tensor,
-        *masks: torch.Tensor,
-        fused: bool = False,
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, masks: CellMasks
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``fused``: the blocks run chunked (:mod:`swinlstm.models.fused`), masks of batch 1."""
         # Under autocast the matmuls run in low precision; the residual stream, gates and states
         # stay in the state's dtype (the frames' dtype), which keeps bf16 within 1e-2 of fp32.
         f = x = x.to(h.dtype)
         for j, blk in enumerate(self.blocks):
             inject = h if j == 0 else (x if j % 2 == 0 else None)
-            f = blk(f, masks[j], inject, self.shift_index, self.unshift_index, fused)
+            f = blk(f, masks.blocks[j], inject, self.shift_index, self.unshift_index, masks.chunked)
         return lstm_gates(f, c)
 
 
 # ----------------------------------------------------------------------------------------------
 # State and the per-forward mask cache
 # ----------------------------------------------------------------------------------------------
+class CellMasks(NamedTuple):
+    """One cell's attention masks for a step, laid out for the kernel they serve: ``chunked``
+    (:func:`~swinlstm.models.chunked.use_chunked`'s answer for this step) masks have batch size
+    1, the plain layers' are repeated over the batch."""
+
+    blocks: tuple[torch.Tensor, ...]  # one per block, (B * nW or nW or 1, heads, N, N)
+    chunked: bool
+
+
 class AttentionMaskCache:
     """Every block's attention mask, computed once and reused by all later time steps.
 
-    Keyed by (dtype, batch size, grad mode, inference mode, versions of the bias tables,
+    Keyed by (dtype, batch size, kernel, grad mode, inference mode, versions of the bias tables,
     device): an optimiser step between two streaming steps, or switching autocast, rebuilds the
     masks; nothing else does. One lives in each recurrent state, so a forward pass builds the
     masks once.
@@ -130,22 +136,26 @@ class AttentionMaskCache:
 
     def __init__(self) -> None:
         self._key: tuple | None = None
-        self._masks: list[list[torch.Tensor]] = []
+        self._masks: list[CellMasks] = []
 
     def get(
-        self, cells: Sequence[SwinLSTMCell], dtype: torch.dtype, batch_size: int
-    ) -> list[list[torch.Tensor]]:
+        self, cells: Sequence[SwinLSTMCell], dtype: torch.dtype, batch_size: int, chunked: bool
+    ) -> list[CellMasks]:
         tables = [blk.attn.relative_position_bias_table for cell in cells for blk in cell.blocks]
+        batch_size = 1 if chunked else batch_size
         key = (
             dtype,
             batch_size,
+            chunked,
             torch.is_grad_enabled(),
             torch.is_inference_mode_enabled(),
             tuple(t._version for t in tables),
             tables[0].device if tables else None,
         )
         if key != self._key:
-            self._masks = [cell.attention_masks(dtype, batch_size) for cell in cells]
+            self._masks = [
+                CellMasks(tuple(cell.attention_masks(dtype, batch_size)), chunked) for cell in cells
+            ]
             self._key = key
         return self._masks
 
@@ -161,15 +171,6 @@ class SwinLSTMState:
 # ----------------------------------------------------------------------------------------------
 # Shared network logic
 # ----------------------------------------------------------------------------------------------
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2 or not all(isinstance(v, int) and v >= 1 for v in value):
-        raise ConfigError(f"{name} must be a positive int or (H, W), got {value!r}")
-    return value
-
-
 def _positive_ints(value: Sequence[int], name: str) -> list[int]:
     value = [value] if isinstance(value, int) else list(value)
     if not value or not all(isinstance(v, int) and v >= 1 for v in value):
@@ -202,8 +203,14 @@ class SwinLSTMBase(MemoryPredictor):
     """What SwinLSTM-B and -D share: config checks, padding, state, masks, checkpoint, compile.
 
     Subclasses build ``self.patch_embed``, ``self.inflate`` and the cells (``self.cells()``
-    lists them in state order) and implement ``_tokens_step(tokens, hidden, masks, fused)``.
+    lists them in state order) and implement ``_tokens_step(tokens, hidden, masks)``.
+
+    ``chunked`` is the one switch between the blocks' kernels: None (default) lets
+    :func:`~swinlstm.models.chunked.use_chunked` decide at each step (see :meth:`uses_chunked`),
+    True / False forces the chunked kernel / the plain layers.
     """
+
+    chunked: bool | None = None
 
     #: the authors' key prefixes -> ours (see :meth:`convert_official_state_dict`)
     official_prefixes: dict[str, str] = {}
@@ -235,7 +242,7 @@ class SwinLSTMBase(MemoryPredictor):
         level's token grid is even and fits the windows, and outputs are cropped back.
         """
         super().__init__()
-        self.img_size = _pair(img_size, "img_size")
+        self.img_size = as_hw(img_size, "img_size")
         for name, v in (
             ("patch_size", patch_size),
             ("in_chans", in_chans),
@@ -308,27 +315,19 @@ class SwinLSTMBase(MemoryPredictor):
         dtype = (
             torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else frame.dtype
         )
-        fused = self.fused_applies(frame)
-        masks = state.masks.get(self.cells(), dtype, 1 if fused else frame.shape[0])
+        masks = state.masks.get(self.cells(), dtype, frame.shape[0], self.uses_chunked(frame))
         core = self._compiled_core() if self.compile else self._core
-        y, hidden = core(frame, state.hidden, masks, context, decode, fused)
+        y, hidden = core(frame, state.hidden, masks, context, decode)
         return y, SwinLSTMState(hidden, state.masks)
 
-    def fused_applies(self, frame: torch.Tensor) -> bool:
-        """Whether the blocks run chunked (:mod:`swinlstm.models.fused`): in fp32/fp64 without
-        autocast, ``compile`` or an exporter's trace, not in training with dropout, and for inference only on the
-        CPU (elsewhere the fused SDPA kernels serve inference well; training keeps the chunked
-        path's lean backward on every device)."""
-        device = frame.device.type
-        if self.compile or torch.is_autocast_enabled(device) or torch.compiler.is_compiling():
-            return False
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return False  # exporters record plain ops, not in-place chunk writes
-        if frame.dtype not in (torch.float32, torch.float64):
-            return False
-        if torch.is_grad_enabled():
-            return not (self.training and (self.drop_rate > 0 or self.attn_drop_rate > 0))
-        return device == "cpu"
+    def uses_chunked(self, frame: torch.Tensor) -> bool:
+        """Whether this step's blocks run the chunked kernel: :attr:`chunked` if set, else
+        :func:`~swinlstm.models.chunked.use_chunked` for ``frame`` (dropout active in training,
+        ``compile``)."""
+        if self.chunked is not None:
+            return bool(self.chunked)
+        dropout = self.training and (self.drop_rate > 0 or self.attn_drop_rate > 0)
+        return use_chunked(frame, dropout=dropout, compiled=self.compile)
 
     def _compiled_core(self):
         """``torch.compile`` of :meth:`_core`, made on first use (kept out of pickles/copies)."""
@@ -343,27 +342,27 @@ class SwinLSTMBase(MemoryPredictor):
         state.pop("_core_compiled", None)  # bound to this instance; rebuilt lazily
         return state
 
-    def _core(self, frame, hidden, masks, context, decode, fused=False):
-        """Pixels -> tokens -> cells -> (context fusion) -> pixels; pure tensor code."""
+    def _core(self, frame, hidden, masks, context, decode):
+        """Pixels -> tokens -> cells -> (memory join) -> pixels; pure tensor code."""
         h, w = self.img_size
         ph, pw = self.padded_size[0] - h, self.padded_size[1] - w
         if ph or pw:
             frame = F.pad(frame, (0, pw, 0, ph))
-        tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks, fused)
+        tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks)
         if not decode:
             return None, hidden
-        tokens = self.fuse(tokens, hidden[-1][1], context)
+        tokens = self.join(tokens, hidden[-1][1], context)
         y = self.inflate(tokens).to(frame.dtype)
         if ph or pw:
             y = y[..., :h, :w]
         return torch.sigmoid(y), hidden
 
-    def _run_cell(self, index: int, x, hidden, masks, fused: bool):
+    def _run_cell(self, index: int, x, hidden, masks: Sequence[CellMasks]):
         cell = self.cells()[index]
         h, c = hidden[index]
         if self.checkpointing and torch.is_grad_enabled():
-            return checkpoint(cell, x, h, c, *masks[index], fused=fused, use_reentrant=False)
-        return cell(x, h, c, *masks[index], fused=fused)
+            return checkpoint(cell, x, h, c, masks[index], use_reentrant=False)
+        return cell(x, h, c, masks[index])
 
     # ----- the authors' checkpoints --------------------------------------------------------
     def convert_official_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -379,7 +378,7 @@ class SwinLSTMBase(MemoryPredictor):
                     break
             key = key.replace(".Swin.layers.", ".blocks.")
             if ".red." in key and key not in own:
-                continue  # the fusion Linear of a block that never fuses
+                continue  # the mixing Linear of a block that never mixes
             out[key] = value
         return out
 
@@ -427,16 +426,16 @@ class SwinLSTMB(SwinLSTMBase):
             SwinLSTMCell(embed_dim, layout, d, num_heads[i], *rates, [self.drop_path_rate] * d)
             for i, d in enumerate(depths)
         )
-        fused = self._init_memory_for(state_chans=embed_dim)
-        self.inflate = PatchInflate(patch_size, fused, in_chans, layout)
+        inflate_chans = self._init_memory_for(state_chans=embed_dim)
+        self.inflate = PatchInflate(patch_size, inflate_chans, in_chans, layout)
 
     def cells(self) -> list[SwinLSTMCell]:
         return list(self.layers)
 
-    def _tokens_step(self, x, hidden, masks, fused):
+    def _tokens_step(self, x, hidden, masks):
         new = []
         for i in range(len(self.layers)):
-            h, c = self._run_cell(i, x, hidden, masks, fused)
+            h, c = self._run_cell(i, x, hidden, masks)
             new.append((h, c))
             x = h
         return x, new
@@ -517,21 +516,21 @@ class SwinLSTMD(SwinLSTMBase):
             self.expand.append(
                 PatchExpanding(embed_dim * 2**level, self.layout(level), self.layout(level - 1))
             )
-        fused = self._init_memory_for(state_chans=2 * embed_dim)  # the last up cell's width
-        self.inflate = PatchInflate(patch_size, fused, in_chans, self.layout(0))
+        inflate_chans = self._init_memory_for(state_chans=2 * embed_dim)  # last up cell's width
+        self.inflate = PatchInflate(patch_size, inflate_chans, in_chans, self.layout(0))
 
     def cells(self) -> list[SwinLSTMCell]:
         return [*self.down, *self.up]
 
-    def _tokens_step(self, x, hidden, masks, fused):
+    def _tokens_step(self, x, hidden, masks):
         new = []
         levels = len(self.down)
         for i in range(levels):
-            h, c = self._run_cell(i, x, hidden, masks, fused)
+            h, c = self._run_cell(i, x, hidden, masks)
             new.append((h, c))
             x = self.merge[i](h)
         for i in range(levels):
-            h, c = self._run_cell(levels + i, x, hidden, masks, fused)
+            h, c = self._run_cell(levels + i, x, hidden, masks)
             new.append((h, c))
             x = self.expand[i](h)
         return x, new

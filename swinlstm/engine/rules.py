@@ -1,4 +1,4 @@
-"""Training rules the engine calls: LMC-Memory's memory alignment and warm-up, scheduled sampling.
+"""Training rules the engine applies: LMC-Memory's memory alignment and warm-up, scheduled sampling.
 
 Memory alignment, as the authors' ``train.py`` does it, one iteration::
 
@@ -27,8 +27,12 @@ The optimiser covers every parameter (Adam, lr 2e-4 in the paper). A Lightning m
 manual optimisation passes ``backward=self.manual_backward``.
 
 Scheduled sampling (ConvLSTM baseline, OpenSTL's schedule): :func:`teacher_prob` gives the
-probability of feeding the true frame at an iteration; :func:`scheduled_sampling_forward` runs
-any :class:`RecurrentPredictor` with it.
+probability of feeding the true frame at an iteration;
+:func:`swinlstm.models.sampling.scheduled_sampling_forward` (a way to run the network, so it
+lives with the networks) runs any :class:`RecurrentPredictor` with it.
+
+Here, not in ``models/``: these rules call ``zero_grad`` / ``step`` or decide what an iteration
+trains; ``models/`` holds networks only.
 """
 
 from __future__ import annotations
@@ -42,9 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from swinlstm.errors import ConfigError
-
-from .memory import LMCMemory
-from .recurrent import RecurrentPredictor
+from swinlstm.models.memory import LMCMemory
+from swinlstm.models.recurrent import RecurrentPredictor
 
 WARMUP_LEN = 10
 LONG_LEN = 30  # LMC-Memory's train.py --long_len default
@@ -204,68 +207,9 @@ def teacher_prob(iteration: int, stop_iter: int = 50000, rate: float = 2e-5) -> 
     return max(0.0, 1.0 - (iteration + 1) * rate)
 
 
-def scheduled_sampling_forward(
-    model: RecurrentPredictor,
-    frames: torch.Tensor,
-    out_len: int,
-    teacher_frames: torch.Tensor,
-    teacher_prob: float,
-    long_frames: torch.Tensor | None = None,
-    phase: int = 2,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """``model.forward`` where forecast step k >= 1 is fed ``teacher_frames[:, k-1]`` (the true
-    frame) instead of the model's own output, with probability ``teacher_prob`` per sequence.
-
-    ``teacher_frames``: (B, >= out_len - 1, C, H, W), the frames after the input. With
-    ``teacher_prob=0`` this is exactly ``model.forward``. Same output shape as ``forward``.
-    """
-    model.check_frames(frames)
-    if not isinstance(out_len, int) or out_len < 1:
-        raise ConfigError(f"out_len must be an integer >= 1, got {out_len!r}")
-    model.check_frames(teacher_frames, name="teacher_frames")
-    if teacher_frames.shape[0] != frames.shape[0] or teacher_frames.shape[1] < out_len - 1:
-        raise ConfigError(
-            f"teacher_frames must be (B={frames.shape[0]}, >= out_len - 1 = {out_len - 1}, C, H, W), "
-            f"got {tuple(teacher_frames.shape)}"
-        )
-    if not 0.0 <= teacher_prob <= 1.0:
-        raise ConfigError(f"teacher_prob must be in [0, 1], got {teacher_prob}")
-    return RecurrentPredictor.forward(
-        _TeacherForced(model, frames.shape[1], teacher_frames, teacher_prob, generator),
-        frames,
-        out_len,
-        long_frames=long_frames,
-        phase=phase,
-    )
-
-
-class _TeacherForced:
-    """``model`` seen by the shared recurrence with its input mixed at forecast steps k >= 1.
-
-    Everything but ``_step`` is the model's own, so the recurrence is the one of
-    :class:`RecurrentPredictor` (a proxy, the model itself is not changed).
-    """
-
-    def __init__(self, model, t_in, teacher_frames, prob, generator) -> None:
-        self._model, self._t_in, self._teacher, self._prob = model, t_in, teacher_frames, prob
-        self._generator, self._calls = generator, 0
-
-    def __getattr__(self, name: str):
-        return getattr(self._model, name)
-
-    def _step(self, frame, state, context=None, decode=True):
-        k = self._calls - self._t_in + 1  # forecast step fed by this call (0: last input frame)
-        self._calls += 1
-        if k >= 1:
-            b = frame.shape[0]
-            use_true = torch.rand(b, generator=self._generator) < self._prob
-            mask = use_true.to(frame.device, frame.dtype).view(b, 1, 1, 1)
-            frame = mask * self._teacher[:, k - 1] + (1 - mask) * frame
-        return self._model._step(frame, state, context, decode)
-
-
 __all__ = [
+    "LONG_LEN",
+    "WARMUP_LEN",
     "AlignmentBatch",
     "alignment_clips",
     "alignment_loss",
@@ -273,7 +217,6 @@ __all__ = [
     "loss_targets",
     "memory_alignment_step",
     "memory_slots",
-    "scheduled_sampling_forward",
     "teacher_prob",
     "warmup_out_len",
 ]

@@ -1,8 +1,9 @@
-"""The Swin block computed chunk by chunk: fast on the CPU, lean in training.
+"""The Swin block's chunked kernel: fast on the CPU, lean in training; and the one policy
+(:func:`use_chunked`) that decides where it runs.
 
 :class:`~swinlstm.models.layers.SwinBlock` computes, for tokens x (B, L, C) in window order::
 
-    y  = norm1(x)                      or  red(cat(norm1(x), norm1(inject)))   (fusing blocks)
+    y  = norm1(x)                      or  red(cat(norm1(x), norm1(inject)))   (mixing blocks)
     x1 = x + dp1 * unshift(proj(attn(shift(y))))
     out = x1 + dp2 * fc2(gelu(fc1(norm2(x1))))
 
@@ -19,19 +20,25 @@ the unshifted tokens and scatters its results back (the cyclic shift is a permut
 tokens), so it needs no shifted copy.
 
 Training runs the same chunks (of up to 2048 rows) inside one autograd Function. It saves the matmul outputs (q, k, v by head, the
-attention weights, x1, fc1's output and a fusing block's y: about 9.5 token-widths per block)
+attention weights, x1, fc1's output and a mixing block's y: about 9.5 token-widths per block)
 and recomputes the LayerNorms, GELU and the attention output in backward, chunk by chunk;
 weight gradients accumulate over the chunks in place. That is under half the training memory
 of the authors' code (docs/benchmarks.md).
 
-The plain module path (``SwinBlock``'s own layers, fused SDPA) stays for what this path does not
-do: autocast, ``torch.compile`` tracing and dropout in training.
+The plain kernel (``SwinBlock``'s own layers, PyTorch's SDPA) stays for what this one does not
+do: autocast, ``torch.compile`` and exporters' tracing, dropout in training; :func:`use_chunked`
+is the one place that says so.
+
+Words: *chunked* is this kernel; a block *mixes* a second input into its attention branch (the
+authors' x/h fusion, Linear ``red``); the memory read-out *joins* the last state
+(:meth:`swinlstm.models.memory.MemoryPredictor.join`).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +49,28 @@ import torch.nn.functional as F
 #: the whole batch at once
 CPU_CHUNK_ROWS = 1024
 CPU_TRAIN_CHUNK_ROWS = 2048
+
+
+def use_chunked(x: torch.Tensor, dropout: bool = False, compiled: bool = False) -> bool:
+    """The one policy (as timm's ``use_fused_attn``): whether a Swin block on ``x`` runs the
+    chunked kernel (and the SwinLSTM cell its lean gate update) rather than the plain layers.
+
+    Yes in fp32 / fp64 without autocast, outside ``torch.compile`` (``compiled``: the caller
+    decides for a function it compiles) and exporters' traces (they record plain ops, not
+    in-place chunk writes); with gradients recorded on every device (the lean backward) unless
+    ``dropout`` is active (this kernel has none); in inference on the CPU only (elsewhere
+    PyTorch's fused SDPA kernels serve inference well).
+    """
+    device = x.device.type
+    if compiled or torch.is_autocast_enabled(device) or torch.compiler.is_compiling():
+        return False
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
+    if x.dtype not in (torch.float32, torch.float64):
+        return False
+    if torch.is_grad_enabled():
+        return not dropout
+    return device == "cpu"
 
 
 def default_chunk_rows(device: torch.device, grad: bool) -> int | None:
@@ -94,9 +123,28 @@ def chunk_plan(
     return 1, tuple(chunks)
 
 
+class BlockWeights(NamedTuple):
+    """A Swin block's parameters, by name (``red_*`` None for a block that does not mix)."""
+
+    norm1_weight: torch.Tensor
+    norm1_bias: torch.Tensor
+    qkv_weight: torch.Tensor
+    qkv_bias: torch.Tensor
+    proj_weight: torch.Tensor
+    proj_bias: torch.Tensor
+    norm2_weight: torch.Tensor
+    norm2_bias: torch.Tensor
+    fc1_weight: torch.Tensor
+    fc1_bias: torch.Tensor
+    fc2_weight: torch.Tensor
+    fc2_bias: torch.Tensor
+    red_weight: torch.Tensor | None = None
+    red_bias: torch.Tensor | None = None
+
+
 @dataclass(frozen=True)
 class BlockSpec:
-    """What the fused block needs besides tensors with gradients."""
+    """What the chunked kernel needs besides tensors with gradients."""
 
     heads: int
     window_tokens: int
@@ -180,26 +228,23 @@ def _norm_backward(grad, x, mean, rstd, w, b):
     )
 
 
-def _branch_input(x_c, inj_c, wts, spec, out=None):
-    """The attention branch's input y (rows, C): norm1(x), or the fusion with ``inject``
-    (written to ``out`` if given)."""
-    ln1_w, ln1_b, red_w, red_b = wts[0], wts[1], wts[12], wts[13]
-    n1 = _norm(x_c, ln1_w, ln1_b, spec.eps1)[0]
-    if red_w is None:
+def _branch_input(x_c, inj_c, w, spec, out=None):
+    """The attention branch's input y (rows, C): norm1(x), or ``inject`` mixed in (written to
+    ``out`` if given)."""
+    n1 = _norm(x_c, w.norm1_weight, w.norm1_bias, spec.eps1)[0]
+    if w.red_weight is None:
         return n1
-    ni = _norm(inj_c, ln1_w, ln1_b, spec.eps1)[0]
-    return torch.addmm(red_b, torch.cat((n1, ni), dim=1), red_w.t(), out=out)
+    ni = _norm(inj_c, w.norm1_weight, w.norm1_bias, spec.eps1)[0]
+    return torch.addmm(w.red_bias, torch.cat((n1, ni), dim=1), w.red_weight.t(), out=out)
 
 
-def block_forward(x, inject, mask, dp1, dp2, spec: BlockSpec, wts, save: bool):
+def block_forward(x, inject, mask, dp1, dp2, spec: BlockSpec, w: BlockWeights, save: bool):
     """The block over all chunks. x, inject (B, L, C); mask (nW or 1, heads, N, N) additive
     (the attention mask of every window of one sample, or of all windows).
 
-    ``wts``: (ln1 w, b, qkv w, b, proj w, b, ln2 w, b, fc1 w, b, fc2 w, b, red w, b), red None
-    for a block that does not fuse. Returns ``(out (B, L, C), saved)``; ``saved`` holds what
+    ``w``: the block's :class:`BlockWeights`. Returns ``(out (B, L, C), saved)``; ``saved`` holds what
     backward needs when ``save`` (else None).
     """
-    ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b = wts[:12]
     b, length, c = x.shape
     n, heads = spec.window_tokens, spec.heads
     scale = (c // heads) ** -0.5
@@ -214,8 +259,8 @@ def block_forward(x, inject, mask, dp1, dp2, spec: BlockSpec, wts, save: bool):
             qkv=xf.new_empty(3, rows // n * heads, n, c // heads),  # q, k, v by head
             p=xf.new_empty(rows // n * heads, n, n),
             x1=xf.new_empty(rows, c),
-            h=xf.new_empty(rows, fc1_w.shape[0]),
-            y=xf.new_empty(rows, c) if wts[12] is not None else None,
+            h=xf.new_empty(rows, w.fc1_weight.shape[0]),
+            y=xf.new_empty(rows, c) if w.red_weight is not None else None,
         )
     for ch in spec.chunks:
         windows = (ch.r1 - ch.r0) // n
@@ -226,11 +271,11 @@ def block_forward(x, inject, mask, dp1, dp2, spec: BlockSpec, wts, save: bool):
 
         x_c = _rows(xf, spec.gather, ch)
         inj_c = None if injf is None else injf[ch.r0 : ch.r1]
-        y = _branch_input(x_c, inj_c, wts, spec, out=slot("y"))
+        y = _branch_input(x_c, inj_c, w, spec, out=slot("y"))
         hs = slice(ch.r0 // n * heads, ch.r1 // n * heads)  # this chunk's (window, head) rows
         q, k, v = _heads_with_bias(
-            torch.mm(y, qkv_w.t()),
-            qkv_b,
+            torch.mm(y, w.qkv_weight.t()),
+            w.qkv_bias,
             windows,
             spec,
             None if saved is None else saved["qkv"][:, hs],
@@ -242,21 +287,21 @@ def block_forward(x, inject, mask, dp1, dp2, spec: BlockSpec, wts, save: bool):
             else torch.softmax(s, dim=-1, out=saved["p"][hs])
         )
         o = _tokens(torch.bmm(p, v).unsqueeze(0), windows, spec)
-        x1 = _residual(x_c, o, proj_w, proj_b, dp1, ch, out=slot("x1"))
-        z = _norm(x1, ln2_w, ln2_b, spec.eps2)[0]
-        hid = torch.addmm(fc1_b, z, fc1_w.t(), out=slot("h"))
+        x1 = _residual(x_c, o, w.proj_weight, w.proj_bias, dp1, ch, out=slot("x1"))
+        z = _norm(x1, w.norm2_weight, w.norm2_bias, spec.eps2)[0]
+        hid = torch.addmm(w.fc1_bias, z, w.fc1_weight.t(), out=slot("h"))
         g = F.gelu(hid) if save else torch.ops.aten.gelu_(hid)
         direct = out[ch.r0 : ch.r1] if spec.gather is None else None  # unshifted: write in place
-        res = _residual(x1, g, fc2_w, fc2_b, dp2, ch, out=direct)
+        res = _residual(x1, g, w.fc2_weight, w.fc2_bias, dp2, ch, out=direct)
         if direct is None:
             out.index_copy_(0, spec.gather[ch.r0 : ch.r1], res)
     return out.view(b, length, c), saved
 
 
-def block_backward(d_out, x, inject, mask, dp1, dp2, spec: BlockSpec, wts, saved, need_inject):
-    """Gradients of :func:`block_forward`: (d x, d inject, d mask, d weights...)."""
-    ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b = wts[:12]
-    red_w = wts[12]
+def block_backward(
+    d_out, x, inject, mask, dp1, dp2, spec: BlockSpec, w: BlockWeights, saved, need_inject
+):
+    """Gradients of :func:`block_forward`: (d x, d inject, d mask, d weights as BlockWeights)."""
     b, length, c = x.shape
     n, heads = spec.window_tokens, spec.heads
     scale = (c // heads) ** -0.5
@@ -265,9 +310,7 @@ def block_backward(d_out, x, inject, mask, dp1, dp2, spec: BlockSpec, wts, saved
     gf = d_out.reshape(b * length, c)
     dx = torch.empty_like(xf)
     d_inj = torch.empty_like(xf) if need_inject and injf is not None else None
-    dw = [None if t is None else torch.zeros_like(t) for t in wts]
-    d_ln1_w, d_ln1_b, d_qkv_w, d_qkv_b, d_proj_w, d_proj_b = dw[:6]
-    d_ln2_w, d_ln2_b, d_fc1_w, d_fc1_b, d_fc2_w, d_fc2_b, d_red_w, d_red_b = dw[6:]
+    dw = BlockWeights(*(None if t is None else torch.zeros_like(t) for t in w))  # their grads
     tiles = spec.k * length // n  # windows of the tiled mask
     d_mask = mask.new_zeros(tiles * heads, n, n)
     for ch in spec.chunks:
@@ -277,24 +320,26 @@ def block_backward(d_out, x, inject, mask, dp1, dp2, spec: BlockSpec, wts, saved
         # MLP branch: out = x1 + dp2 * fc2(gelu(fc1(norm2(x1))))
         x1, hid = saved["x1"][rs], saved["h"][rs]
         d_m = _times(g_out, dp2, ch)
-        d_fc2_w.addmm_(d_m.t(), F.gelu(hid))
-        d_fc2_b += d_m.sum(0)
-        d_h = torch.ops.aten.gelu_backward(d_m.mm(fc2_w), hid)
-        z, mean2, rstd2 = _norm(x1, ln2_w, ln2_b, spec.eps2)
-        d_fc1_w.addmm_(d_h.t(), z)
-        d_fc1_b += d_h.sum(0)
-        d_x1, gw, gb = _norm_backward(d_h.mm(fc1_w), x1, mean2, rstd2, ln2_w, ln2_b)
-        d_ln2_w += gw
-        d_ln2_b += gb
+        dw.fc2_weight.addmm_(d_m.t(), F.gelu(hid))
+        dw.fc2_bias.add_(d_m.sum(0))
+        d_h = torch.ops.aten.gelu_backward(d_m.mm(w.fc2_weight), hid)
+        z, mean2, rstd2 = _norm(x1, w.norm2_weight, w.norm2_bias, spec.eps2)
+        dw.fc1_weight.addmm_(d_h.t(), z)
+        dw.fc1_bias.add_(d_h.sum(0))
+        d_x1, gw, gb = _norm_backward(
+            d_h.mm(w.fc1_weight), x1, mean2, rstd2, w.norm2_weight, w.norm2_bias
+        )
+        dw.norm2_weight.add_(gw)
+        dw.norm2_bias.add_(gb)
         d_x1 += g_out
         # attention branch: x1 = x + dp1 * proj(softmax(q k^T * scale + mask) v)
         d_a = _times(d_x1, dp1, ch)
         hs = slice(ch.r0 // n * heads, ch.r1 // n * heads)
         q, k, v = saved["qkv"][:, hs].unbind(0)
         p = saved["p"][hs]
-        d_proj_w.addmm_(d_a.t(), _tokens(torch.bmm(p, v).unsqueeze(0), windows, spec))
-        d_proj_b += d_a.sum(0)
-        d_o = _heads(d_a.mm(proj_w), windows, spec, 1)[0]
+        dw.proj_weight.addmm_(d_a.t(), _tokens(torch.bmm(p, v).unsqueeze(0), windows, spec))
+        dw.proj_bias.add_(d_a.sum(0))
+        d_o = _heads(d_a.mm(w.proj_weight), windows, spec, 1)[0]
         d_qkv_h = torch.empty((3, *q.shape), dtype=q.dtype, device=q.device)
         torch.bmm(p.transpose(1, 2), d_o, out=d_qkv_h[2])
         d_s = torch.bmm(d_o, v.transpose(1, 2))
@@ -305,48 +350,51 @@ def block_backward(d_out, x, inject, mask, dp1, dp2, spec: BlockSpec, wts, saved
         torch.bmm(d_s.transpose(1, 2), q, out=d_qkv_h[1]).mul_(scale)
         d_qkv = _tokens(d_qkv_h, windows, spec)
         x_c = _rows(xf, spec.gather, ch)
-        n1, mean1, rstd1 = _norm(x_c, ln1_w, ln1_b, spec.eps1)
-        if red_w is None:
+        n1, mean1, rstd1 = _norm(x_c, w.norm1_weight, w.norm1_bias, spec.eps1)
+        if w.red_weight is None:
             y = n1
         else:
             y = saved["y"][rs]
             inj_c = injf[rs]
-            ni, mean_i, rstd_i = _norm(inj_c, ln1_w, ln1_b, spec.eps1)
-        d_qkv_w.addmm_(d_qkv.t(), y)
-        d_qkv_b += d_qkv.sum(0)
-        d_y = d_qkv.mm(qkv_w)
-        if red_w is not None:
-            d_red_w.addmm_(d_y.t(), torch.cat((n1, ni), dim=1))
-            d_red_b += d_y.sum(0)
-            d_cat = d_y.mm(red_w)
+            ni, mean_i, rstd_i = _norm(inj_c, w.norm1_weight, w.norm1_bias, spec.eps1)
+        dw.qkv_weight.addmm_(d_qkv.t(), y)
+        dw.qkv_bias.add_(d_qkv.sum(0))
+        d_y = d_qkv.mm(w.qkv_weight)
+        if w.red_weight is not None:
+            dw.red_weight.addmm_(d_y.t(), torch.cat((n1, ni), dim=1))
+            dw.red_bias.add_(d_y.sum(0))
+            d_cat = d_y.mm(w.red_weight)
             d_y = d_cat[:, :c]
-            d_i, gw, gb = _norm_backward(d_cat[:, c:], inj_c, mean_i, rstd_i, ln1_w, ln1_b)
-            d_ln1_w += gw
-            d_ln1_b += gb
+            d_i, gw, gb = _norm_backward(
+                d_cat[:, c:], inj_c, mean_i, rstd_i, w.norm1_weight, w.norm1_bias
+            )
+            dw.norm1_weight.add_(gw)
+            dw.norm1_bias.add_(gb)
             if d_inj is not None:
                 d_inj[rs] = d_i
-        d_x, gw, gb = _norm_backward(d_y, x_c, mean1, rstd1, ln1_w, ln1_b)
-        d_ln1_w += gw
-        d_ln1_b += gb
+        d_x, gw, gb = _norm_backward(d_y, x_c, mean1, rstd1, w.norm1_weight, w.norm1_bias)
+        dw.norm1_weight.add_(gw)
+        dw.norm1_bias.add_(gb)
         if spec.gather is None:
             torch.add(d_x, d_x1, out=dx[rs])
         else:
             dx.index_copy_(0, spec.gather[rs], d_x.add_(d_x1))
     d_mask = d_mask.view(tiles // mask.shape[0], *mask.shape).sum(0)
     d_inj = None if d_inj is None else d_inj.view(b, length, c)
-    return (dx.view(b, length, c), d_inj, d_mask, *dw)
+    return dx.view(b, length, c), d_inj, d_mask, dw
 
 
-class _FusedBlock(torch.autograd.Function):
-    """:func:`block_forward` with :func:`block_backward` as its gradient."""
+class _ChunkedBlock(torch.autograd.Function):
+    """:func:`block_forward` with :func:`block_backward` as its gradient; the weights come as
+    the fields of :class:`BlockWeights`, in their order (autograd takes tensors, not tuples)."""
 
     @staticmethod
-    def forward(ctx, x, inject, mask, dp1, dp2, spec, *wts):
-        out, saved = block_forward(x, inject, mask, dp1, dp2, spec, wts, save=True)
+    def forward(ctx, x, inject, mask, dp1, dp2, spec, *weights):
+        w = BlockWeights(*weights)
+        out, saved = block_forward(x, inject, mask, dp1, dp2, spec, w, save=True)
         keys = [k for k, v in saved.items() if v is not None]
-        ctx.keys, ctx.spec, ctx.n_wts = keys, spec, len(wts)
-        ctx.has_inject = inject is not None
-        ctx.save_for_backward(x, inject, mask, dp1, dp2, *wts, *(saved[k] for k in keys))
+        ctx.keys, ctx.spec = keys, spec
+        ctx.save_for_backward(x, inject, mask, dp1, dp2, *w, *(saved[k] for k in keys))
         return out
 
     @staticmethod
@@ -354,22 +402,22 @@ class _FusedBlock(torch.autograd.Function):
     def backward(ctx, d_out):
         t = ctx.saved_tensors
         x, inject, mask, dp1, dp2 = t[:5]
-        wts = t[5 : 5 + ctx.n_wts]
-        saved = dict(zip(ctx.keys, t[5 + ctx.n_wts :]))
+        n = len(BlockWeights._fields)
+        w = BlockWeights(*t[5 : 5 + n])
+        saved = dict(zip(ctx.keys, t[5 + n :]))
         saved.setdefault("y", None)
-        grads = block_backward(
-            d_out.contiguous(), x, inject, mask, dp1, dp2, ctx.spec, wts, saved,
+        d_x, d_inj, d_mask, dw = block_backward(
+            d_out.contiguous(), x, inject, mask, dp1, dp2, ctx.spec, w, saved,
             need_inject=ctx.needs_input_grad[1],
         )  # fmt: skip
-        d_x, d_inj, d_mask, *dw = grads
         return (d_x, d_inj, d_mask, None, None, None, *dw)
 
 
-def fused_block(x, inject, mask, dp1, dp2, spec: BlockSpec, wts) -> torch.Tensor:
-    """(B, L, C) -> (B, L, C) through the chunked block; an autograd Function when gradients are
+def chunked_block(x, inject, mask, dp1, dp2, spec: BlockSpec, w: BlockWeights) -> torch.Tensor:
+    """(B, L, C) -> (B, L, C) through the chunked kernel; an autograd Function when gradients are
     recorded, the plain chunk loop (in-place GELU, nothing saved) otherwise."""
     x = x.contiguous()
     inject = None if inject is None else inject.contiguous()
     if torch.is_grad_enabled():
-        return _FusedBlock.apply(x, inject, mask, dp1, dp2, spec, *wts)
-    return block_forward(x, inject, mask, dp1, dp2, spec, wts, save=False)[0]
+        return _ChunkedBlock.apply(x, inject, mask, dp1, dp2, spec, *w)
+    return block_forward(x, inject, mask, dp1, dp2, spec, w, save=False)[0]
