@@ -19,6 +19,7 @@ from swinlstm.engine.config import (
     SETTINGS,
     DataConfig,
     RunConfig,
+    load_yaml,
     model_options_for_data,
 )
 from swinlstm.errors import ConfigError
@@ -334,3 +335,27 @@ def test_nothing_below_the_cli_imports_it():
     for layer in ("engine", "bench", "models", "data", "metrics"):
         for path in sorted((ROOT / "swinlstm" / layer).rglob("*.py")):
             assert not imports.search(path.read_text()), path
+
+
+def test_a_variant_name_is_its_base_model_with_its_published_options():
+    from swinlstm.models import VARIANTS
+
+    cfg = RunConfig.from_dict({"model": "swinlstm-d-mmnist", "window_size": 2})
+    assert cfg.model.name == "swinlstm-d"  # checkpoints and resume see the base name
+    published = dict(VARIANTS["swinlstm-d-mmnist"].options)
+    assert cfg.model.options == {**published, "window_size": 2}  # given options win
+    sized = RunConfig.from_dict({"model": "swinlstm-b-mmnist", "img_size": 32, "img_channel": 3})
+    assert "img_size" not in sized.model.options and "in_chans" not in sized.model.options
+
+
+def test_presets_name_variants_and_train_the_same_network_as_before():
+    # the options each preset wrote out before it named its variant (configs.py values)
+    cfg = RunConfig.from_dict(load_yaml("configs/mmnist_swinlstm_d.yaml"))
+    assert cfg.model.name == "swinlstm-d"
+    assert {
+        k: cfg.model.options[k]
+        for k in ("patch_size", "embed_dim", "depths_down", "depths_up", "num_heads")
+    } == dict(patch_size=2, embed_dim=128, depths_down=[2, 6], depths_up=[6, 2], num_heads=[4, 8])
+    assert cfg.model.options["window_size"] == 4 and cfg.model.options["drop_path_rate"] == 0.1
+    kth = RunConfig.from_dict(load_yaml("configs/kth_10_40_lmc.yaml"))
+    assert kth.model.name == "lmc-convlstm" and kth.model.options["final_sigmoid"] is True

@@ -32,10 +32,11 @@ from typing import Any
 from swinlstm.engine.loggers import check_logger_names
 from swinlstm.errors import ConfigError
 from swinlstm.metrics.core import DEFAULT_METRICS
+from swinlstm.models import VARIANTS, list_models, resolve_model
 from swinlstm.presets import find_preset
 
 DATASETS = ("movingmnist", "kth", "taxibj", "human36m", "custom")
-MODELS = ("swinlstm-b", "swinlstm-d", "convlstm", "lmc-convlstm")
+MODELS = tuple(list_models())  # the base models and their named variants (swinlstm-d-mmnist...)
 
 # what a new run takes where its configuration is silent (img_size / img_channel: the dataset's)
 RUN_DEFAULTS = {"dataset": "movingmnist", "short_len": 10, "out_len": 10}
@@ -460,6 +461,21 @@ def _check_family(name: str, options: dict[str, Any]) -> None:
         raise ConfigError(f"--{' --'.join(flags)} do not apply to model {name}")
 
 
+def _resolve_variant(model: ModelConfig, data: DataConfig) -> tuple[str, dict[str, Any]]:
+    """A named variant (``swinlstm-d-mmnist``) as its base model with the variant's published
+    options under the given ones, so that everything downstream (checkpoints, resume, the
+    authors' layouts) sees one base name. A frame size or channel count the data section gives
+    wins over the variant's."""
+    if model.name not in VARIANTS:
+        return model.name, model.options
+    base, published = resolve_model(model.name)
+    if data.img_size is not None:
+        published.pop("img_size", None)
+    if data.img_channel is not None:
+        published.pop("in_chans", None)
+    return base, {**published, **model.options}
+
+
 @dataclass
 class RunConfig:
     """Everything a run needs, by section (see the module docstring for its two forms)."""
@@ -485,6 +501,7 @@ class RunConfig:
         cfg.model.options = {k: flatten(v) for k, v in cfg.model.options.items()}
         if cfg.model.name is not None:
             cfg.model.name = str.__str__(cfg.model.name)  # a plain str (YAML, hyper-parameters)
+            cfg.model.name, cfg.model.options = _resolve_variant(cfg.model, cfg.data)
             _check_family(cfg.model.name, cfg.model.options)
         return cfg
 

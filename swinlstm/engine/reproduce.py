@@ -134,7 +134,7 @@ def _train_config(plan: Plan, setting: str, key: str, directory: Path) -> dict[s
         workers=0,
         seed=plan.seed,
         model=name,
-        model_config=dict(model_config, img_size=plan.img_size, in_chans=1),
+        model_config=dict(model_config),  # built for the data's frames by the engine
         lr=plan.lr,
         schedule="cosine",
         schedule_warmup=min(50, iterations // 10),
