@@ -727,8 +727,6 @@ def _write_config(cfg: RunConfig, module: PredictionModule, directory: Path) -> 
     atomic_write(directory / "config.yaml", lambda p: Path(p).write_text(text))
 
 
-
-
 @dataclass
 class TrainResult:
     """What :func:`run_training` leaves: the output folder, the trained module, the trainer."""
