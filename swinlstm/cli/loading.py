@@ -1,5 +1,5 @@
 """The ``--checkpoint`` and ``--dataset`` flags of ``test``/``predict``/``export``, and the call
-that loads the model they name (:func:`swinlstm.engine.checkpoint.load_checkpoint_model`: our
+that loads the model they name (:func:`swinlstm.zoo.load_checkpoint_model`: our
 checkpoints checked against the flags, the authors' files built from them).
 """
 
@@ -42,8 +42,8 @@ def add_dataset_arg(p: argparse.ArgumentParser) -> None:
 
 
 def checkpoint_model(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
-    """:func:`swinlstm.engine.checkpoint.load_checkpoint_model` of the parsed flags."""
-    from swinlstm.engine.checkpoint import load_checkpoint_model
+    """:func:`swinlstm.zoo.load_checkpoint_model` of the parsed flags."""
+    from swinlstm.zoo import load_checkpoint_model
 
     def flags_config(family: str | None) -> tuple[str, dict[str, Any]]:
         # the model flags, checked against the family an authors' file was recognised as

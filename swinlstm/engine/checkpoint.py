@@ -278,7 +278,8 @@ def load_checkpoint_model(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model a ``test``/``predict``/``export`` names (eval mode) and ``load_model``'s info.
 
-    ``checkpoint`` is anything :func:`load_model` reads, or ``zoo:NAME``. Our checkpoints record
+    ``checkpoint`` is anything :func:`load_model` reads (``zoo:NAME``:
+    :func:`swinlstm.zoo.load_checkpoint_model`). Our checkpoints record
     their model: ``model`` (the name asked for), ``img_size`` and ``img_channel`` are then only
     checked against them, so that a checkpoint of another model or frame size is refused with
     one line rather than failing deep inside a forward pass. The authors' files record no
@@ -286,22 +287,13 @@ def load_checkpoint_model(
     (:func:`swinlstm.models.official.official_family`) unless ``model`` names it, and the network
     is built from ``flags_config(family)`` -> ``(name, build config)`` (the command's model
     flags, checked against that family), for ``dataset``'s own frame size and channels where the
-    flags are silent. ``info["checkpoint"]`` is the file or folder read (``zoo:NAME`` for an
-    authors' zoo entry).
+    flags are silent. ``info["checkpoint"]`` is the file or folder read.
 
     The model is built without ``torch.compile`` whatever its checkpoint records (``eager``):
     these commands run it once, and exporters cannot trace compiled code.
     """
     from swinlstm.models.official import authors_config, official_family
-    from swinlstm.zoo import PREFIX, entry, resolve
 
-    if str(checkpoint).startswith(PREFIX):
-        path, name, config = resolve(str(checkpoint))
-        if name is not None:  # an authors' file: the entry names the network it was trained as
-            built, info = load_model(path, name, config)
-            check_flags_fit(path, built, info, model, img_size, img_channel)
-            return built, {**info, "zoo": entry(str(checkpoint)).name, "checkpoint": checkpoint}
-        checkpoint = path
     path = Path(checkpoint)
     if not path.exists():
         raise MissingPathError(f"checkpoint not found: {path}")

@@ -202,6 +202,25 @@ def load(name: str, cache: Path | None = None):
     return model, info
 
 
+def load_checkpoint_model(checkpoint: str | os.PathLike, flags_config, **given):
+    """:func:`swinlstm.engine.checkpoint.load_checkpoint_model` (what ``test``, ``predict`` and
+    ``export`` load), where ``checkpoint`` may also be ``zoo:NAME``: a shipped entry is read as
+    the checkpoint folder it is; an authors' file is built as the network its entry names and
+    checked against the flags ``given`` (``model``, ``img_size``, ``img_channel``)."""
+    from swinlstm.engine.checkpoint import check_flags_fit, load_model
+    from swinlstm.engine.checkpoint import load_checkpoint_model as load_file
+
+    if not str(checkpoint).startswith(PREFIX):
+        return load_file(checkpoint, flags_config, **given)
+    path, name, config = resolve(str(checkpoint))
+    if name is None:
+        return load_file(path, flags_config, **given)
+    built, info = load_model(path, name, config)
+    fit = {k: given.get(k) for k in ("model", "img_size", "img_channel")}
+    check_flags_fit(path, built, info, fit["model"], fit["img_size"], fit["img_channel"])
+    return built, {**info, "zoo": entry(str(checkpoint)).name, "checkpoint": str(checkpoint)}
+
+
 def summary_rows() -> list[dict[str, Any]]:
     """One row per entry for ``swinlstm zoo``: name, kind, model, and the card's figures."""
     rows = []
