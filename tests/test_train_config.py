@@ -15,7 +15,7 @@ from swinlstm.cli.main import build_parser, run
 from swinlstm.cli.train import config_from_args, standalone_parser
 from swinlstm.data import DATASETS, native_frame
 from swinlstm.engine.config import FLAT_KEYS, OPTION_KEYS, load_yaml
-from swinlstm.models import build_model
+from swinlstm.models import VARIANTS, build_model
 from tests.data_writers import ramp_video, write_frames, write_human36m, write_taxibj_npz
 from tests.run_helpers import QUICK, TINY_CONV, train_small_run
 
@@ -37,9 +37,12 @@ def _resolved_value(cfg, key):
 
 
 def _preset_value(key, value):
-    """A preset's value as RunConfig holds it (``img_size: [64]`` is 64)."""
+    """A preset's value as RunConfig holds it (``img_size: [64]`` is 64; a named variant is its
+    base model with the variant's options)."""
     if key == "img_size" and isinstance(value, list) and len(value) == 1:
         return value[0]
+    if key == "model" and value in VARIANTS:
+        return VARIANTS[value].base
     return value
 
 
@@ -48,9 +51,14 @@ def _preset_value(key, value):
 def test_every_preset_key_reaches_the_config(preset, parser):
     """No flag default overrides a preset: its dataset and every other key are the run's."""
     cfg = config_from_args(_parsers()[parser].parse_args(["--config", preset]))
-    for key, value in load_yaml(preset).items():
+    values = load_yaml(preset)
+    for key, value in values.items():
         assert _resolved_value(cfg, key) == _preset_value(key, value), key
-    assert cfg.data.dataset == load_yaml(preset)["dataset"]
+    assert cfg.data.dataset == values["dataset"]
+    if values["model"] in VARIANTS:  # and the options of the variant it names, under its own
+        given = {OPTION_KEYS[k] for k in values if k in OPTION_KEYS}
+        for option, value in VARIANTS[values["model"]].options.items():
+            assert option in given or cfg.model.options[option] == value, option
 
 
 @pytest.mark.parametrize("parser", ["train.py", "swinlstm train"])
