@@ -19,7 +19,7 @@ from swinlstm.cli.common import (
     str2bool,
 )
 from swinlstm.cli.loading import add_checkpoint_arg, checkpoint_model
-from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args, resolve_swinlstm_test_flags
+from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args
 from swinlstm.errors import ConfigError
 from swinlstm.metrics.core import DEFAULT_METRICS
 
@@ -66,9 +66,10 @@ def add_parser(subparsers) -> None:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    from swinlstm.engine.dialects import swinlstm_test_flags
     from swinlstm.engine.evaluate import build_test_set, evaluate, resolve_test_data
 
-    args = resolve_swinlstm_test_flags(args)  # the SwinLSTM authors' configs.py flags
+    args = argparse.Namespace(**swinlstm_test_flags(vars(args)))  # the authors' configs.py flags
     if args.max_batches is not None and args.max_batches < 1:
         raise ConfigError(f"--max_batches must be >= 1, got {args.max_batches}")
     if args.num_frames_to_save < -1:
