@@ -153,7 +153,7 @@ def test_every_setting_has_a_flag_and_every_train_flag_a_setting():
     for option in MODEL_OPTIONS.values():
         assert option.flags[0].lstrip("-") in dests
     # ours map onto a setting; theirs (the SwinLSTM authors' configs.py) onto ours in
-    # cli/swinlstm_flags.py; --test_data_dir is their configs.py's too (test reads it)
+    # engine/dialects.py; --test_data_dir is their configs.py's too (test reads it)
     others = {"help", "config", "test_data_dir"}
     for action in parser._actions:
         if action.dest in others or action.dest in theirs:

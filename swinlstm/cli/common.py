@@ -12,19 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from swinlstm.engine.config import (
-    DATASETS,
-    MODEL_OPTIONS,
-    MODELS,
-    SETTINGS,
-    RunConfig,
-    data_options_of,
-    flatten,
-    int_list,
-    str2bool,
-)
-
-__all__ = ["DATASETS", "MODELS", "data_options_of", "int_list", "str2bool"]
+from swinlstm.engine.config import MODEL_OPTIONS, SETTINGS, RunConfig, flatten
 
 
 def add_flag(group: Any, flags: tuple[str, ...], help: str | None, cli: dict[str, Any]) -> None:

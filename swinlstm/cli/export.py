@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from swinlstm.cli.common import add_model_args
-from swinlstm.cli.loading import add_checkpoint_arg, add_dataset_arg, checkpoint_model
+from swinlstm.cli.loading import add_authors_checkpoint_args, add_checkpoint_arg, checkpoint_model
 from swinlstm.errors import ConfigError
 
 HELP = "export a checkpoint's forecast (fixed lengths) to ONNX and check it with onnxruntime"
@@ -33,13 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--tolerance", type=float, default=1e-4, help="max abs difference onnxruntime vs torch"
     )
-    p.add_argument(
-        "--img_size", type=int, nargs="+", default=None, help="authors' checkpoints: frame size"
-    )
-    p.add_argument(
-        "--img_channel", type=int, default=None, help="authors' checkpoints: frame channels"
-    )
-    add_dataset_arg(p)
+    add_authors_checkpoint_args(p)
     add_model_args(p)
     p.set_defaults(func=run_export)
 

@@ -24,12 +24,18 @@ def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_dataset_arg(p: argparse.ArgumentParser) -> None:
-    """``--dataset`` for commands without data flags (predict, export): the authors' files are
-    built as the authors' code builds them for that dataset (LMC-Memory's KTH network ends in a
-    sigmoid)."""
-    from swinlstm.cli.common import DATASETS
+def add_authors_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """``--img_size``, ``--img_channel`` and ``--dataset`` for commands without data flags
+    (predict, export): the authors' files do not record them, and are built as the authors' code
+    builds them for that dataset (LMC-Memory's KTH network ends in a sigmoid)."""
+    from swinlstm.engine.config import DATASETS
 
+    p.add_argument(
+        "--img_size", type=int, nargs="+", default=None, help="authors' checkpoints: frame size"
+    )
+    p.add_argument(
+        "--img_channel", type=int, default=None, help="authors' checkpoints: frame channels"
+    )
     p.add_argument(
         "--dataset",
         default=None,

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from swinlstm.cli.common import (
-    add_data_args,
-    add_model_args,
-    data_options_of,
-    img_size_of,
-    str2bool,
-)
+from swinlstm.cli.common import add_data_args, add_model_args, img_size_of
 from swinlstm.cli.loading import add_checkpoint_arg, checkpoint_model
-from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args, resolve_swinlstm_test_flags
-from swinlstm.errors import ConfigError
+from swinlstm.cli.swinlstm_flags import add_swinlstm_test_args
+from swinlstm.engine.config import data_options_of, str2bool
 from swinlstm.metrics.core import DEFAULT_METRICS
 
 HELP = "evaluate a checkpoint on a test set; write metrics, frames and GIFs"
@@ -66,66 +60,31 @@ def add_parser(subparsers) -> None:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from swinlstm.engine.evaluate import build_test_set, evaluate, resolve_test_data
+    from swinlstm.engine.dialects import swinlstm_test_flags
+    from swinlstm.engine.evaluate import evaluate_checkpoint
 
-    args = resolve_swinlstm_test_flags(args)  # the SwinLSTM authors' configs.py flags
-    if args.max_batches is not None and args.max_batches < 1:
-        raise ConfigError(f"--max_batches must be >= 1, got {args.max_batches}")
-    if args.num_frames_to_save < -1:
-        raise ConfigError(f"--num_frames_to_save must be >= -1, got {args.num_frames_to_save}")
-    for flag in ("short_len", "out_len", "batch_size"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-    model, info = checkpoint_model(args)
-    size = img_size_of(args) or tuple(model.img_size)
-    dataset, short_len, out_len, options = resolve_test_data(
-        info.get("data") or {},
-        args.dataset,
-        args.short_len,
-        args.out_len,
-        data_options_of(args.data_options),
-    )
-    test, source = build_test_set(
-        dataset,
-        args.test_data_dir,
-        short_len,
-        out_len,
-        size,
-        args.img_channel or model.in_chans,
-        args.seed if args.seed is not None else 1234,
-        options,
-    )
-    metrics = list(args.metrics)
-    if args.lpips_weights and "lpips" not in metrics:
-        metrics.append("lpips")
-    meta = {
-        "dataset": dataset,
-        "data_options": options,
-        "test_data_dir": args.test_data_dir,
-        "test_set": source,
-        "model": info["model"],
-        "model_config": info.get("config", {}),
-        "checkpoint": info["checkpoint"],
-        "checkpoint_format": info.get("format"),
-        "short_len": short_len,
-    }
-    summary = evaluate(
-        model,
-        test,
-        out_len=out_len,
-        batch_size=args.batch_size if args.batch_size is not None else 8,
-        metrics=metrics,
+    args = argparse.Namespace(**swinlstm_test_flags(vars(args)))  # the authors' configs.py flags
+    summary = evaluate_checkpoint(
+        lambda: checkpoint_model(args),
+        dataset=args.dataset,
+        test_data_dir=args.test_data_dir,
+        short_len=args.short_len,
+        out_len=args.out_len,
+        data_options=data_options_of(args.data_options),
+        img_size=img_size_of(args),
+        img_channel=args.img_channel,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        metrics=args.metrics,
+        lpips_weights=args.lpips_weights,
+        num_frames_to_save=args.num_frames_to_save,
+        max_batches=args.max_batches,
+        workers=args.workers,
         protocol=args.protocol,
         result_dir=args.test_result_dir,
         make_frame=args.make_frame,
-        num_frames_to_save=args.num_frames_to_save,
-        max_batches=args.max_batches,
-        lpips_weights=args.lpips_weights,
-        meta=meta,
         evaluate_metrics=args.evaluate,
         device=args.device,
-        workers=args.workers or 0,
-        progress_every=10.0,
     )
     print_summary(summary, args.test_result_dir, args.make_frame and args.num_frames_to_save != 0)
     return 0

@@ -19,17 +19,10 @@ import shutil
 import sys
 import types
 
-from swinlstm.cli.common import add_data_args, add_model_args, add_section_args, data_options_of
-from swinlstm.cli.swinlstm_flags import add_swinlstm_train_args, resolve_swinlstm_flags
-from swinlstm.engine.config import (
-    FLAT_KEYS,
-    GROUPS,
-    OPTION_KEYS,
-    RunConfig,
-    flat_form,
-    load_yaml,
-    nested_form,
-)
+from swinlstm.cli.common import add_data_args, add_model_args, add_section_args
+from swinlstm.cli.swinlstm_flags import add_swinlstm_train_args
+from swinlstm.engine.config import GROUPS, RunConfig
+from swinlstm.engine.dialects import train_config
 
 DESCRIPTION = "Train a model (SwinLSTM-B/-D, ConvLSTM, LMC-Memory) with PyTorch Lightning."
 
@@ -68,29 +61,9 @@ def standalone_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     return p
 
 
-def with_config(args: argparse.Namespace) -> argparse.Namespace:
-    """``args`` with the ``--config`` file's values filled in where no flag was given (its
-    ``data_options`` under those given)."""
-    if not getattr(args, "config", None):
-        return args
-    preset = flat_form(nested_form(load_yaml(args.config), args.config))
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    merged = argparse.Namespace(**{**vars(args), **preset, **given})
-    if "data_options" in preset and "data_options" in given:
-        merged.data_options = {
-            **data_options_of(preset["data_options"]),
-            **data_options_of(given["data_options"]),
-        }
-    return merged
-
-
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The resolved :class:`~swinlstm.engine.config.RunConfig` of parsed flags (preset applied)."""
-    from swinlstm.engine.train import resolve_config
-
-    args = resolve_swinlstm_flags(args, with_config)  # their configs.py flags, then the preset
-    known = {k: v for k, v in vars(args).items() if k in FLAT_KEYS or k in OPTION_KEYS}
-    return resolve_config(RunConfig.from_dict(known))
+    return train_config(vars(args))
 
 
 def resume_command(argv: list[str] | None = None) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +319,79 @@ def build_test_set(
             f"--dataset {dataset} reads its test set from files: pass --test_data_dir"
         )
     return splits.test, str(splits.info.get("test", test_dir))
+
+
+def evaluate_checkpoint(
+    load: Callable[[], tuple[torch.nn.Module, dict[str, Any]]],
+    *,
+    dataset: str | None = None,
+    test_data_dir: str | None = None,
+    short_len: int | None = None,
+    out_len: int | None = None,
+    data_options: dict | None = None,
+    img_size: int | tuple[int, int] | None = None,
+    img_channel: int | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    lpips_weights: str | None = None,
+    num_frames_to_save: int = 10,
+    max_batches: int | None = None,
+    workers: int | None = None,
+    **evaluate_kw: Any,
+) -> dict[str, Any]:
+    """``swinlstm test``: check the counts, ``load()`` the model (``(model, info)`` as
+    ``load_checkpoint_model`` returns), build its test set (the lengths, dataset and data
+    options given, else those its run recorded: :func:`resolve_test_data`; the model's frame size
+    and channels where ``img_size`` / ``img_channel`` are None) and :func:`evaluate` it
+    (``evaluate_kw``: protocol, result_dir, make_frame, evaluate_metrics, device). Returns
+    ``evaluate``'s summary; a bad count is a ConfigError naming its flag."""
+    if max_batches is not None and max_batches < 1:
+        raise ConfigError(f"--max_batches must be >= 1, got {max_batches}")
+    if num_frames_to_save < -1:
+        raise ConfigError(f"--num_frames_to_save must be >= -1, got {num_frames_to_save}")
+    for flag, value in (("short_len", short_len), ("out_len", out_len), ("batch_size", batch_size)):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag} must be >= 1, got {value}")
+    model, info = load()
+    dataset, short_len, out_len, options = resolve_test_data(
+        info.get("data") or {}, dataset, short_len, out_len, data_options
+    )
+    test, source = build_test_set(
+        dataset,
+        test_data_dir,
+        short_len,
+        out_len,
+        img_size or tuple(model.img_size),
+        img_channel or model.in_chans,
+        seed if seed is not None else 1234,
+        options,
+    )
+    metrics = list(metrics)
+    if lpips_weights and "lpips" not in metrics:
+        metrics.append("lpips")
+    meta = {
+        "dataset": dataset,
+        "data_options": options,
+        "test_data_dir": test_data_dir,
+        "test_set": source,
+        "model": info["model"],
+        "model_config": info.get("config", {}),
+        "checkpoint": info["checkpoint"],
+        "checkpoint_format": info.get("format"),
+        "short_len": short_len,
+    }
+    return evaluate(
+        model,
+        test,
+        out_len=out_len,
+        batch_size=batch_size if batch_size is not None else 8,
+        metrics=metrics,
+        num_frames_to_save=num_frames_to_save,
+        max_batches=max_batches,
+        lpips_weights=lpips_weights,
+        meta=meta,
+        workers=workers or 0,
+        progress_every=10.0,
+        **evaluate_kw,
+    )
