@@ -10,7 +10,7 @@ from evalcli_helpers import require
 from PIL import Image
 
 from swinlstm.cli.main import run
-from swinlstm.engine.demo import PRESET, preset_path
+from swinlstm.demo import PRESET, preset_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ def test_demo_shows_the_best_zoo_model_beside_the_fresh_one(tmp_path, capsys, mo
 
 
 def test_relative_change_says_higher_when_worse_than_the_baseline():
-    from swinlstm.engine.demo import relative_change
+    from swinlstm.demo import relative_change
 
     assert relative_change(36.6, 63.3) == "42% lower"
     assert relative_change(288.7, 63.3) == "356% higher"  # not "-356% lower"

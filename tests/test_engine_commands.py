@@ -80,7 +80,7 @@ def test_predict_file_refuses_bad_lengths_before_loading(tmp_path, flag):
     ],
 )
 def test_demo_refuses_bad_counts_before_training(tmp_path, kw, message):
-    from swinlstm.engine.demo import run_demo
+    from swinlstm.demo import run_demo
 
     with pytest.raises(ConfigError, match=f"^{message}$"):
         run_demo(tmp_path / "demo", say=_never_loaded, **kw)

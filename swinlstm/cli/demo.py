@@ -2,7 +2,7 @@
 
     swinlstm demo --output runs/demo [--iterations N]
 
-The pipeline is :func:`swinlstm.engine.demo.run_demo`; this prints its numbers: the demo's MSE
+The pipeline is :func:`swinlstm.demo.run_demo`; this prints its numbers: the demo's MSE
 beside the MSE of repeating the last input frame (``"baseline_last_frame"`` in ``metrics.json``).
 """
 
@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from swinlstm.cli.test import print_summary
-    from swinlstm.engine.demo import relative_change, run_demo
+    from swinlstm.demo import relative_change, run_demo
 
     r = run_demo(
         args.output, args.config, args.iterations, args.test_clips, args.num_frames_to_save

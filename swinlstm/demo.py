@@ -1,7 +1,8 @@
 """The demo pipeline (``swinlstm demo``, ``make demo``): train the ``demo`` preset on built-in
-digits, test it, compare it with the best shipped zoo entry, draw it.
+digits, test it, compare it with the best shipped zoo entry, draw it. It sits above the engine
+and the zoo, which it uses, and below the CLI, which prints what it returns.
 
-1. trains ``configs/demo.yaml`` (a small model on Moving MNIST made from scikit-learn's built-in
+1. trains ``configs/demo.yaml`` (a small model on Moving MNIST made from the built-in MNIST
    digits: no download) into ``OUTPUT/checkpoints/``;
 2. evaluates the best checkpoint on the fixed generated Moving MNIST test set (and the best
    shipped zoo model of the same clip lengths and frames on the same clips, into ``OUTPUT/zoo/``);
