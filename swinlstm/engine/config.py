@@ -29,7 +29,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from swinlstm.engine.loggers import check_logger_names
 from swinlstm.errors import ConfigError
 from swinlstm.metrics.core import DEFAULT_METRICS
 from swinlstm.models import VARIANTS, list_models, resolve_model
@@ -552,6 +551,8 @@ class RunConfig:
             raise ConfigError(
                 f"--checkpoint_every must be >= 0 minutes (0: off), got {out.checkpoint_every}"
             )
+        from swinlstm.engine.loggers import check_logger_names  # Lightning: not at --help
+
         check_logger_names(out.logger)
 
 
