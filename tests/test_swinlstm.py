@@ -16,6 +16,7 @@ import torch
 from swinlstm.models import build_model, load_official
 from swinlstm.models.layers import MASK_VALUE, WindowAttention, WindowLayout
 from swinlstm.models.official import official_to_ours
+from swinlstm.models.recurrent import RecurrentPredictor
 from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, padded_grid
 
 DATA = Path(__file__).parent / "data"
@@ -68,7 +69,7 @@ def run_forward(model, frames, out_len):
 # ------------------------------------------------------------------------------------------
 # Equivalence with the authors' networks
 # ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("chunked", [None, False])  # the policy's pick (chunked here), plain
+@pytest.mark.parametrize("chunked", [True, False])  # every kernel the policy can pick
 @pytest.mark.parametrize(("name", "config"), [("b", B_TINY), ("d", D_TINY)])
 def test_golden_equivalence(name, config, chunked):
     frames, expected, sd = golden(name)
@@ -259,6 +260,51 @@ def test_step_by_step_equals_forward(name):
             y, state = model.step(y, state)
             outs.append(y)
     assert torch.allclose(torch.stack(outs, 1), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+@pytest.mark.parametrize(
+    "name, extra",
+    [("swinlstm-b", {}), ("swinlstm-d", {}), ("swinlstm-b", dict(memory_size=4, slot_dim=8))],
+)
+def test_batched_input_steps_equal_the_step_loop(name, extra, chunked):
+    """Embedding all input frames at once, the first cell's input mixing for all steps (plain
+    layers) and decoding after the loop give the step-by-step recurrence's outputs and
+    gradients, on both kernels, with padding (8x12 frames) and with a memory read-out."""
+    torch.manual_seed(0)
+    config = B_MINI if name == "swinlstm-b" else D_MINI
+    model = build_model(name, img_size=(8, 12), drop_path_rate=0.0, **config, **extra)
+    model.chunked = chunked
+    frames = torch.rand(2, 4, 1, 8, 12)
+
+    def run(loop: bool):
+        if loop:  # the base class's teacher-forced loop: one _step per frame
+            model._input_steps = lambda *a, **k: RecurrentPredictor._input_steps(model, *a, **k)
+        model.zero_grad(set_to_none=True)
+        out = model(frames, 3)
+        (out.square().mean() + out.mean()).backward()
+        model.__dict__.pop("_input_steps", None)
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out.detach(), grads
+
+    out_b, g_b = run(loop=False)
+    out_l, g_l = run(loop=True)
+    torch.testing.assert_close(out_b, out_l, atol=1e-6, rtol=0)
+    assert g_b.keys() == g_l.keys() and len(g_l) > 10
+    for key in g_l:
+        scale = g_l[key].abs().max().item() + 1e-12
+        assert (g_b[key] - g_l[key]).abs().max().item() <= 1e-5 * scale, key
+
+
+def test_premix_is_the_x_half_of_the_mixing_linear():
+    """red(cat(norm1(x), norm1(h))) == premix(x, 0) + the h half, and == x half + premix(h, 1)."""
+    torch.manual_seed(0)
+    model = build_model("swinlstm-b", img_size=8, **B_MINI)
+    blk = model.layers[0].blocks[0]
+    x, h = torch.randn(2, 16, 8), torch.randn(2, 16, 8)
+    full = blk.red(torch.cat((blk.norm1(x), blk.norm1(h)), dim=-1))
+    torch.testing.assert_close(blk._mix_half(h, 1, blk.premix(x, 0)), full)
+    torch.testing.assert_close(blk._mix_half(x, 0, blk.premix(h, 1)), full)
 
 
 def test_masks_built_once_per_forward(monkeypatch):

@@ -12,7 +12,13 @@ import torch
 
 import swinlstm.models.layers as layers
 from swinlstm.models import build_model
-from swinlstm.models.chunked import BlockSpec, BlockWeights, _ChunkedBlock, chunk_plan
+from swinlstm.models.chunked import (
+    CPU_PLAIN_MAX_WIDTH,
+    BlockSpec,
+    BlockWeights,
+    _ChunkedBlock,
+    chunk_plan,
+)
 
 B_MINI = dict(embed_dim=8, depths=[3], num_heads=[2], window_size=2)
 D_MINI = dict(embed_dim=8, depths_down=[2, 1], depths_up=[1, 2], num_heads=[2, 2], window_size=2)
@@ -35,8 +41,7 @@ def _set_chunks(model, rows):
 
 def _run(model, frames, chunked: bool, monkeypatch):
     """Inference output, training output and gradients, on the chunked or the plain path."""
-    if not chunked:
-        monkeypatch.setattr(model, "chunked", False)
+    monkeypatch.setattr(model, "chunked", chunked)  # forced: the policy picks plain at this width
     model.eval()
     with torch.no_grad():
         infer = model(frames, 2)
@@ -70,7 +75,8 @@ def test_chunked_matches_plain_layers(name, drop_path, chunking, monkeypatch):
 
 
 def test_chunked_path_used_only_where_it_applies():
-    model = build_model("swinlstm-b", img_size=8, **B_MINI)
+    wide = dict(B_MINI, embed_dim=CPU_PLAIN_MAX_WIDTH + 8)
+    model = build_model("swinlstm-b", img_size=8, **wide)
     frame = torch.rand(1, 1, 8, 8)
     assert model.train().uses_chunked(frame)
     with torch.no_grad():
@@ -78,12 +84,21 @@ def test_chunked_path_used_only_where_it_applies():
         assert not model.uses_chunked(frame.half())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not model.uses_chunked(frame)
-    dropout = build_model("swinlstm-d", img_size=8, drop_rate=0.1, **D_MINI)
+    dropout = build_model(
+        "swinlstm-d", img_size=8, drop_rate=0.1, **dict(D_MINI, embed_dim=CPU_PLAIN_MAX_WIDTH + 8)
+    )
     assert not dropout.train().uses_chunked(frame)
     with torch.no_grad():
         assert dropout.eval().uses_chunked(frame)
-    compiled = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
+    compiled = build_model("swinlstm-b", img_size=8, compile=True, **wide)
     assert not compiled.uses_chunked(frame)
+    # small networks run the plain layers on the CPU, in training and inference; forced works
+    narrow = build_model("swinlstm-b", img_size=8, **B_MINI)
+    assert not narrow.train().uses_chunked(frame)
+    with torch.no_grad():
+        assert not narrow.eval().uses_chunked(frame)
+    narrow.chunked = True
+    assert narrow.uses_chunked(frame)
 
 
 @pytest.mark.parametrize(

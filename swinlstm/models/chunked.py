@@ -50,16 +50,29 @@ import torch.nn.functional as F
 CPU_CHUNK_ROWS = 1024
 CPU_TRAIN_CHUNK_ROWS = 2048
 
+#: on the CPU, networks whose first level is at most this wide run the plain layers: measured
+#: (2 threads, 10 -> 10, fastest of 5) at embed 32 / 64 the plain layers took 0.9-1.06x the
+#: chunked kernel's training step and 0.71-0.88x its inference (the chunked kernel's Python
+#: and chunk bookkeeping is a fixed cost per block; the first cell's input mixing is computed
+#: for all teacher-forced steps at once only on the plain layers), at embed 128 they were
+#: within noise in training (0.92-1.09x) and up to 1.1x slower in inference, and the chunked
+#: kernel's training memory is under half (docs/benchmarks.md)
+CPU_PLAIN_MAX_WIDTH = 64
 
-def use_chunked(x: torch.Tensor, dropout: bool = False, compiled: bool = False) -> bool:
+
+def use_chunked(
+    x: torch.Tensor, dropout: bool = False, compiled: bool = False, width: int | None = None
+) -> bool:
     """The one policy (as timm's ``use_fused_attn``): whether a Swin block on ``x`` runs the
     chunked kernel (and the SwinLSTM cell its lean gate update) rather than the plain layers.
 
     Yes in fp32 / fp64 without autocast, outside ``torch.compile`` (``compiled``: the caller
     decides for a function it compiles) and exporters' traces (they record plain ops, not
-    in-place chunk writes); with gradients recorded on every device (the lean backward) unless
-    ``dropout`` is active (this kernel has none); in inference on the CPU only (elsewhere
-    PyTorch's fused SDPA kernels serve inference well).
+    in-place chunk writes), except on the CPU for a network whose first level is ``width`` <=
+    :data:`CPU_PLAIN_MAX_WIDTH` channels wide (small networks: the plain layers are faster
+    there); with gradients recorded on every device (the lean backward) unless ``dropout`` is
+    active (this kernel has none); in inference on the CPU only (elsewhere PyTorch's fused
+    SDPA kernels serve inference well).
     """
     device = x.device.type
     if compiled or torch.is_autocast_enabled(device) or torch.compiler.is_compiling():
@@ -67,6 +80,8 @@ def use_chunked(x: torch.Tensor, dropout: bool = False, compiled: bool = False) 
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return False
     if x.dtype not in (torch.float32, torch.float64):
+        return False
+    if device == "cpu" and width is not None and width <= CPU_PLAIN_MAX_WIDTH:
         return False
     if torch.is_grad_enabled():
         return not dropout

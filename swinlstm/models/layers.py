@@ -193,10 +193,13 @@ class _LSTMGates(torch.autograd.Function):
         return d_f, d_c * gate
 
 
-def lstm_gates(f: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(h', c') of the SwinLSTM cell from F and c (any equal shapes); lean in training where
-    :func:`~swinlstm.models.chunked.use_chunked` says so."""
-    if torch.is_grad_enabled() and use_chunked(f):
+def lstm_gates(
+    f: torch.Tensor, c: torch.Tensor, lean: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h', c') of the SwinLSTM cell from F and c (any equal shapes); ``lean``: with gradients
+    recorded, save only F and c and recompute the gates in backward (the cell asks for it
+    where its blocks run the chunked kernel, :func:`~swinlstm.models.chunked.use_chunked`)."""
+    if lean and torch.is_grad_enabled():
         return _LSTMGates.apply(f, c)
     gate = torch.sigmoid(f)
     c = gate * (c + torch.tanh(f))
@@ -308,14 +311,24 @@ class SwinBlock(nn.Module):
         shift_index: torch.Tensor | None = None,
         unshift_index: torch.Tensor | None = None,
         chunked: bool = False,
+        premixed: tuple[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``chunked``: the chunked kernel (mask of batch size 1 from
-        :meth:`WindowAttention.attention_mask`); else the plain layers (mask for this batch)."""
+        :meth:`WindowAttention.attention_mask`); else the plain layers (mask for this batch).
+        ``premixed`` (plain layers only): ``(side, premix(t, side))`` for the input on ``side``
+        (0: ``x``, 1: ``inject``) computed ahead (``inject`` may then be None when side is 1)."""
         if chunked:
+            if premixed is not None:
+                raise ValueError("the chunked kernel mixes its inputs itself: no premixed term")
             return self._chunked(x, mask, inject, shift_index)
-        y = self.norm1(x)
-        if inject is not None:
-            y = self.red(torch.cat((y, self.norm1(inject)), dim=-1))
+        if premixed is not None:
+            side, term = premixed  # the mixing Linear's part from input `side` (0: x, 1: inject)
+            other = inject if side == 0 else x
+            y = self._mix_half(other, 1 - side, term)
+        elif inject is not None:
+            y = self.red(torch.cat((self.norm1(x), self.norm1(inject)), dim=-1))
+        else:
+            y = self.norm1(x)
         if self.shifted:
             y = y.index_select(1, shift_index)
         y = self.attn(y, mask)
@@ -323,6 +336,21 @@ class SwinBlock(nn.Module):
             y = y.index_select(1, unshift_index)
         x = x + self.drop_path(y)
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def premix(self, t: torch.Tensor, side: int) -> torch.Tensor:
+        """The mixing Linear's part from one of its inputs, bias included: t (..., L, C) ->
+        norm1(t) @ red.weight[:, side * C : (side + 1) * C].T + red.bias, so that
+        ``red(cat(norm1(x), norm1(inject)))`` is that of x (side 0) plus :meth:`_mix_half` of
+        inject, or the reverse. Any number of tokens: a step-independent input's part is
+        computed once for all steps."""
+        return self._mix_half(t, side, self.red.bias)
+
+    def _mix_half(self, t: torch.Tensor, side: int, add: torch.Tensor) -> torch.Tensor:
+        """``add + norm1(t) @ W_side.T`` (W_side: red's weight columns for input ``side``)."""
+        c = t.shape[-1]
+        w = self.red.weight[:, side * c : (side + 1) * c]
+        n = self.norm1(t).reshape(-1, c)
+        return torch.addmm(add.reshape(-1, c) if add.dim() > 1 else add, n, w.t()).view(t.shape)
 
     def weights(self) -> BlockWeights:
         """This block's parameters by name, as the chunked kernel takes them."""

@@ -9,6 +9,8 @@ Subclasses implement only what differs between models:
 
 * ``init_state(batch_size, device, dtype)`` -> the state before the first frame (zeros);
 * ``_step(frame, state, context, decode)`` -> ``(next_frame or None, state)``, one recurrent step;
+* optionally ``_input_steps(frames, state, context, decode)``: the teacher-forced steps at once
+  (by default ``_step`` over each frame);
 * optionally ``encode_context(frames, long_frames, phase)`` -> a per-clip context (the
   LMC-Memory read-out) that every step sees. Models without memory return ``None``.
 
@@ -69,6 +71,23 @@ class RecurrentPredictor(nn.Module):
     ) -> Any:
         """Per-clip context read once before the recurrence (memory models); None otherwise."""
         return None
+
+    def _input_steps(
+        self, frames: torch.Tensor, state: State, context: Any = None, decode: bool = True
+    ) -> tuple[list[torch.Tensor], State]:
+        """The teacher-forced steps: ``_step`` over each frame of ``frames`` (B, T, C, H, W) in
+        turn -> (the T next frames (B, C, H, W) if ``decode``, else [], new state).
+
+        A model may override it to run once over all T frames what the recurrence does not need
+        step by step (SwinLSTM embeds all frames in one call and decodes after the loop); the
+        result must equal the loop's.
+        """
+        outputs = []
+        for t in range(frames.shape[1]):
+            y, state = self._step(frames[:, t], state, context, decode=decode)
+            if decode and y is not None:
+                outputs.append(y)
+        return outputs, state
 
     # ----- the shared recurrence ------------------------------------------------------------
     def check_frames(self, frames: torch.Tensor, name: str = "frames") -> None:
@@ -176,10 +195,8 @@ def recurrence(
     decode_inputs = with_inputs and not model.forecast_only
     context = model.encode_context(frames, long_frames, phase)
     state = model.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
-    for t in range(frames.shape[1] - 1):
-        y, state = model._step(frames[:, t], state, context, decode=decode_inputs)
-        if with_inputs and y is not None:
-            yield y
+    outputs, state = model._input_steps(frames[:, :-1], state, context, decode=decode_inputs)
+    yield from outputs
     x = frames[:, -1]
     for _ in range(out_len):
         x, state = model._step(x, state, context, decode=True)

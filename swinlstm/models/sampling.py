@@ -53,7 +53,7 @@ def scheduled_sampling_forward(
 class _TeacherForced:
     """``model`` seen by the shared recurrence with its input mixed at forecast steps k >= 1.
 
-    Everything but ``_step`` is the model's own, so the recurrence is the one of
+    Everything but ``_step`` (and the call count of ``_input_steps``) is the model's own, so the recurrence is the one of
     :class:`RecurrentPredictor` (a proxy, the model itself is not changed).
     """
 
@@ -63,6 +63,10 @@ class _TeacherForced:
 
     def __getattr__(self, name: str):
         return getattr(self._model, name)
+
+    def _input_steps(self, frames, state, context=None, decode=True):
+        self._calls += frames.shape[1]  # the input frames are never mixed
+        return self._model._input_steps(frames, state, context, decode)
 
     def _step(self, frame, state, context=None, decode=True):
         k = self._calls - self._t_in + 1  # forecast step fed by this call (0: last input frame)

@@ -102,15 +102,37 @@ class SwinLSTMCell(nn.Module):
         return [blk.attn.attention_mask(self.shift_mask, dtype, batch_size) for blk in self.blocks]
 
     def forward(
-        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, masks: CellMasks
+        self,
+        x: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        masks: CellMasks,
+        premixed: Sequence[torch.Tensor | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``premixed`` (plain layers): :meth:`premix` of this step's x, computed ahead."""
         # Under autocast the matmuls run in low precision; the residual stream, gates and states
         # stay in the state's dtype (the frames' dtype), which keeps bf16 within 1e-2 of fp32.
         f = x = x.to(h.dtype)
         for j, blk in enumerate(self.blocks):
             inject = h if j == 0 else (x if j % 2 == 0 else None)
-            f = blk(f, masks.blocks[j], inject, self.shift_index, self.unshift_index, masks.chunked)
-        return lstm_gates(f, c)
+            known = None
+            if premixed is not None and premixed[j] is not None:
+                known = (0, premixed[j]) if j == 0 else (1, premixed[j])
+                inject = h if j == 0 else None
+            f = blk(
+                f, masks.blocks[j], inject, self.shift_index, self.unshift_index, masks.chunked,
+                known,
+            )  # fmt: skip
+        return lstm_gates(f, c, lean=masks.chunked)
+
+    def premix(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """Each block's part of its mixing from the cell input x (..., L, dim), any number of
+        steps at once: block 0 mixes x as its first input, later even blocks as their second;
+        None for blocks that do not mix."""
+        return [
+            None if blk.red is None else blk.premix(x, 0 if j == 0 else 1)
+            for j, blk in enumerate(self.blocks)
+        ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,23 +333,28 @@ class SwinLSTMBase(MemoryPredictor):
 
     # ----- one step ------------------------------------------------------------------------
     def _step(self, frame, state: SwinLSTMState, context: Any = None, decode: bool = True):
-        device = frame.device.type
-        dtype = (
-            torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else frame.dtype
-        )
+        dtype = self._compute_dtype(frame)
         masks = state.masks.get(self.cells(), dtype, frame.shape[0], self.uses_chunked(frame))
         core = self._compiled_core() if self.compile else self._core
         y, hidden = core(frame, state.hidden, masks, context, decode)
         return y, SwinLSTMState(hidden, state.masks)
 
+    @staticmethod
+    def _compute_dtype(frame: torch.Tensor) -> torch.dtype:
+        """The dtype the blocks compute in for ``frame``: autocast's, else the frame's."""
+        device = frame.device.type
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+        return frame.dtype
+
     def uses_chunked(self, frame: torch.Tensor) -> bool:
         """Whether this step's blocks run the chunked kernel: :attr:`chunked` if set, else
         :func:`~swinlstm.models.chunked.use_chunked` for ``frame`` (dropout active in training,
-        ``compile``)."""
+        ``compile``, the width ``embed_dim``)."""
         if self.chunked is not None:
             return bool(self.chunked)
         dropout = self.training and (self.drop_rate > 0 or self.attn_drop_rate > 0)
-        return use_chunked(frame, dropout=dropout, compiled=self.compile)
+        return use_chunked(frame, dropout=dropout, compiled=self.compile, width=self.embed_dim)
 
     def _compiled_core(self):
         """``torch.compile`` of :meth:`_core`, made on first use (kept out of pickles/copies)."""
@@ -344,25 +371,61 @@ class SwinLSTMBase(MemoryPredictor):
 
     def _core(self, frame, hidden, masks, context, decode):
         """Pixels -> tokens -> cells -> (memory join) -> pixels; pure tensor code."""
+        tokens, hidden = self._tokens_step(self._embed(frame), hidden, masks)
+        if not decode:
+            return None, hidden
+        return self._decode(self.join(tokens, hidden[-1][1], context), frame.dtype), hidden
+
+    def _input_steps(self, frames, state: SwinLSTMState, context: Any = None, decode: bool = True):
+        """The teacher-forced steps with the per-frame work batched: the T frames of ``frames``
+        (B, T, C, H, W) are embedded in one call, the first cell's mixing of them (the x-half of
+        ``red(cat(norm1(x), norm1(h)))``, :meth:`SwinLSTMCell.premix`) is one matmul per mixing
+        block on the plain layers, and their outputs are decoded in one call after the loop
+        (none of this is fed back). The compiled step keeps the step-by-step loop."""
+        b, t = frames.shape[:2]
+        if self.compile or t < 2:
+            return super()._input_steps(frames, state, context, decode)
+        first = frames[:, 0]
+        masks = state.masks.get(
+            self.cells(), self._compute_dtype(first), b, self.uses_chunked(first)
+        )
+        tokens = self._embed(frames.transpose(0, 1).reshape(t * b, *frames.shape[2:]))
+        tokens = tokens.view(t, b, *tokens.shape[1:])
+        # the first cell's mixing of its input, for all steps in one matmul per mixing block
+        pre = None if masks[0].chunked else self.cells()[0].premix(tokens)
+        hidden, tops = state.hidden, []
+        for i, x in enumerate(tokens.unbind(0)):
+            premixed = None if pre is None else [None if p is None else p[i] for p in pre]
+            top, hidden = self._tokens_step(x, hidden, masks, premixed)
+            if decode:
+                tops.append(self.join(top, hidden[-1][1], context))
+        state = SwinLSTMState(hidden, state.masks)
+        if not decode:
+            return [], state
+        return list(self._decode(torch.cat(tops), frames.dtype).view(t, *first.shape)), state
+
+    def _embed(self, frame: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) frames -> (N, L, embed_dim) first-level tokens (padded as needed)."""
         h, w = self.img_size
         ph, pw = self.padded_size[0] - h, self.padded_size[1] - w
         if ph or pw:
             frame = F.pad(frame, (0, pw, 0, ph))
-        tokens, hidden = self._tokens_step(self.patch_embed(frame), hidden, masks)
-        if not decode:
-            return None, hidden
-        tokens = self.join(tokens, hidden[-1][1], context)
-        y = self.inflate(tokens).to(frame.dtype)
-        if ph or pw:
-            y = y[..., :h, :w]
-        return torch.sigmoid(y), hidden
+        return self.patch_embed(frame)
 
-    def _run_cell(self, index: int, x, hidden, masks: Sequence[CellMasks]):
+    def _decode(self, tokens: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(N, L, C) last tokens (joined with the memory read-out) -> (N, C_in, H, W) frames."""
+        y = self.inflate(tokens).to(dtype)
+        h, w = self.img_size
+        if self.padded_size != (h, w):
+            y = y[..., :h, :w]
+        return torch.sigmoid(y)
+
+    def _run_cell(self, index: int, x, hidden, masks: Sequence[CellMasks], premixed=None):
         cell = self.cells()[index]
         h, c = hidden[index]
         if self.checkpointing and torch.is_grad_enabled():
-            return checkpoint(cell, x, h, c, masks[index], use_reentrant=False)
-        return cell(x, h, c, masks[index])
+            return checkpoint(cell, x, h, c, masks[index], premixed, use_reentrant=False)
+        return cell(x, h, c, masks[index], premixed)
 
     # ----- the authors' checkpoints --------------------------------------------------------
     def convert_official_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -432,10 +495,10 @@ class SwinLSTMB(SwinLSTMBase):
     def cells(self) -> list[SwinLSTMCell]:
         return list(self.layers)
 
-    def _tokens_step(self, x, hidden, masks):
+    def _tokens_step(self, x, hidden, masks, premixed=None):
         new = []
         for i in range(len(self.layers)):
-            h, c = self._run_cell(i, x, hidden, masks)
+            h, c = self._run_cell(i, x, hidden, masks, premixed if i == 0 else None)
             new.append((h, c))
             x = h
         return x, new
@@ -522,11 +585,11 @@ class SwinLSTMD(SwinLSTMBase):
     def cells(self) -> list[SwinLSTMCell]:
         return [*self.down, *self.up]
 
-    def _tokens_step(self, x, hidden, masks):
+    def _tokens_step(self, x, hidden, masks, premixed=None):
         new = []
         levels = len(self.down)
         for i in range(levels):
-            h, c = self._run_cell(i, x, hidden, masks)
+            h, c = self._run_cell(i, x, hidden, masks, premixed if i == 0 else None)
             new.append((h, c))
             x = self.merge[i](h)
         for i in range(levels):
