@@ -29,7 +29,6 @@ from .chunked import (
     chunk_plan,
     chunked_block,
     default_chunk_rows,
-    use_chunked,
 )
 
 # Additive value of masked-out (cross-region) pairs in shifted windows: the authors' -100, which

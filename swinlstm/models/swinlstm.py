@@ -36,6 +36,7 @@ from swinlstm.errors import ConfigError
 from swinlstm.helpers import as_hw
 
 from . import register_model
+from .chunked import use_chunked
 from .layers import (
     PatchEmbed,
     PatchExpanding,
@@ -44,7 +45,6 @@ from .layers import (
     SwinBlock,
     WindowLayout,
     lstm_gates,
-    use_chunked,
 )
 from .memory import MemoryPredictor, check_memory_size, feature_stride_for
 
