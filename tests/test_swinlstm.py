@@ -376,10 +376,17 @@ def test_compile_same_numbers():
     plain = build_model("swinlstm-b", img_size=8, **B_MINI).eval()
     compiled = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI).eval()
     compiled.load_state_dict(plain.state_dict())
-    frames = torch.rand(1, 2, 1, 8, 8)
-    expected = run_forward(plain, frames, 1)
-    got = run_forward(compiled, frames, 1)
+    frames = torch.rand(1, 3, 1, 8, 8)  # two teacher-forced steps: the batched input path
+    expected = run_forward(plain, frames, 2)
+    got = run_forward(compiled, frames, 2)
     assert torch.allclose(expected, got, atol=1e-5)
+    plain.train(), compiled.train()  # and training: outputs and gradients
+    torch.manual_seed(1)
+    plain(frames, 2).square().mean().backward()
+    torch.manual_seed(1)
+    compiled(frames, 2).square().mean().backward()
+    for (name, p), q in zip(plain.named_parameters(), compiled.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
 
 
 def test_dropout_options_honoured_by_d():
@@ -468,11 +475,11 @@ def test_compiled_model_copies_and_pickles(tmp_path):
     import copy
 
     model = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
-    model._compiled_core()  # the compiled wrapper exists (compilation itself is lazy)
+    model._cells_step()  # the compiled wrapper exists (compilation itself is lazy)
     clone = copy.deepcopy(model)
-    assert "_core_compiled" not in clone.__dict__
+    assert "_cells_compiled" not in clone.__dict__
     torch.save(model, tmp_path / "m.pt")
-    assert "_core_compiled" in model.__dict__
+    assert "_cells_compiled" in model.__dict__
 
 
 # ------------------------------------------------------------------------------------------

@@ -335,8 +335,7 @@ class SwinLSTMBase(MemoryPredictor):
     def _step(self, frame, state: SwinLSTMState, context: Any = None, decode: bool = True):
         dtype = self._compute_dtype(frame)
         masks = state.masks.get(self.cells(), dtype, frame.shape[0], self.uses_chunked(frame))
-        core = self._compiled_core() if self.compile else self._core
-        y, hidden = core(frame, state.hidden, masks, context, decode)
+        y, hidden = self._core(frame, state.hidden, masks, context, decode)
         return y, SwinLSTMState(hidden, state.masks)
 
     @staticmethod
@@ -356,22 +355,25 @@ class SwinLSTMBase(MemoryPredictor):
         dropout = self.training and (self.drop_rate > 0 or self.attn_drop_rate > 0)
         return use_chunked(frame, dropout=dropout, compiled=self.compile, width=self.embed_dim)
 
-    def _compiled_core(self):
-        """``torch.compile`` of :meth:`_core`, made on first use (kept out of pickles/copies)."""
-        fn = self.__dict__.get("_core_compiled")
+    def _cells_step(self):
+        """:meth:`_tokens_step` (the cells of one step: pure tensor code), or with ``compile``
+        its ``torch.compile``, made on first use (kept out of pickles/copies)."""
+        if not self.compile:
+            return self._tokens_step
+        fn = self.__dict__.get("_cells_compiled")
         if fn is None:
-            fn = torch.compile(self._core, dynamic=False)
-            self.__dict__["_core_compiled"] = fn
+            fn = torch.compile(self._tokens_step, dynamic=False)
+            self.__dict__["_cells_compiled"] = fn
         return fn
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        state.pop("_core_compiled", None)  # bound to this instance; rebuilt lazily
+        state.pop("_cells_compiled", None)  # bound to this instance; rebuilt lazily
         return state
 
     def _core(self, frame, hidden, masks, context, decode):
-        """Pixels -> tokens -> cells -> (memory join) -> pixels; pure tensor code."""
-        tokens, hidden = self._tokens_step(self._embed(frame), hidden, masks)
+        """Pixels -> tokens -> cells -> (memory join) -> pixels."""
+        tokens, hidden = self._cells_step()(self._embed(frame), hidden, masks)
         if not decode:
             return None, hidden
         return self._decode(self.join(tokens, hidden[-1][1], context), frame.dtype), hidden
@@ -381,9 +383,9 @@ class SwinLSTMBase(MemoryPredictor):
         (B, T, C, H, W) are embedded in one call, the first cell's mixing of them (the x-half of
         ``red(cat(norm1(x), norm1(h)))``, :meth:`SwinLSTMCell.premix`) is one matmul per mixing
         block on the plain layers, and their outputs are decoded in one call after the loop
-        (none of this is fed back). The compiled step keeps the step-by-step loop."""
+        (none of this is fed back)."""
         b, t = frames.shape[:2]
-        if self.compile or t < 2:
+        if t < 2:
             return super()._input_steps(frames, state, context, decode)
         first = frames[:, 0]
         masks = state.masks.get(
@@ -396,7 +398,7 @@ class SwinLSTMBase(MemoryPredictor):
         hidden, tops = state.hidden, []
         for i, x in enumerate(tokens.unbind(0)):
             premixed = None if pre is None else [None if p is None else p[i] for p in pre]
-            top, hidden = self._tokens_step(x, hidden, masks, premixed)
+            top, hidden = self._cells_step()(x, hidden, masks, premixed)
             if decode:
                 tops.append(self.join(top, hidden[-1][1], context))
         state = SwinLSTMState(hidden, state.masks)
