@@ -9,6 +9,9 @@ each command says the same thing about the same bad file, and none shows a libra
 * :func:`load_safetensors`: a truncated or corrupt ``.safetensors``;
 * :func:`read_json`: a JSON file that does not parse, with its line and column.
 
+Where downloaded and derived files are kept: :func:`cache_dir` (published weights, LPIPS
+weights, the compiled-kernel cache).
+
 And the one way files are written whole or not at all: :func:`write_files` (several files, all
 or none) and :func:`atomic_write` (one), which raise :class:`FileWriteError` naming the file and
 the reason (the engine maps it to its ``CheckpointWriteError``).
@@ -203,3 +206,9 @@ __all__ = [
     "write_failure",
     "write_files",
 ]
+
+
+def cache_dir() -> Path:
+    """Where downloaded and derived files are kept: ``$SWINLSTM_CACHE``, else
+    ``~/.cache/swinlstm``."""
+    return Path(os.environ.get("SWINLSTM_CACHE") or Path.home() / ".cache" / "swinlstm")

@@ -45,3 +45,17 @@ def test_usage_errors_are_one_line_with_exit_code_2(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unrecognized arguments: --bogus" in err
+
+
+def test_compiled_kernels_are_cached_under_the_project_cache(monkeypatch, tmp_path, capsys):
+    """A subcommand points PyTorch's compiled-kernel cache at $SWINLSTM_CACHE/inductor (kept
+    across reboots, unlike PyTorch's /tmp default), unless the user chose one."""
+    import os
+
+    monkeypatch.setenv("SWINLSTM_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert run(["zoo"]) == 0
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert run(["zoo"]) == 0
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")

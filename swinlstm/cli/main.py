@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 from swinlstm import __version__
@@ -62,6 +63,11 @@ def run(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = 
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    from swinlstm.files import cache_dir  # imports torch: not for --help
+
+    # compiled kernels (``compile: true``) are cached under the project's cache, kept across
+    # reboots (PyTorch's default is a folder in /tmp): a new run on this machine reuses them
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:  # a user's mistake; anything else is a bug: its traceback

@@ -32,6 +32,7 @@ import torch.nn as nn
 from swinlstm.errors import ConfigError, MissingPathError
 from swinlstm.files import (
     atomic_write,
+    cache_dir,
     corrupt_file,
     first_line,
     load_safetensors,
@@ -149,11 +150,6 @@ def lpips_frames(
 
 
 # ----------------------------------------------------------------------------- weights
-
-
-def cache_dir() -> Path:
-    """``$SWINLSTM_CACHE`` or ``~/.cache/swinlstm``."""
-    return Path(os.environ.get("SWINLSTM_CACHE") or Path.home() / ".cache" / "swinlstm")
 
 
 def _package_dir(name: str) -> Path | None:

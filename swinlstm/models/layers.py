@@ -261,9 +261,15 @@ class WindowAttention(nn.Module):
         n, heads = self.window_tokens, self.num_heads
         qkv = self.qkv(x).view(b * (length // n), n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B * nW, heads, N, d)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0
-        )
+        dropout = self.attn_drop if self.training else 0.0
+        if mask.requires_grad and not dropout:
+            # a mask that needs its gradient (the learned bias, in training) sends SDPA to its
+            # math fallback, which adds a guard for fully masked rows (isneginf / all / where) per
+            # call; the same math without it
+            attn = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + mask
+            out = attn.softmax(-1) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         out = out.transpose(1, 2).reshape(b, length, c)
         return self.proj_drop(self.proj(out))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from swinlstm.errors import ConfigError
+from swinlstm.files import cache_dir
 
 ENTRIES_DIR = Path(__file__).with_name("entries")
 PREFIX = "zoo:"
@@ -106,11 +107,6 @@ PUBLISHED: dict[str, Entry] = {
         ),
     )
 }
-
-
-def cache_dir() -> Path:
-    """Where published files are kept: ``$SWINLSTM_CACHE``, else ``~/.cache/swinlstm``."""
-    return Path(os.environ.get("SWINLSTM_CACHE") or Path.home() / ".cache" / "swinlstm")
 
 
 def shipped_entries(root: Path | None = None) -> dict[str, Entry]:
