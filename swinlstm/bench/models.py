@@ -129,6 +129,15 @@ class BenchModel:
 #: patches at stride 2 only), window 4
 _SMALL = dict(in_chans=1, patch_size=2, window_size=4)
 
+
+def _small(base, batches, img_size, embed_dim, num_heads, **depths) -> BenchModel:
+    """A small configuration: ``base`` (``swinlstm-b`` / ``-d``) with :data:`_SMALL`, square
+    ``img_size`` frames, ``embed_dim``, ``num_heads`` and the depths (``depths``, or
+    ``depths_down`` and ``depths_up``), run at ``batches``."""
+    options = dict(_SMALL, img_size=img_size, embed_dim=embed_dim, num_heads=num_heads, **depths)
+    return BenchModel(base, options, batches=batches, small=True)
+
+
 #: row name -> network (the paper's / OpenSTL's / LMC-Memory's Moving MNIST configurations)
 MODELS: dict[str, BenchModel] = {
     "swinlstm-b": BenchModel("swinlstm-b-mmnist"),
@@ -139,55 +148,20 @@ MODELS: dict[str, BenchModel] = {
     # the small configurations a CPU user trains (issue 19: embed 16-64, 1-4 blocks per level,
     # 8x8 to 32x32 token grids, batch 1-16); all patch 2, so the authors' code runs them too
     # SwinLSTM-B, 32x32 frames -> 16x16 tokens, embed 32, 2 blocks (the issue's first row, batch 8)
-    "swinlstm-b-small": BenchModel(
-        "swinlstm-b",
-        dict(_SMALL, img_size=32, embed_dim=32, depths=[2], num_heads=[4]),
-        batches=(8,),
-        small=True,
-    ),
+    "swinlstm-b-small": _small("swinlstm-b", (8,), 32, 32, [4], depths=[2]),
     # SwinLSTM-D, 64x64 frames -> 32x32 tokens (16x16 after the merge), embed 32, 2 + 2 blocks
     # down and up (the issue's second row, batch 4)
-    "swinlstm-d-small": BenchModel(
-        "swinlstm-d",
-        dict(
-            _SMALL,
-            img_size=64,
-            embed_dim=32,
-            depths_down=[2, 2],
-            depths_up=[2, 2],
-            num_heads=[4, 8],
-        ),
-        batches=(4,),
-        small=True,
+    "swinlstm-d-small": _small(
+        "swinlstm-d", (4,), 64, 32, [4, 8], depths_down=[2, 2], depths_up=[2, 2]
     ),
     # SwinLSTM-B, 16x16 frames -> 8x8 tokens, embed 16, 1 block (the range's smallest)
-    "swinlstm-b-tiny": BenchModel(
-        "swinlstm-b",
-        dict(_SMALL, img_size=16, embed_dim=16, depths=[1], num_heads=[2]),
-        batches=(1, 16),
-        small=True,
-    ),
+    "swinlstm-b-tiny": _small("swinlstm-b", (1, 16), 16, 16, [2], depths=[1]),
     # SwinLSTM-B, 32x32 frames -> 16x16 tokens, embed 64, 4 blocks (the range's widest, deepest)
-    "swinlstm-b-wide": BenchModel(
-        "swinlstm-b",
-        dict(_SMALL, img_size=32, embed_dim=64, depths=[4], num_heads=[4]),
-        batches=(1, 4),
-        small=True,
-    ),
+    "swinlstm-b-wide": _small("swinlstm-b", (1, 4), 32, 64, [4], depths=[4]),
     # SwinLSTM-D, 32x32 frames -> 16x16 tokens (8x8 after the merge), embed 16, 1 + 1 blocks
     # down and up
-    "swinlstm-d-tiny": BenchModel(
-        "swinlstm-d",
-        dict(
-            _SMALL,
-            img_size=32,
-            embed_dim=16,
-            depths_down=[1, 1],
-            depths_up=[1, 1],
-            num_heads=[2, 4],
-        ),
-        batches=(16,),
-        small=True,
+    "swinlstm-d-tiny": _small(
+        "swinlstm-d", (16,), 32, 16, [2, 4], depths_down=[1, 1], depths_up=[1, 1]
     ),
 }
 
@@ -404,10 +378,10 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         model, frames, future, out_len, alignment=bench.alignment, long=long, autocast=autocast
     )
     no_train = spec.get("no_train")  # None (JSON null, shown "-"): not measured
-    phases = ("infer",) if no_train else ("train", "infer")
+    phases = ("infer",) if no_train else ("train", "infer")  # a round's order
 
     rss0 = _rss_mb()
-    first = {"infer": _seconds(ours["infer"])}
+    first = {"infer": _seconds(ours["infer"])}  # the first calls: inference, then training
     peak_infer = _maxrss_mb() - rss0
     peak_train = None
     if not no_train:
@@ -418,7 +392,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         torch.manual_seed(0)
         theirs = _AuthorsNet(spec["authors_dir"], bench.base, dict(bench.config))
         runners.insert(0, _steps(theirs, frames, future, out_len))
-        for phase in phases:  # their first calls, untimed as ours
+        for phase in first:  # their first calls, untimed as ours
             runners[0][phase]()
     warm = _rounds(runners, spec["warmup"], phases)
     timed = _rounds(runners, spec["steps"], phases)
@@ -653,10 +627,10 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" in r:
                     print(f"| {name} | {batch} | {mode} | error: {r['error']} |", flush=True)
                     continue
-                if r["flops"] is None:  # compile rows: same math as fp32
+                if r["flops"] is None:  # compile rows: the same math as our other rows
                     rows[-1]["flops"] = next(
                         (x["flops"] for x in rows if x["model"] == name and x["batch"] == batch
-                         and x.get("flops")), None,
+                         and x["mode"] != "authors" and x.get("flops")), None,
                     )  # fmt: skip
                 print(_row_line(rows[-1], peak32, versus), flush=True)
                 if mode == "compile":
