@@ -320,6 +320,23 @@ def test_bad_baseline_authors_dir_is_one_line(tmp_path, capsys, make, argv, says
     assert len(err) == 1 and "--baseline-authors" in err[0] and says in err[0]
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--models", "swinlstm-b-huge"], "--models: invalid choice: 'swinlstm-b-huge'"),
+        (["--modes", "fp64"], "--modes: unknown modes ['fp64']"),
+        (["--modes", "authors"], "needs --baseline-authors DIR"),
+        (["--warmup", "-1"], "--warmup must be >= 0"),
+    ],
+)
+def test_bad_bench_models_flag_is_one_line(capsys, argv, says):
+    from swinlstm.cli.main import run
+
+    assert run(["bench", "models", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0]
+
+
 def test_compile_seconds_and_the_ten_minute_ratio():
     # untimed calls: the first (compiling) and a warm-up, beyond the 1 s median step
     assert bench_models.compile_seconds([10.0, 1.5, 0.5], 1.0) == pytest.approx(9.5)
