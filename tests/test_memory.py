@@ -394,12 +394,14 @@ def stream(model, inputs, out_len, context=None):
 
 
 @pytest.mark.parametrize("name", sorted(MEMORY_MODELS))
-def test_streaming_without_context_is_predict_bit_for_bit(name):
+def test_streaming_without_context_is_predict(name):
     model = tiny_memory_model(name)
     x = torch.rand(2, 5, 1, 16, 16)
     with torch.no_grad():
         streamed, state = stream(model, x, 3)
-        assert torch.equal(streamed, model.predict(x, 3))
+        # to float rounding: predict embeds the input frames in one call and mixes them in one
+        # matmul (SwinLSTM's batched teacher-forced steps), streaming one frame per call
+        torch.testing.assert_close(streamed, model.predict(x, 3), atol=1e-6, rtol=0)
     assert torch.equal(state.frames, x)  # the observed frames, not the fed-back outputs
 
 
@@ -450,4 +452,5 @@ def test_readme_streaming_snippet_runs_for_every_memory_model(name):
     build = next(line for line in code.splitlines() if line.startswith("model = build_model("))
     namespace = {"MODEL": tiny_memory_model(name, img_size=64)}
     exec(code.replace(build, "model = MODEL"), namespace)
-    assert torch.equal(torch.stack(namespace["streamed"], 1), namespace["forecast"])
+    streamed = torch.stack(namespace["streamed"], 1)  # to float rounding (see above)
+    torch.testing.assert_close(streamed, namespace["forecast"], atol=1e-6, rtol=0)
