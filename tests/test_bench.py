@@ -337,6 +337,21 @@ def test_bad_bench_models_flag_is_one_line(capsys, argv, says):
     assert len(err) == 1 and says in err[0]
 
 
+def test_bad_flag_run_as_a_module_is_one_line():
+    """``python -m swinlstm.bench.models`` (the form docs/benchmarks.md quotes) answers a bad
+    flag as the CLI does: one line, exit 2, no traceback."""
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, "-m", "swinlstm.bench.models", "--bogus"], capture_output=True, text=True
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "swinlstm bench models: error: unrecognized arguments: --bogus "
+        "(see swinlstm bench models --help)"
+    ]
+
+
 def test_compile_seconds_and_the_ten_minute_ratio():
     # untimed calls: the first (compiling) and a warm-up, beyond the 1 s median step
     assert bench_models.compile_seconds([10.0, 1.5, 0.5], 1.0) == pytest.approx(9.5)

@@ -659,5 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # ``python -m swinlstm.bench.models``: a bad flag is one line too
+    try:
+        raise SystemExit(main())
+    except ConfigError as err:
+        print(f"swinlstm bench models: error: {err}", file=sys.stderr)
+        raise SystemExit(2)
