@@ -664,4 +664,4 @@ if __name__ == "__main__":  # ``python -m swinlstm.bench.models``: a bad flag is
         raise SystemExit(main())
     except ConfigError as err:
         print(f"swinlstm bench models: error: {err}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None

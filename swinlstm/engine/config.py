@@ -54,6 +54,19 @@ def str2bool(value: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (True/False, 1/0, yes/no), got {value!r}")
 
 
+AUTO = "auto"
+
+
+def str2auto(value: str | bool) -> bool | str:
+    """``auto`` -> ``"auto"``; anything else as :func:`str2bool`."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return str2bool(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected True, False or auto, got {value!r}") from None
+
+
 def int_list(value: str) -> list[int]:
     """One list-flag token: ``"2"`` -> [2], ``"2,6"`` -> [2, 6]."""
     try:
@@ -279,7 +292,13 @@ MODEL_OPTIONS: dict[str, ModelOption] = {
     "checkpointing": ModelOption(
         ("--checkpointing",), {"type": str2bool}, "activation checkpointing", "swin"
     ),
-    "compile": ModelOption(("--compile",), {"type": str2bool}, "torch.compile the step", "swin"),
+    "compile": ModelOption(
+        ("--compile",),
+        {"type": str2auto},
+        "torch.compile each step's cells: True, False or auto (train's default: on for long "
+        "runs of small SwinLSTMs on the CPU, see swinlstm.engine.compiling)",
+        "swin",
+    ),
 }
 
 SECTIONS: dict[str, type] = {

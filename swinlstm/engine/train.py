@@ -65,6 +65,7 @@ from swinlstm.engine.checkpoint import (
     write_failure,
     write_files,
 )
+from swinlstm.engine.compiling import settle_compile
 from swinlstm.engine.config import (
     DEFAULT_MODEL,
     RUN_DEFAULTS,
@@ -659,7 +660,15 @@ def _prepare_model(cfg: RunConfig) -> tuple[PredictionModule, str | None]:
         return module, str(source)
     # the authors' per-dataset network (LMC-Memory's KTH sigmoid) under the user's own settings
     derived = authors_config(cfg.model.name, cfg.data.dataset)
-    config = {**derived, **cfg.model.options}
+    config = settle_compile(
+        cfg.model.name,
+        {**derived, **cfg.model.options},
+        iterations=cfg.optim.iterations,
+        accelerator=cfg.hardware.accelerator,
+        devices=cfg.hardware.devices,
+        num_nodes=cfg.hardware.num_nodes,
+        precision=cfg.hardware.precision,
+    )
     loaded = info = None
     if source is not None:
         loaded, info = load_model(source, name=cfg.model.name, config=config)

@@ -286,7 +286,9 @@ class SwinLSTMBase(MemoryPredictor):
         self.attn_drop_rate = _check_rate(attn_drop_rate, "attn_drop_rate")
         self.drop_path_rate = _check_rate(drop_path_rate, "drop_path_rate")
         self.checkpointing = bool(checkpointing)
-        self.compile = bool(compile)
+        if not isinstance(compile, bool):  # ``auto`` is swinlstm train's to decide
+            raise ConfigError(f"compile must be True or False, got {compile!r}")
+        self.compile = compile
         self.memory_size = memory_size
         self.slot_dim = slot_dim
         grid = tuple(padded_grid(n, patch_size, window_size, levels) for n in self.img_size)

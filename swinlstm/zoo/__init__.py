@@ -189,11 +189,13 @@ def resolve(name: str, cache: Path | None = None) -> tuple[Path, str | None, dic
 
 
 def load(name: str, cache: Path | None = None):
-    """``(model in eval mode, info)`` of zoo entry ``name``; ``info["zoo"]`` is its name."""
+    """``(model in eval mode, info)`` of zoo entry ``name``; ``info["zoo"]`` is its name.
+
+    The model runs eager even when it was trained compiled: loading is for inference."""
     from swinlstm.engine.checkpoint import load_model
 
     path, model_name, config = resolve(name, cache)
-    model, info = load_model(path, model_name, config)
+    model, info = load_model(path, model_name, config, eager=True)
     info["zoo"] = entry(name).name
     return model, info
 
@@ -211,7 +213,7 @@ def load_checkpoint_model(checkpoint: str | os.PathLike, flags_config, **given):
     path, name, config = resolve(str(checkpoint))
     if name is None:
         return load_file(path, flags_config, **given)
-    built, info = load_model(path, name, config)
+    built, info = load_model(path, name, config, eager=True)
     fit = {k: given.get(k) for k in ("model", "img_size", "img_channel")}
     check_flags_fit(path, built, info, fit["model"], fit["img_size"], fit["img_channel"])
     return built, {**info, "zoo": entry(str(checkpoint)).name, "checkpoint": str(checkpoint)}

@@ -119,7 +119,7 @@ def add_entry(
     dest.mkdir(parents=True, exist_ok=True)
     for file in (MODEL_FILE, CONFIG_FILE):
         shutil.copyfile(run_dir / file, dest / file)
-    model, info = load_model(dest)
+    model, info = load_model(dest, eager=True)
     curve = read_curve(run_dir / "metrics.csv")
     card = {
         "name": name,
