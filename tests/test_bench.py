@@ -359,3 +359,22 @@ def test_compile_seconds_and_the_ten_minute_ratio():
     # 300 authors' steps in 600 s; ours take 1000 s compile + 300 s
     assert bench_models.run_ratio(2.0, 1.0, 1000.0) == pytest.approx(600 / 1300)
     assert bench_models.run_ratio(900.0, 1.0, 9.0) == pytest.approx(900 / 10)  # at least 1 step
+
+
+def test_zoo_row_is_the_zoo_preset_network_and_runs_only_by_name():
+    """``swinlstm-b-zoo`` times the network of configs/zoo/swinlstm_b_mmnist.yaml (where
+    ``compile: auto`` was measured): its options are the preset's, not a copy that can drift."""
+    from pathlib import Path
+
+    from swinlstm.cli.train import config_from_args, standalone_parser
+
+    preset = Path(__file__).resolve().parents[1] / "configs/zoo/swinlstm_b_mmnist.yaml"
+    cfg = config_from_args(standalone_parser().parse_args(["--config", str(preset)]))
+    row = bench_models.MODELS["swinlstm-b-zoo"]
+    assert cfg.model.name == row.name
+    preset_network = {k: v for k, v in cfg.model.options.items() if k != "memory_size"}
+    assert cfg.model.options["memory_size"] == 0 and "memory_size" not in row.options
+    assert {**preset_network, "in_chans": 1} == row.options
+    assert row.batches == (cfg.data.batch_size,)
+    assert "swinlstm-b-zoo" not in bench_models.PAPER + bench_models.SMALL
+    assert bench_models._parse(["--models", "swinlstm-b-zoo"]).models == ["swinlstm-b-zoo"]
