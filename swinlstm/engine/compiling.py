@@ -26,7 +26,7 @@ import shutil
 import sys
 from typing import Any
 
-from swinlstm.engine.config import AUTO, str2auto
+from swinlstm.engine.config import AUTO, model_family, str2auto
 from swinlstm.errors import ConfigError
 from swinlstm.models.chunked import CPU_PLAIN_MAX_WIDTH
 
@@ -64,7 +64,7 @@ def auto_compile(
     precision: str = "32-true",
 ) -> tuple[bool, str]:
     """Whether ``compile: auto`` compiles this run, and why (one phrase)."""
-    if not model_name.startswith("swinlstm"):
+    if model_family(model_name) != "swin":
         return False, f"{model_name} has no compiled path"
     width = config.get("embed_dim", 128)
     if config.get("memory_size", 0):
@@ -91,7 +91,7 @@ def settle_compile(model_name: str, config: dict[str, Any], **run: Any) -> dict[
     """``config`` with ``compile`` a boolean: ``auto`` (or unset, for a SwinLSTM) decided by
     :func:`auto_compile` on ``run`` (``iterations``, ``accelerator``, ``devices``, ``num_nodes``,
     ``precision``), a line printed when it compiles. Other values are checked."""
-    value = config.get("compile", AUTO if model_name.startswith("swinlstm") else None)
+    value = config.get("compile", AUTO if model_family(model_name) == "swin" else None)
     if value is None:
         return config
     try:

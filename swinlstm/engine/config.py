@@ -468,9 +468,15 @@ def _devices(value: Any) -> int | str:
         return text
 
 
+def model_family(name: str) -> str:
+    """The family of a model name, as :class:`ModelOption` names it: ``swin`` for the SwinLSTMs
+    (their variants included), ``conv`` for the others."""
+    return "swin" if name.startswith("swinlstm") else "conv"
+
+
 def _check_family(name: str, options: dict[str, Any]) -> None:
     """The options of the other model family are an error naming their flags."""
-    family = "swin" if name.startswith("swinlstm") else "conv"
+    family = model_family(name)
     wrong = [
         k for k in options if k in MODEL_OPTIONS and MODEL_OPTIONS[k].family not in (None, family)
     ]
