@@ -375,6 +375,6 @@ def test_zoo_row_is_the_zoo_preset_network_and_runs_only_by_name():
     preset_network = {k: v for k, v in cfg.model.options.items() if k != "memory_size"}
     assert cfg.model.options["memory_size"] == 0 and "memory_size" not in row.options
     assert {**preset_network, "in_chans": 1} == row.options
-    assert row.batches == (cfg.data.batch_size,)
+    assert row.batches[0] == cfg.data.batch_size  # the preset's batch first
     assert "swinlstm-b-zoo" not in bench_models.PAPER + bench_models.SMALL
     assert bench_models._parse(["--models", "swinlstm-b-zoo"]).models == ["swinlstm-b-zoo"]
