@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fetch.set_defaults(func=_fetch)
     add = actions.add_parser("add", help="make a shipped entry (weights + card) from a run folder")
     add.add_argument("run_dir", help="a finished training folder (model.safetensors, metrics.csv)")
-    add.add_argument("--name", required=True, help="entry name, e.g. swinlstm-b-mmnist")
+    add.add_argument("--name", required=True, help="entry name, e.g. swinlstm-b-mmnist-small")
     add.add_argument("--config", required=True, help="the preset the run was trained with")
     add.add_argument(  # not dest "command": that names the subcommand in error lines
         "--command", dest="train_command", required=True, help="the exact command that trained it"

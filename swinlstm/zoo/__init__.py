@@ -12,7 +12,7 @@ Two kinds of entry:
   the network it was trained as. Without a network: one line saying what to fetch and where.
 
     from swinlstm import zoo
-    model, info = zoo.load("swinlstm-b-mmnist")   # (model in eval mode, info)
+    model, info = zoo.load("swinlstm-b-mmnist-small")   # (model in eval mode, info)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Making a shipped zoo entry from a finished training folder: weights, metrics, card.
 
-    swinlstm zoo add runs/zoo_b --name swinlstm-b-mmnist --config configs/zoo/swinlstm_b_mmnist.yaml \\
+    swinlstm zoo add runs/zoo_b --name swinlstm-b-mmnist-small --config configs/zoo/swinlstm_b_mmnist.yaml \\
       --command "swinlstm train --config configs/zoo/swinlstm_b_mmnist.yaml ..." --test_clips 2000
 
 The entry's folder gets the run's best ``model.safetensors`` / ``model.json``, and a card
