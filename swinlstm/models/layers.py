@@ -262,10 +262,12 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).view(b * (length // n), n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B * nW, heads, N, d)
         dropout = self.attn_drop if self.training else 0.0
-        if mask.requires_grad and not dropout:
+        if (mask.requires_grad or torch.compiler.is_compiling()) and not dropout:
             # a mask that needs its gradient (the learned bias, in training) sends SDPA to its
             # math fallback, which adds a guard for fully masked rows (isneginf / all / where) per
-            # call; the same math without it
+            # call; the same math without it. Compiled, these batched matmuls become the
+            # compiler's own small-matrix kernels (4-9x faster than the library's at 16x16x8
+            # windows, see _compile_options in swinlstm.py) and the mask add joins the softmax
             attn = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + mask
             out = attn.softmax(-1) @ v
         else:
@@ -394,17 +396,36 @@ def _full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class PatchEmbed(nn.Module):
-    """(B, C_in, H, W) pixels -> (B, L, C) tokens in window order: conv (stride = patch) + LN."""
+    """(B, C_in, H, W) pixels -> (B, L, C) tokens in window order: conv (stride = patch) + LN.
+
+    H, W are the layout's grid times the patch. The conv's kernel equals its stride, so it is
+    computed as what it is: each token's patch (C_in * p * p pixels, gathered straight into
+    window order by one index) times the kernel, one matmul. The conv layer keeps the
+    parameters (the authors' keys and shapes); its own forward, a strided convolution, was
+    slower, and its backward to the pixels (which training needs, the fed-back forecasts being
+    inputs) 20-60x slower than the matmul's at the small models' sizes.
+    """
 
     def __init__(self, patch_size: int, in_chans: int, embed_dim: int, layout: WindowLayout):
         super().__init__()
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dim)
-        self.register_buffer("order", layout.order(), persistent=False)
+        (gh, gw), p = layout.grid, patch_size
+        # pixel index (in a flattened (C_in, H, W) frame) of each token's patch entries, in the
+        # kernel's (C_in, p, p) order, tokens in window order
+        rows = torch.arange(gh * p).view(gh, p, 1, 1) * (gw * p)
+        cols = torch.arange(gw * p).view(1, 1, gw, p)
+        pixel = (rows + cols).permute(0, 2, 1, 3)  # (gh, gw, p, p)
+        chans = torch.arange(in_chans).view(in_chans, 1, 1) * (gh * p * gw * p)
+        pixels = layout.partition(pixel.reshape(gh, gw, 1, p * p) + chans.view(1, 1, -1, 1))
+        self.register_buffer("pixels", pixels.reshape(-1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _full_precision(self.proj, x).flatten(2).index_select(2, self.order)
-        return self.norm(x.transpose(1, 2))
+        weight, b = self.proj.weight, x.shape[0]
+        with torch.autocast(x.device.type, enabled=False):  # few FLOPs; sets the precision
+            patches = x.to(weight.dtype).reshape(b, -1).index_select(1, self.pixels)
+            x = F.linear(patches.view(b, -1, weight[0].numel()), weight.flatten(1), self.proj.bias)
+        return self.norm(x)
 
 
 class PatchInflate(nn.Module):
