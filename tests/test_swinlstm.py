@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from swinlstm.models import build_model, load_official
-from swinlstm.models.layers import MASK_VALUE, WindowAttention, WindowLayout
+from swinlstm.models.layers import MASK_VALUE, PatchEmbed, WindowAttention, WindowLayout
 from swinlstm.models.official import official_to_ours
 from swinlstm.models.recurrent import RecurrentPredictor
-from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, padded_grid
+from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, compile_options, padded_grid
 
 DATA = Path(__file__).parent / "data"
 
@@ -185,6 +185,35 @@ def test_shift_index_is_roll_and_partition():
     mask = layout.shift_mask()
     assert mask.shape == (6, 16, 16) and set(mask.unique().tolist()) == {0.0, MASK_VALUE}
     assert (mask[0] == 0).all()  # the first window holds one region only
+
+
+@pytest.mark.parametrize(
+    ("grid", "patch", "chans"), [((16, 16), 2, 1), ((8, 12), 4, 3), ((4, 8), 1, 2), ((2, 2), 3, 1)]
+)
+def test_patch_embed_is_the_strided_conv_in_window_order(grid, patch, chans):
+    """The gather + matmul computes the authors' conv (kernel = stride = patch), tokens in
+    window order, forward and gradients (to the pixels too: fed-back forecasts are inputs)."""
+    torch.manual_seed(0)
+    layout = WindowLayout.build(grid, 4)
+    embed = PatchEmbed(patch, chans, 8, layout)
+    frames = torch.rand(3, chans, grid[0] * patch, grid[1] * patch, requires_grad=True)
+    conv = torch.nn.functional.conv2d(frames, embed.proj.weight, embed.proj.bias, stride=patch)
+    expected = embed.norm(conv.flatten(2).index_select(2, layout.order()).transpose(1, 2))
+    got = embed(frames)
+    assert got.shape == (3, grid[0] * grid[1], 8)
+    assert torch.allclose(got, expected, atol=1e-6)
+    weights = torch.rand_like(got)
+    wanted = torch.autograd.grad((expected * weights).sum(), (frames, embed.proj.weight))
+    grads = torch.autograd.grad((got * weights).sum(), (frames, embed.proj.weight))
+    for a, b in zip(grads, wanted):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_compile_options_pick_the_cpu_small_matrix_kernels_quietly():
+    options = compile_options(torch.device("cpu"))
+    assert options["max_autotune"] and options["max_autotune_gemm_backends"] == "CPP,ATEN"
+    assert options["autotune_num_choices_displayed"] == 0  # no tables in a run's output
+    assert compile_options(torch.device("cuda")) is None  # Inductor's defaults elsewhere
 
 
 # ------------------------------------------------------------------------------------------
