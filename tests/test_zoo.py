@@ -130,6 +130,26 @@ def test_a_run_becomes_an_entry_with_its_card(tmp_path, capsys):
     entries = zoo.shipped_entries(root)
     assert list(entries) == ["tiny"] and entries["tiny"].kind == "shipped"
 
+    # a second stage fine-tunes the entry's weights; --after keeps the first stage on the card
+    runs2 = tmp_path / "run2"
+    weights = str(root / "tiny" / "model.safetensors")
+    argv2 = ["train", "--config", str(preset), "--checkpoint_save_dir", str(runs2)]
+    assert run(argv2 + ["--checkpoint_load_file", weights, "--lr", "1e-5"]) == 0
+    argv2 = ["zoo", "add", str(runs2), "--name", "tiny", "--config", str(preset), "--command"]
+    argv2 += ["swinlstm train --lr 1e-5", "--description", "a tiny test entry", "--after"]
+    assert run(argv2 + ["tiny", "--test_clips", "8", "--root", str(root)]) == 0
+    card2 = json.loads((root / "tiny" / "card.json").read_text())
+    stages = card2["stages"]
+    assert [st["command"] for st in stages] == [card["command"], "swinlstm train --lr 1e-5"]
+    assert card2["iterations"] == 4 and [p["iteration"] for p in card2["curve"]] == [1, 2, 3, 4]
+    assert card2["train_seconds"] == pytest.approx(sum(st["train_seconds"] for st in stages))
+    assert (
+        card2["curve"][2]["train_seconds"] > card["train_seconds"] and card2["best_iteration"] > 2
+    )
+    assert "Trained in 2 stages" in (root / "tiny" / "card.md").read_text()
+    assert run(argv2 + ["nope", "--root", str(root)]) == 2
+    assert "--after nope: no shipped zoo entry" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize("name", sorted(zoo.shipped_entries()) or ["(none shipped yet)"])
 def test_shipped_entry_reproduces_its_card_and_beats_the_baseline(name):

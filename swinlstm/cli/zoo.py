@@ -3,6 +3,7 @@
     swinlstm zoo                      # the entries with their card figures
     swinlstm zoo fetch NAME           # download a published entry into the cache now
     swinlstm zoo add RUN_DIR --name NAME --config PRESET --command "..." --description "..."
+    swinlstm zoo add RUN_DIR ... --after NAME  # RUN_DIR fine-tuned NAME's weights: a second stage
 
 Any command that takes ``--checkpoint`` takes ``zoo:NAME``.
 """
@@ -36,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--test_clips", type=int, default=2000, help="built-in test clips scored")
     add.add_argument("--machine", default=None, help="where it was trained (default: this one)")
     add.add_argument("--root", default=None, help="entries folder (default: the package's)")
+    add.add_argument(
+        "--after",
+        default=None,
+        metavar="NAME",
+        help="the entry whose weights this run fine-tuned: its card's stages, hours and curve "
+        "come first",
+    )
     add.set_defaults(func=_add)
 
 
@@ -78,6 +86,18 @@ def _add(args: argparse.Namespace) -> int:
 
     if args.test_clips < 1:
         raise ConfigError(f"--test_clips must be >= 1, got {args.test_clips}")
+    after = None
+    if args.after is not None:  # read before the entry (perhaps this very one) is rewritten
+        from pathlib import Path
+
+        from swinlstm.zoo import shipped_entries
+
+        found = shipped_entries(Path(args.root) if args.root else None).get(args.after)
+        if found is None:
+            raise ConfigError(
+                f"--after {args.after}: no shipped zoo entry of that name (swinlstm zoo lists them)"
+            )
+        after = found.card
     dest = add_entry(
         args.run_dir,
         args.name,
@@ -87,6 +107,7 @@ def _add(args: argparse.Namespace) -> int:
         test_clips=args.test_clips,
         root=args.root,
         trained_on=args.machine,
+        after=after,
     )
     print(f"zoo:{args.name} written to {dest} (card.md, card.json, weights)")
     return 0

