@@ -14,7 +14,14 @@ import pytest
 import torch
 
 from swinlstm.models import build_model, load_official
-from swinlstm.models.layers import MASK_VALUE, PatchEmbed, WindowAttention, WindowLayout
+from swinlstm.models.layers import (
+    MASK_VALUE,
+    PatchEmbed,
+    PatchInflate,
+    WindowAttention,
+    WindowLayout,
+    _KeyMajorAttention,
+)
 from swinlstm.models.official import official_to_ours
 from swinlstm.models.recurrent import RecurrentPredictor
 from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, compile_options, padded_grid
@@ -207,6 +214,51 @@ def test_patch_embed_is_the_strided_conv_in_window_order(grid, patch, chans):
     grads = torch.autograd.grad((got * weights).sum(), (frames, embed.proj.weight))
     for a, b in zip(grads, wanted):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_rows", [1, 6])  # the bias alone; bias + shift mask per window
+@pytest.mark.parametrize("head_dim", [8, 32])
+def test_key_major_attention_is_softmax_attention(mask_rows, head_dim):
+    """Compiled cells' attention (scores key-major, its own backward) computes the usual
+    softmax(Q K^T / sqrt(d) + mask) V: outputs and the gradients of q, k, v and the mask."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(6, 2, 16, head_dim, requires_grad=True) for _ in range(3))
+    mask = torch.randn(mask_rows, 2, 16, 16).masked_fill(
+        torch.rand(mask_rows, 2, 16, 16) < 0.3, MASK_VALUE
+    )
+    mask.requires_grad_(True)
+    attn = (q @ k.transpose(-2, -1) * head_dim**-0.5 + mask).softmax(-1)
+    expected = attn @ v
+    got = _KeyMajorAttention.apply(q, k, v, mask.transpose(-2, -1))
+    assert got.shape == (6, 2, head_dim, 16)
+    assert torch.allclose(got.transpose(-2, -1), expected, atol=1e-6)
+    weights = torch.randn_like(expected)
+    wanted = torch.autograd.grad((expected * weights).sum(), (q, k, v, mask))
+    grads = torch.autograd.grad((got.transpose(-2, -1) * weights).sum(), (q, k, v, mask))
+    for a, b in zip(grads, wanted):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("grid", "patch", "chans"), [((16, 16), 2, 1), ((4, 6), 2, 3), ((4, 8), 4, 2), ((3, 3), 1, 2)]
+)
+def test_patch_inflate_taps_are_the_transposed_conv(grid, patch, chans):
+    """The compiled graphs' patch inflation (token taps summed per pixel) computes the
+    transposed convolution: outputs and gradients to the tokens and the kernel."""
+    torch.manual_seed(0)
+    layout = WindowLayout.build(grid, 4 if grid[0] % 4 == 0 and grid[1] % 4 == 0 else 1)
+    inflate = PatchInflate(patch, 8, chans, layout)
+    tokens = torch.randn(2, grid[0] * grid[1], 8, requires_grad=True)
+    expected = inflate(tokens)
+    got = inflate._taps(tokens)
+    assert got.shape == expected.shape == (2, chans, grid[0] * patch, grid[1] * patch)
+    assert torch.allclose(got, expected, atol=1e-5)
+    weights = torch.randn_like(expected)
+    params = (tokens, inflate.proj.weight, inflate.proj.bias)
+    wanted = torch.autograd.grad((expected * weights).sum(), params)
+    grads = torch.autograd.grad((got * weights).sum(), params)
+    for a, b in zip(grads, wanted):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
 
 
 def test_compile_options_pick_the_cpu_small_matrix_kernels_quietly():
@@ -402,10 +454,12 @@ def test_checkpointing_same_numbers(name):
 @pytest.mark.slow  # torch.compile of the step: about 90 s on the shared 2-core machine
 def test_compile_same_numbers():
     torch.manual_seed(0)
-    plain = build_model("swinlstm-b", img_size=8, **B_MINI).eval()
-    compiled = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI).eval()
+    # 8x8 tokens in 2x2 windows: shifted blocks; two teacher-forced steps (the batched input
+    # path, compiled cells) and two fed-back ones (whole compiled steps)
+    plain = build_model("swinlstm-b", img_size=16, **B_MINI).eval()
+    compiled = build_model("swinlstm-b", img_size=16, compile=True, **B_MINI).eval()
     compiled.load_state_dict(plain.state_dict())
-    frames = torch.rand(1, 3, 1, 8, 8)  # two teacher-forced steps: the batched input path
+    frames = torch.rand(2, 3, 1, 16, 16)
     expected = run_forward(plain, frames, 2)
     got = run_forward(compiled, frames, 2)
     assert torch.allclose(expected, got, atol=1e-5)
@@ -506,9 +560,9 @@ def test_compiled_model_copies_and_pickles(tmp_path):
     model = build_model("swinlstm-b", img_size=8, compile=True, **B_MINI)
     model._cells_step()  # the compiled wrapper exists (compilation itself is lazy)
     clone = copy.deepcopy(model)
-    assert "_cells_compiled" not in clone.__dict__
+    assert "_compiled_fns" not in clone.__dict__
     torch.save(model, tmp_path / "m.pt")
-    assert "_cells_compiled" in model.__dict__
+    assert "_compiled_fns" in model.__dict__
 
 
 # ------------------------------------------------------------------------------------------

@@ -357,28 +357,39 @@ class SwinLSTMBase(MemoryPredictor):
         dropout = self.training and (self.drop_rate > 0 or self.attn_drop_rate > 0)
         return use_chunked(frame, dropout=dropout, compiled=self.compile, width=self.embed_dim)
 
+    def _compiled(self, fn):
+        """``fn`` (a method of pure tensor code) under ``torch.compile`` for this instance, made
+        on first use (kept out of pickles/copies)."""
+        cache = self.__dict__.setdefault("_compiled_fns", {})
+        if fn.__name__ not in cache:
+            device = self.patch_embed.proj.weight.device
+            options = compile_options(device)
+            cache[fn.__name__] = torch.compile(fn, dynamic=False, options=options)
+        return cache[fn.__name__]
+
     def _cells_step(self):
         """:meth:`_tokens_step` (the cells of one step: pure tensor code), or with ``compile``
-        its ``torch.compile``, made on first use (kept out of pickles/copies)."""
-        if not self.compile:
-            return self._tokens_step
-        fn = self.__dict__.get("_cells_compiled")
-        if fn is None:
-            device = self.patch_embed.proj.weight.device
-            fn = torch.compile(self._tokens_step, dynamic=False, options=compile_options(device))
-            self.__dict__["_cells_compiled"] = fn
-        return fn
+        its compiled form."""
+        return self._compiled(self._tokens_step) if self.compile else self._tokens_step
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        state.pop("_cells_compiled", None)  # bound to this instance; rebuilt lazily
+        state.pop("_compiled_fns", None)  # bound to this instance; rebuilt lazily
         return state
 
     def _core(self, frame, hidden, masks, context, decode):
-        """Pixels -> tokens -> cells -> (memory join) -> pixels."""
+        """Pixels -> tokens -> cells -> (memory join) -> pixels. With ``compile``, a step that
+        decodes (a fed-back frame's) is compiled as a whole, embedding and decoding with it."""
+        if self.compile and decode:
+            return self._compiled(self._pixels_step)(frame, hidden, masks, context)
         tokens, hidden = self._cells_step()(self._embed(frame), hidden, masks)
         if not decode:
             return None, hidden
+        return self._decode(self.join(tokens, hidden[-1][1], context), frame.dtype), hidden
+
+    def _pixels_step(self, frame, hidden, masks, context):
+        """One whole step as pure tensor code: (next frame, new hidden)."""
+        tokens, hidden = self._tokens_step(self._embed(frame), hidden, masks)
         return self._decode(self.join(tokens, hidden[-1][1], context), frame.dtype), hidden
 
     def _input_steps(self, frames, state: SwinLSTMState, context: Any = None, decode: bool = True):
@@ -398,6 +409,8 @@ class SwinLSTMBase(MemoryPredictor):
         tokens = tokens.view(t, b, *tokens.shape[1:])
         # the first cell's mixing of its input, for all steps in one matmul per mixing block
         pre = None if masks[0].chunked else self.cells()[0].premix(tokens)
+        if pre is not None:  # unbind, not index: one backward (a stack), not one zeroed
+            pre = [None if p is None else p.unbind(0) for p in pre]  # (T, ...) buffer per step
         hidden, tops = state.hidden, []
         for i, x in enumerate(tokens.unbind(0)):
             premixed = None if pre is None else [None if p is None else p[i] for p in pre]
@@ -452,7 +465,7 @@ class SwinLSTMBase(MemoryPredictor):
 
 
 def compile_options(device: torch.device) -> dict[str, Any] | None:
-    """Inductor options for the compiled cells on ``device``.
+    """Inductor options for the compiled steps on ``device``.
 
     On the CPU the batched matmuls of window attention (16 tokens, head widths of 8-32) run
     4-9x faster as Inductor's own C++ small-matrix kernels than as the BLAS library's batched
