@@ -330,7 +330,7 @@ class SwinLSTMBase(MemoryPredictor):
             length = cell.layout.grid[0] * cell.layout.grid[1]
             dim = cell.blocks[0].norm1.normalized_shape[0]
             zeros = torch.zeros(batch_size, length, dim, device=device, dtype=dtype)
-            hidden.append((zeros, zeros))
+            hidden.append((zeros, torch.zeros_like(zeros)))  # apart: one compiled graph
         return SwinLSTMState(hidden)
 
     # ----- one step ------------------------------------------------------------------------
