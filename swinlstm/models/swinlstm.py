@@ -393,11 +393,8 @@ class SwinLSTMBase(MemoryPredictor):
         return self._decode(self.join(tokens, hidden[-1][1], context), frame.dtype), hidden
 
     def _input_steps(self, frames, state: SwinLSTMState, context: Any = None, decode: bool = True):
-        """The teacher-forced steps with the per-frame work batched: the T frames of ``frames``
-        (B, T, C, H, W) are embedded in one call, the first cell's mixing of them (the x-half of
-        ``red(cat(norm1(x), norm1(h)))``, :meth:`SwinLSTMCell.premix`) is one matmul per mixing
-        block on the plain layers, and their outputs are decoded in one call after the loop
-        (none of this is fed back)."""
+        """The teacher-forced steps with the per-frame work batched (:meth:`_teacher_forced`);
+        with ``compile``, all of them compiled as one graph."""
         b, t = frames.shape[:2]
         if t < 2:
             return super()._input_steps(frames, state, context, decode)
@@ -405,22 +402,36 @@ class SwinLSTMBase(MemoryPredictor):
         masks = state.masks.get(
             self.cells(), self._compute_dtype(first), b, self.uses_chunked(first)
         )
+        run = self._compiled(self._teacher_forced) if self.compile else self._teacher_forced
+        outputs, hidden = run(frames, state.hidden, masks, context, decode)
+        state = SwinLSTMState(hidden, state.masks)
+        if not decode:
+            return [], state
+        return list(outputs.view(t, *first.shape)), state
+
+    def _teacher_forced(self, frames, hidden, masks, context, decode):
+        """The T teacher-forced steps over ``frames`` (B, T, C, H, W) as pure tensor code, the
+        per-frame work done once for all of them: the frames are embedded in one call, the
+        first cell's mixing of them (the x-half of ``red(cat(norm1(x), norm1(h)))``,
+        :meth:`SwinLSTMCell.premix`) is one matmul per mixing block on the plain layers, and
+        their outputs are decoded in one call after the loop (none of this is fed back).
+        Returns (the T * B decoded frames (T * B, C, H, W) or None, new hidden)."""
+        b, t = frames.shape[:2]
         tokens = self._embed(frames.transpose(0, 1).reshape(t * b, *frames.shape[2:]))
         tokens = tokens.view(t, b, *tokens.shape[1:])
         # the first cell's mixing of its input, for all steps in one matmul per mixing block
         pre = None if masks[0].chunked else self.cells()[0].premix(tokens)
         if pre is not None:  # unbind, not index: one backward (a stack), not one zeroed
             pre = [None if p is None else p.unbind(0) for p in pre]  # (T, ...) buffer per step
-        hidden, tops = state.hidden, []
+        tops = []
         for i, x in enumerate(tokens.unbind(0)):
             premixed = None if pre is None else [None if p is None else p[i] for p in pre]
-            top, hidden = self._cells_step()(x, hidden, masks, premixed)
+            top, hidden = self._tokens_step(x, hidden, masks, premixed)
             if decode:
                 tops.append(self.join(top, hidden[-1][1], context))
-        state = SwinLSTMState(hidden, state.masks)
         if not decode:
-            return [], state
-        return list(self._decode(torch.cat(tops), frames.dtype).view(t, *first.shape)), state
+            return None, hidden
+        return self._decode(torch.cat(tops), frames.dtype), hidden
 
     def _embed(self, frame: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) frames -> (N, L, embed_dim) first-level tokens (padded as needed)."""
