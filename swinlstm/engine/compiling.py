@@ -7,12 +7,13 @@ run compiles (``torch.compile`` of one step's cells, see
 
 * a SwinLSTM without memory whose first level is at most
   :data:`~swinlstm.models.chunked.CPU_PLAIN_MAX_WIDTH` (64) channels wide (embed 16-64): there the
-  step is dozens of small ops and compiling made a training step 1.07-1.6x faster; at the paper's
+  step is dozens of small ops and compiling made a training step 1.1-1.8x faster; at the paper's
   widths (128) the matmuls run near the CPU's peak and compiling was not measured to pay;
 * on the CPU in fp32, one process, without activation checkpointing;
-* a run of at least :data:`AUTO_MIN_ITERATIONS` iterations: the first steps compile (30-190 s on
-  a 2-core CPU into an empty cache, 2-9 s once the kernels are cached under
-  ``$SWINLSTM_CACHE/inductor``), which a run that short would not win back;
+* a run of at least :data:`AUTO_MIN_ITERATIONS` iterations: the first steps compile (about
+  50-350 s on a 2-core CPU into an empty cache, 12-65 s once the kernels are cached under
+  ``$SWINLSTM_CACHE/inductor``: Dynamo still traces the unrolled teacher-forced steps in each
+  new process), which a run that short would not win back;
 * a C++ compiler on the PATH (PyTorch's CPU kernels are C++ it builds).
 
 Anything else trains eager. The choice is recorded in the run's ``model_config`` (a resumed run
