@@ -295,7 +295,7 @@ MODEL_OPTIONS: dict[str, ModelOption] = {
     "compile": ModelOption(
         ("--compile",),
         {"type": str2auto},
-        "torch.compile each step's cells: True, False or auto (train's default: on for long "
+        "torch.compile the recurrence's steps: True, False or auto (train's default: on for long "
         "runs of small SwinLSTMs on the CPU, see swinlstm.engine.compiling)",
         "swin",
     ),
