@@ -264,18 +264,17 @@ class WindowAttention(nn.Module):
         dropout = self.attn_drop if self.training else 0.0
         if torch.compiler.is_compiling() and not dropout:
             # key-major scores, see _KeyMajorAttention: (B * nW, heads, d, N) out, transposed
-            out = _KeyMajorAttention.apply(q, k, v, mask.transpose(-2, -1))
-            out = out.permute(0, 3, 1, 2).reshape(b, length, c)
+            out = _KeyMajorAttention.apply(q, k, v, mask.transpose(-2, -1)).permute(0, 3, 1, 2)
         elif mask.requires_grad and not dropout:
             # a mask that needs its gradient (the learned bias, in training) sends SDPA to its
             # math fallback, which adds a guard for fully masked rows (isneginf / all / where) per
             # call; the same math without it
             attn = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + mask
-            out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(b, length, c)
+            out = (attn.softmax(-1) @ v).transpose(1, 2)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-            out = out.transpose(1, 2).reshape(b, length, c)
-        return self.proj_drop(self.proj(out))
+            out = out.transpose(1, 2)
+        return self.proj_drop(self.proj(out.reshape(b, length, c)))  # out: (B * nW, N, heads, d)
 
 
 class _KeyMajorAttention(torch.autograd.Function):

@@ -378,14 +378,12 @@ class SwinLSTMBase(MemoryPredictor):
         return state
 
     def _core(self, frame, hidden, masks, context, decode):
-        """Pixels -> tokens -> cells -> (memory join) -> pixels. With ``compile``, a step that
-        decodes (a fed-back frame's) is compiled as a whole, embedding and decoding with it."""
-        if self.compile and decode:
-            return self._compiled(self._pixels_step)(frame, hidden, masks, context)
-        tokens, hidden = self._cells_step()(self._embed(frame), hidden, masks)
-        if not decode:
-            return None, hidden
-        return self._decode(self.join(tokens, hidden[-1][1], context), frame.dtype), hidden
+        """Pixels -> tokens -> cells -> (memory join) -> pixels (:meth:`_pixels_step`; with
+        ``compile``, compiled as a whole), or without ``decode`` the cells alone."""
+        if decode:
+            step = self._compiled(self._pixels_step) if self.compile else self._pixels_step
+            return step(frame, hidden, masks, context)
+        return None, self._cells_step()(self._embed(frame), hidden, masks)[1]
 
     def _pixels_step(self, frame, hidden, masks, context):
         """One whole step as pure tensor code: (next frame, new hidden)."""
