@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 
 from swinlstm.models import build_model, load_official
+from swinlstm.models.chunked import CPU_PLAIN_MAX_WIDTH
 from swinlstm.models.layers import (
     MASK_VALUE,
     PatchEmbed,
@@ -451,14 +453,19 @@ def test_checkpointing_same_numbers(name):
         assert torch.allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.slow  # torch.compile of the step: about 90 s on the shared 2-core machine
-def test_compile_same_numbers():
+@pytest.mark.slow  # torch.compile of the steps: about 90 s a case on the shared 2-core machine
+@pytest.mark.parametrize("unrolled", [True, False])
+def test_compile_same_numbers(unrolled):
     torch.manual_seed(0)
     # 8x8 tokens in 2x2 windows: shifted blocks; two teacher-forced steps (the batched input
-    # path, compiled cells) and two fed-back ones (whole compiled steps)
+    # path: one unrolled graph, or at the paper's widths compiled cells per step) and two
+    # fed-back ones (whole compiled steps)
     plain = build_model("swinlstm-b", img_size=16, **B_MINI).eval()
     compiled = build_model("swinlstm-b", img_size=16, compile=True, **B_MINI).eval()
     compiled.load_state_dict(plain.state_dict())
+    assert compiled.unrolls_input_steps()  # 8 channels wide
+    if not unrolled:  # as a network wider than CPU_PLAIN_MAX_WIDTH runs them
+        compiled.unrolls_input_steps = lambda: False
     frames = torch.rand(2, 3, 1, 16, 16)
     expected = run_forward(plain, frames, 2)
     got = run_forward(compiled, frames, 2)
@@ -470,6 +477,31 @@ def test_compile_same_numbers():
     compiled(frames, 2).square().mean().backward()
     for (name, p), q in zip(plain.named_parameters(), compiled.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
+
+
+def _as_traced(fn, *args):
+    with mock.patch("torch.compiler.is_compiling", return_value=True):
+        return fn(*args)
+
+
+@pytest.mark.parametrize("width", [8, CPU_PLAIN_MAX_WIDTH + 8])
+def test_compile_unrolls_input_steps_of_narrow_networks_only(width):
+    # what a compiled network hands to torch.compile, recorded without compiling: the
+    # fed-back steps whole; the teacher-forced steps as one unrolled graph when the network is
+    # narrow, else each step's cells (the paper's widths: the unrolled graph compiles 2.5x longer)
+    model = build_model("swinlstm-b", img_size=16, compile=True, **dict(B_MINI, embed_dim=width))
+    compiled = []
+
+    def record(fn):  # stands in for torch.compile: runs fn as if traced
+        compiled.append(fn.__name__)
+        return lambda *args: _as_traced(fn, *args)
+
+    model._compiled = record
+    model(torch.rand(1, 3, 1, 16, 16), 2)
+    narrow = width <= CPU_PLAIN_MAX_WIDTH
+    assert model.unrolls_input_steps() == narrow
+    teacher = ["_teacher_forced"] if narrow else ["_tokens_step"]
+    assert compiled == teacher + ["_pixels_step"] * 2
 
 
 def test_dropout_options_honoured_by_d():

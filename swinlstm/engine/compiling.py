@@ -1,8 +1,8 @@
 """When ``swinlstm train`` compiles a SwinLSTM's cells: the ``compile: auto`` policy.
 
 ``compile`` takes ``True``, ``False`` or ``auto`` (the default of ``train``). With ``auto``, a new
-run compiles (``torch.compile`` of one step's cells, see
-:meth:`~swinlstm.models.swinlstm.SwinLSTMBase._cells_step`) where it was measured to pay
+run compiles (``torch.compile`` of the recurrence's steps, see
+:meth:`~swinlstm.models.swinlstm.SwinLSTMBase.unrolls_input_steps`) where it was measured to pay
 (docs/benchmarks.md, "Small models against the authors' code"):
 
 * a SwinLSTM without memory whose first level is at most

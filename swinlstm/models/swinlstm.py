@@ -36,7 +36,7 @@ from swinlstm.errors import ConfigError
 from swinlstm.helpers import as_hw
 
 from . import register_model
-from .chunked import use_chunked
+from .chunked import CPU_PLAIN_MAX_WIDTH, use_chunked
 from .layers import (
     PatchEmbed,
     PatchExpanding,
@@ -367,6 +367,20 @@ class SwinLSTMBase(MemoryPredictor):
             cache[fn.__name__] = torch.compile(fn, dynamic=False, options=options)
         return cache[fn.__name__]
 
+    def unrolls_input_steps(self) -> bool:
+        """With ``compile``: whether the teacher-forced steps compile as one unrolled graph
+        (:meth:`_teacher_forced`) rather than one compiled call of the cells per step.
+
+        Yes for networks at most :data:`~swinlstm.models.chunked.CPU_PLAIN_MAX_WIDTH` (64)
+        channels wide, where the per-call costs of many small steps are worth removing (B small,
+        B wide, D small: inference 7-10 % faster, training 3-5 %); no at the paper's widths, where
+        the unrolled graph (9 steps x 12-16 blocks) compiles for minutes (paper SwinLSTM-B into an
+        empty cache: 142 + 393 s for inference + training, against 52 + 127 s per step; -D 214 +
+        534 s) and its training step was no faster (1.12x against 1.13x the authors'; inference
+        1.25x against 1.17x; docs/benchmarks.md, "Compiling at the paper's sizes").
+        """
+        return self.embed_dim <= CPU_PLAIN_MAX_WIDTH
+
     def _cells_step(self):
         """:meth:`_tokens_step` (the cells of one step: pure tensor code), or with ``compile``
         its compiled form."""
@@ -392,7 +406,8 @@ class SwinLSTMBase(MemoryPredictor):
 
     def _input_steps(self, frames, state: SwinLSTMState, context: Any = None, decode: bool = True):
         """The teacher-forced steps with the per-frame work batched (:meth:`_teacher_forced`);
-        with ``compile``, all of them compiled as one graph."""
+        with ``compile``, all of them compiled as one graph where :meth:`unrolls_input_steps`,
+        else each step's cells compiled (:meth:`_cells_step`)."""
         b, t = frames.shape[:2]
         if t < 2:
             return super()._input_steps(frames, state, context, decode)
@@ -400,7 +415,9 @@ class SwinLSTMBase(MemoryPredictor):
         masks = state.masks.get(
             self.cells(), self._compute_dtype(first), b, self.uses_chunked(first)
         )
-        run = self._compiled(self._teacher_forced) if self.compile else self._teacher_forced
+        run = self._teacher_forced
+        if self.compile and self.unrolls_input_steps():
+            run = self._compiled(self._teacher_forced)
         outputs, hidden = run(frames, state.hidden, masks, context, decode)
         state = SwinLSTMState(hidden, state.masks)
         if not decode:
@@ -422,9 +439,12 @@ class SwinLSTMBase(MemoryPredictor):
         if pre is not None:  # unbind, not index: one backward (a stack), not one zeroed
             pre = [None if p is None else p.unbind(0) for p in pre]  # (T, ...) buffer per step
         tops = []
+        # traced into an unrolled graph, the cells' plain code; run eagerly, the cells' step
+        # (compiled with ``compile``)
+        step = self._tokens_step if torch.compiler.is_compiling() else self._cells_step()
         for i, x in enumerate(tokens.unbind(0)):
             premixed = None if pre is None else [None if p is None else p[i] for p in pre]
-            top, hidden = self._tokens_step(x, hidden, masks, premixed)
+            top, hidden = step(x, hidden, masks, premixed)
             if decode:
                 tops.append(self.join(top, hidden[-1][1], context))
         if not decode:
