@@ -376,8 +376,8 @@ class SwinLSTMBase(MemoryPredictor):
         B wide, D small: inference 7-10 % faster, training 3-5 %); no at the paper's widths, where
         the unrolled graph (9 steps x 12-16 blocks) compiles for minutes (paper SwinLSTM-B into an
         empty cache: 142 + 393 s for inference + training, against 52 + 127 s per step; -D 214 +
-        534 s) and its training step was no faster (1.12x against 1.13x the authors'; inference
-        1.25x against 1.17x; docs/benchmarks.md, "Compiling at the paper's sizes").
+        534 s against 92 + 202 s) and its training step was no faster (B 1.12x against 1.13x the
+        authors', D 1.07x both ways; docs/benchmarks.md, "Compiling at the paper's sizes").
         """
         return self.embed_dim <= CPU_PLAIN_MAX_WIDTH
 
