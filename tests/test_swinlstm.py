@@ -488,7 +488,7 @@ def _as_traced(fn, *args):
 def test_compile_unrolls_input_steps_of_narrow_networks_only(width):
     # what a compiled network hands to torch.compile, recorded without compiling: the
     # fed-back steps whole; the teacher-forced steps as one unrolled graph when the network is
-    # narrow, else each step's cells (the paper's widths: the unrolled graph compiles 2.5x longer)
+    # narrow, else each step's cells (at the paper's widths the unrolled graph compiled 2.1-2.6x longer)
     model = build_model("swinlstm-b", img_size=16, compile=True, **dict(B_MINI, embed_dim=width))
     compiled = []
 
