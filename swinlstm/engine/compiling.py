@@ -1,4 +1,4 @@
-"""When ``swinlstm train`` compiles a SwinLSTM's cells: the ``compile: auto`` policy.
+"""When ``swinlstm train`` compiles a SwinLSTM's steps: the ``compile: auto`` policy.
 
 ``compile`` takes ``True``, ``False`` or ``auto`` (the default of ``train``). With ``auto``, a new
 run compiles (``torch.compile`` of the recurrence's steps, see

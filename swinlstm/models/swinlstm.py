@@ -383,8 +383,10 @@ class SwinLSTMBase(MemoryPredictor):
 
     def _cells_step(self):
         """:meth:`_tokens_step` (the cells of one step: pure tensor code), or with ``compile``
-        its compiled form."""
-        return self._compiled(self._tokens_step) if self.compile else self._tokens_step
+        its compiled form (not inside a graph being compiled: there the plain code is traced)."""
+        if self.compile and not torch.compiler.is_compiling():
+            return self._compiled(self._tokens_step)
+        return self._tokens_step
 
     def __getstate__(self):
         state = dict(super().__getstate__())
@@ -438,10 +440,7 @@ class SwinLSTMBase(MemoryPredictor):
         pre = None if masks[0].chunked else self.cells()[0].premix(tokens)
         if pre is not None:  # unbind, not index: one backward (a stack), not one zeroed
             pre = [None if p is None else p.unbind(0) for p in pre]  # (T, ...) buffer per step
-        tops = []
-        # traced into an unrolled graph, the cells' plain code; run eagerly, the cells' step
-        # (compiled with ``compile``)
-        step = self._tokens_step if torch.compiler.is_compiling() else self._cells_step()
+        tops, step = [], self._cells_step()
         for i, x in enumerate(tokens.unbind(0)):
             premixed = None if pre is None else [None if p is None else p[i] for p in pre]
             top, hidden = step(x, hidden, masks, premixed)
