@@ -453,18 +453,21 @@ def test_checkpointing_same_numbers(name):
         assert torch.allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.slow  # torch.compile of the steps: about 90 s a case on the shared 2-core machine
-@pytest.mark.parametrize("unrolled", [True, False])
-def test_compile_same_numbers(unrolled):
+@pytest.mark.slow  # torch.compile of the steps: about 90-150 s a case on the shared 2-core machine
+@pytest.mark.parametrize("way", ["sequence", "unrolled", "per-step"])
+def test_compile_same_numbers(way):
     torch.manual_seed(0)
-    # 8x8 tokens in 2x2 windows: shifted blocks; two teacher-forced steps (the batched input
-    # path: one unrolled graph, or at the paper's widths compiled cells per step) and two
-    # fed-back ones (whole compiled steps)
+    # 8x8 tokens in 2x2 windows: shifted blocks; two teacher-forced steps and two fed-back ones,
+    # compiled each way a network can take: forward as one graph (narrow, few blocks), the
+    # teacher-forced steps as one graph (narrow) or each step's cells (the paper's widths),
+    # then each fed-back step whole
     plain = build_model("swinlstm-b", img_size=16, **B_MINI).eval()
     compiled = build_model("swinlstm-b", img_size=16, compile=True, **B_MINI).eval()
     compiled.load_state_dict(plain.state_dict())
-    assert compiled.unrolls_input_steps()  # 8 channels wide
-    if not unrolled:  # as a network wider than CPU_PLAIN_MAX_WIDTH runs them
+    assert compiled.compiles_sequence()  # 8 channels wide, 3 blocks
+    if way != "sequence":  # as a deeper narrow network runs them
+        compiled.compiles_sequence = lambda: False
+    if way == "per-step":  # as a network wider than CPU_PLAIN_MAX_WIDTH runs them
         compiled.unrolls_input_steps = lambda: False
     frames = torch.rand(2, 3, 1, 16, 16)
     expected = run_forward(plain, frames, 2)
@@ -484,12 +487,30 @@ def _as_traced(fn, *args):
         return fn(*args)
 
 
-@pytest.mark.parametrize("width", [8, CPU_PLAIN_MAX_WIDTH + 8])
-def test_compile_unrolls_input_steps_of_narrow_networks_only(width):
-    # what a compiled network hands to torch.compile, recorded without compiling: the
-    # fed-back steps whole; the teacher-forced steps as one unrolled graph when the network is
-    # narrow, else each step's cells (at the paper's widths the unrolled graph compiled 2.1-2.6x longer)
-    model = build_model("swinlstm-b", img_size=16, compile=True, **dict(B_MINI, embed_dim=width))
+STEP_GRAPHS = ["_pixels_step", "_pixels_step"]  # each fed-back step whole, 2 of them
+
+
+@pytest.mark.parametrize(
+    "name, config, forward_graphs, stream_graphs",
+    [
+        # narrow, 3 blocks: forward as one graph; streaming, the teacher-forced steps as one
+        ("swinlstm-b", B_MINI, ["_sequence"], ["_teacher_forced", *STEP_GRAPHS]),
+        # narrow, 6 blocks (all cells): the teacher-forced steps as one graph either way
+        ("swinlstm-d", D_MINI, ["_teacher_forced", *STEP_GRAPHS], ["_teacher_forced", *STEP_GRAPHS]),
+        # wider than CPU_PLAIN_MAX_WIDTH: each teacher-forced step's cells (at the paper's widths
+        # the unrolled teacher-forced graph compiled 2.1-2.6x longer)
+        (
+            "swinlstm-b",
+            dict(B_MINI, embed_dim=CPU_PLAIN_MAX_WIDTH + 8),
+            ["_tokens_step", *STEP_GRAPHS],
+            ["_tokens_step", *STEP_GRAPHS],
+        ),
+    ],
+    ids=["b-narrow", "d-narrow", "b-wide"],
+)
+def test_compiled_pieces_by_size(name, config, forward_graphs, stream_graphs):
+    # what a compiled network hands to torch.compile, recorded without compiling
+    model = build_model(name, img_size=16, compile=True, **config).eval()
     compiled = []
 
     def record(fn):  # stands in for torch.compile: runs fn as if traced
@@ -497,11 +518,16 @@ def test_compile_unrolls_input_steps_of_narrow_networks_only(width):
         return lambda *args: _as_traced(fn, *args)
 
     model._compiled = record
-    model(torch.rand(1, 3, 1, 16, 16), 2)
-    narrow = width <= CPU_PLAIN_MAX_WIDTH
-    assert model.unrolls_input_steps() == narrow
-    teacher = ["_teacher_forced"] if narrow else ["_tokens_step"]
-    assert compiled == teacher + ["_pixels_step"] * 2
+    frames = torch.rand(1, 3, 1, 16, 16)
+    expected = model(frames, 2)
+    assert compiled == forward_graphs
+    compiled.clear()
+    streamed = torch.stack(list(model.forecast(frames, 2)), dim=1)
+    assert compiled == stream_graphs
+    # the same recurrence every way (the traced code runs eagerly here)
+    assert torch.allclose(expected[:, -2:], streamed, atol=1e-6)
+    model.compile = False
+    assert torch.allclose(model(frames, 2), expected, atol=1e-6)
 
 
 def test_dropout_options_honoured_by_d():
