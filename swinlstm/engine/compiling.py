@@ -10,10 +10,10 @@ run compiles (``torch.compile`` of the recurrence's steps, see
   step is dozens of small ops and compiling made a training step 1.1-1.8x faster; at the paper's
   widths (128) the matmuls run near the CPU's peak and compiling was not measured to pay;
 * on the CPU in fp32, one process, without activation checkpointing;
-* a run of at least :data:`AUTO_MIN_ITERATIONS` iterations: the first steps compile (about
-  50-350 s on a 2-core CPU into an empty cache, 12-65 s once the kernels are cached under
-  ``$SWINLSTM_CACHE/inductor``: Dynamo still traces the unrolled teacher-forced steps in each
-  new process), which a run that short would not win back;
+* a run of at least :data:`AUTO_MIN_ITERATIONS` iterations: the first steps compile (on a
+  2-core CPU into an empty cache about 1.5-8 minutes, once per machine and version; 12-65 s
+  once the kernels are cached under ``$SWINLSTM_CACHE/inductor``: Dynamo still traces the
+  unrolled steps in each new process), which a run that short would not win back;
 * a C++ compiler on the PATH (PyTorch's CPU kernels are C++ it builds).
 
 Anything else trains eager. The choice is recorded in the run's ``model_config`` (a resumed run
@@ -32,7 +32,8 @@ from swinlstm.errors import ConfigError
 from swinlstm.models.chunked import CPU_PLAIN_MAX_WIDTH
 
 # the shortest run that compiles under ``auto``: at 0.1-2 s a step and a 10-40 % faster step,
-# 2,000 iterations win back even an empty cache's warm-up of up to 3 minutes
+# 2,000 iterations win back a cached warm-up many times over, and an empty cache's (up to about
+# 8 minutes, paid once per machine) only over longer runs (the zoo's: 21,000)
 AUTO_MIN_ITERATIONS = 2000
 
 

@@ -12,7 +12,10 @@ Subclasses implement only what differs between models:
 * optionally ``_input_steps(frames, state, context, decode)``: the teacher-forced steps at once
   (by default ``_step`` over each frame);
 * optionally ``encode_context(frames, long_frames, phase)`` -> a per-clip context (the
-  LMC-Memory read-out) that every step sees. Models without memory return ``None``.
+  LMC-Memory read-out) that every step sees. Models without memory return ``None``;
+* optionally ``_whole_forward(frames, out_len, long_frames, phase)``: ``forward``'s result
+  computed at once (SwinLSTM's compiled graph of the whole recurrence), or None (the default)
+  for the shared recurrence.
 
 :meth:`RecurrentPredictor.forecast` runs the same recurrence (:func:`recurrence`) and yields the
 forecast frames one at a time, as they come (streaming).
@@ -120,8 +123,22 @@ class RecurrentPredictor(nn.Module):
         of the clip, or (B, out_len, C, H, W) when ``forecast_only``.
         """
         self._check_call(frames, out_len)
+        whole = self._whole_forward(frames, out_len, long_frames, phase)
+        if whole is not None:
+            return whole
         outputs = recurrence(self, frames, out_len, long_frames, phase, with_inputs=True)
         return torch.stack(list(outputs), dim=1)
+
+    def _whole_forward(
+        self,
+        frames: torch.Tensor,
+        out_len: int,
+        long_frames: torch.Tensor | None = None,
+        phase: int = 2,
+    ) -> torch.Tensor | None:
+        """``forward``'s output computed at once, equal to the recurrence's; None (here) to run
+        the recurrence step by step."""
+        return None
 
     def forecast(
         self,

@@ -54,7 +54,8 @@ class _TeacherForced:
     """``model`` seen by the shared recurrence with its input mixed at forecast steps k >= 1.
 
     Everything but ``_step`` (and the call count of ``_input_steps``) is the model's own, so the recurrence is the one of
-    :class:`RecurrentPredictor` (a proxy, the model itself is not changed).
+    :class:`RecurrentPredictor` (a proxy, the model itself is not changed); the model's
+    ``_whole_forward`` would skip the mixed steps, so the proxy has none.
     """
 
     def __init__(self, model, t_in, teacher_frames, prob, generator) -> None:
@@ -63,6 +64,9 @@ class _TeacherForced:
 
     def __getattr__(self, name: str):
         return getattr(self._model, name)
+
+    def _whole_forward(self, *args, **kwargs) -> None:
+        return None  # step by step: the recurrence must reach _step
 
     def _input_steps(self, frames, state, context=None, decode=True):
         self._calls += frames.shape[1]  # the input frames are never mixed

@@ -396,9 +396,15 @@ class SwinLSTMBase(MemoryPredictor):
         graph for the whole sequence"): B small (2 blocks) trains 3-5 % and infers 9-10 % faster
         for 170 s of compiling into an empty cache; D small (8 blocks) trained no faster and
         took 14.5 minutes to compile.
+
+        Not in training with dropout or stochastic depth: drawn inside that one graph, the
+        stochastic-depth masks gave gradients up to 0.4 % off the eager model's (outputs equal;
+        without draws, equal to 1e-6), so those steps keep the pieces.
         """
         blocks = sum(len(cell.blocks) for cell in self.cells())
-        return self.unrolls_input_steps() and blocks <= SEQUENCE_MAX_BLOCKS
+        rates = (self.drop_path_rate, self.drop_rate, self.attn_drop_rate)
+        draws = self.training and any(rate > 0 for rate in rates)
+        return self.unrolls_input_steps() and blocks <= SEQUENCE_MAX_BLOCKS and not draws
 
     def _cells_step(self):
         """:meth:`_tokens_step` (the cells of one step: pure tensor code), or with ``compile``
@@ -412,19 +418,12 @@ class SwinLSTMBase(MemoryPredictor):
         state.pop("_compiled_fns", None)  # bound to this instance; rebuilt lazily
         return state
 
-    def forward(
-        self,
-        frames: torch.Tensor,
-        out_len: int,
-        long_frames: torch.Tensor | None = None,
-        phase: int = 2,
-    ) -> torch.Tensor:
-        """:meth:`RecurrentPredictor.forward`; with ``compile`` on a network that
-        :meth:`compiles_sequence` (and at least 2 input frames), the whole recurrence runs as
-        one compiled graph (:meth:`_sequence`), which computes the same numbers."""
-        self._check_call(frames, out_len)
+    def _whole_forward(self, frames, out_len, long_frames=None, phase=2):
+        """With ``compile`` on a network that :meth:`compiles_sequence` (and at least 2 input
+        frames): ``forward``'s whole recurrence as one compiled graph (:meth:`_sequence`), the
+        same numbers; else None (the shared recurrence runs)."""
         if not (self.compile and self.compiles_sequence() and frames.shape[1] >= 2):
-            return super().forward(frames, out_len, long_frames, phase)
+            return None
         context = self.encode_context(frames, long_frames, phase)
         b, first = frames.shape[0], frames[:, 0]
         state = self.init_state(b, device=frames.device, dtype=frames.dtype)
