@@ -512,8 +512,15 @@ STEP_GRAPHS = ["_pixels_step", "_pixels_step"]  # each fed-back step whole, 2 of
             ["_tokens_step", *STEP_GRAPHS],
             ["_tokens_step", *STEP_GRAPHS],
         ),
+        # with LMC memory: the read-out joins every step inside the one graph
+        (
+            "swinlstm-b",
+            dict(B_MINI, memory_size=4),
+            ["_sequence"],
+            ["_teacher_forced", *STEP_GRAPHS],
+        ),
     ],
-    ids=["b-narrow", "d-narrow", "b-wide"],
+    ids=["b-narrow", "d-narrow", "b-wide", "b-memory"],
 )
 def test_compiled_pieces_by_size(name, config, forward_graphs, stream_graphs):
     # what a compiled network hands to torch.compile, recorded without compiling

@@ -393,9 +393,9 @@ class SwinLSTMBase(MemoryPredictor):
         Yes where the teacher-forced steps unroll (:meth:`unrolls_input_steps`) and the cells
         hold at most :data:`SEQUENCE_MAX_BLOCKS` blocks in all. Measured against the unrolled
         teacher-forced graph plus one compiled call per fed-back step (docs/benchmarks.md, "One
-        graph for the whole sequence"): B small (2 blocks) trains 3-5 % and infers 9-10 % faster
-        for 170 s of compiling into an empty cache; D small (8 blocks) trained no faster and
-        took 14.5 minutes to compile.
+        graph for the whole sequence"): B small (2 blocks) infers 9-10 % faster and, without
+        random draws, trains 3 % faster, for 170 s of compiling into an empty cache; D small
+        (8 blocks) trained no faster and took 14.5 minutes to compile.
 
         Not in training with dropout or stochastic depth: drawn inside that one graph, the
         stochastic-depth masks gave gradients up to 0.4 % off the eager model's (outputs equal;
