@@ -397,9 +397,10 @@ class SwinLSTMBase(MemoryPredictor):
         random draws, trains 3 % faster, for 170 s of compiling into an empty cache; D small
         (8 blocks) trained no faster and took 14.5 minutes to compile.
 
-        Not in training with dropout or stochastic depth: drawn inside that one graph, the
-        stochastic-depth masks gave gradients up to 0.4 % off the eager model's (outputs equal;
-        without draws, equal to 1e-6), so those steps keep the pieces.
+        Not in training with dropout or stochastic depth: there the one graph's gradients were
+        up to 0.4 % off the eager model's (outputs equal; without draws, equal to 1e-6), through
+        Inductor's in-place buffer reuse (``inplace_buffers`` off, they agree, but the step was
+        no faster than the pieces'), so those steps keep the pieces.
         """
         blocks = sum(len(cell.blocks) for cell in self.cells())
         rates = (self.drop_path_rate, self.drop_rate, self.attn_drop_rate)
