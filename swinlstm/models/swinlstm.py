@@ -339,9 +339,14 @@ class SwinLSTMBase(MemoryPredictor):
         return SwinLSTMState(hidden)
 
     # ----- one step ------------------------------------------------------------------------
+    def _masks(self, state: SwinLSTMState, frame: torch.Tensor) -> list[CellMasks]:
+        """Every cell's attention masks for a step on ``frame`` (B, C, H, W), from the state's
+        cache: its compute dtype, batch size and kernel (:meth:`uses_chunked`)."""
+        dtype, chunked = self._compute_dtype(frame), self.uses_chunked(frame)
+        return state.masks.get(self.cells(), dtype, frame.shape[0], chunked)
+
     def _step(self, frame, state: SwinLSTMState, context: Any = None, decode: bool = True):
-        dtype = self._compute_dtype(frame)
-        masks = state.masks.get(self.cells(), dtype, frame.shape[0], self.uses_chunked(frame))
+        masks = self._masks(state, frame)
         y, hidden = self._core(frame, state.hidden, masks, context, decode)
         return y, SwinLSTMState(hidden, state.masks)
 
@@ -419,17 +424,15 @@ class SwinLSTMBase(MemoryPredictor):
         state.pop("_compiled_fns", None)  # bound to this instance; rebuilt lazily
         return state
 
-    def _whole_forward(self, frames, out_len, long_frames=None, phase=2):
+    def _whole_forward(self, frames, out_len, long_frames, phase):
         """With ``compile`` on a network that :meth:`compiles_sequence` (and at least 2 input
         frames): ``forward``'s whole recurrence as one compiled graph (:meth:`_sequence`), the
         same numbers; else None (the shared recurrence runs)."""
         if not (self.compile and self.compiles_sequence() and frames.shape[1] >= 2):
             return None
         context = self.encode_context(frames, long_frames, phase)
-        b, first = frames.shape[0], frames[:, 0]
-        state = self.init_state(b, device=frames.device, dtype=frames.dtype)
-        chunked = self.uses_chunked(first)
-        masks = state.masks.get(self.cells(), self._compute_dtype(first), b, chunked)
+        state = self.init_state(frames.shape[0], device=frames.device, dtype=frames.dtype)
+        masks = self._masks(state, frames[:, 0])
         return self._compiled(self._sequence)(frames, out_len, state.hidden, masks, context)
 
     def _sequence(self, frames, out_len: int, hidden, masks, context) -> torch.Tensor:
@@ -463,13 +466,10 @@ class SwinLSTMBase(MemoryPredictor):
         """The teacher-forced steps with the per-frame work batched (:meth:`_teacher_forced`);
         with ``compile``, all of them compiled as one graph where :meth:`unrolls_input_steps`,
         else each step's cells compiled (:meth:`_cells_step`)."""
-        b, t = frames.shape[:2]
+        t = frames.shape[1]
         if t < 2:
             return super()._input_steps(frames, state, context, decode)
-        first = frames[:, 0]
-        masks = state.masks.get(
-            self.cells(), self._compute_dtype(first), b, self.uses_chunked(first)
-        )
+        masks = self._masks(state, frames[:, 0])
         run = self._teacher_forced
         if self.compile and self.unrolls_input_steps():
             run = self._compiled(self._teacher_forced)
@@ -477,7 +477,7 @@ class SwinLSTMBase(MemoryPredictor):
         state = SwinLSTMState(hidden, state.masks)
         if not decode:
             return [], state
-        return list(outputs.view(t, *first.shape)), state
+        return list(outputs.view(t, frames.shape[0], *frames.shape[2:])), state
 
     def _teacher_forced(self, frames, hidden, masks, context, decode):
         """The T teacher-forced steps over ``frames`` (B, T, C, H, W) as pure tensor code, the
