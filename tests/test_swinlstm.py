@@ -19,14 +19,24 @@ from swinlstm.models.chunked import CPU_PLAIN_MAX_WIDTH
 from swinlstm.models.layers import (
     MASK_VALUE,
     PatchEmbed,
+    PatchExpanding,
     PatchInflate,
+    PatchMerging,
     WindowAttention,
     WindowLayout,
     _KeyMajorAttention,
+    inverse_permutation,
+    reorder,
 )
 from swinlstm.models.official import official_to_ours
 from swinlstm.models.recurrent import RecurrentPredictor
-from swinlstm.models.swinlstm import SwinLSTMB, SwinLSTMD, compile_options, padded_grid
+from swinlstm.models.swinlstm import (
+    SwinLSTMB,
+    SwinLSTMCell,
+    SwinLSTMD,
+    compile_options,
+    padded_grid,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -194,6 +204,47 @@ def test_shift_index_is_roll_and_partition():
     mask = layout.shift_mask()
     assert mask.shape == (6, 16, 16) and set(mask.unique().tolist()) == {0.0, MASK_VALUE}
     assert (mask[0] == 0).all()  # the first window holds one region only
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_reorder_is_index_select_with_its_gradient(compiled):
+    """reorder (whose gradient is the gather by the inverse permutation) gives index_select's
+    values and index_select's gradient (an index_add) bit for bit, along every dim."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 7)
+    for dim in range(3):
+        index = torch.randperm(x.shape[dim])
+        inverse = inverse_permutation(index)
+        assert torch.equal(index[inverse], torch.arange(x.shape[dim]))
+        fn = torch.compile(reorder, fullgraph=True) if compiled else reorder
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        got, expected = fn(a, dim, index, inverse), b.index_select(dim, index)
+        assert torch.equal(got, expected)
+        weights = torch.randn_like(got)
+        (got * weights).sum().backward()
+        (expected * weights).sum().backward()
+        assert torch.equal(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("grid", [(8, 8), (16, 8), (8, 16)])
+def test_layers_reorder_by_permutations_with_their_inverses(grid):
+    """Every index a layer reorders tokens or pixels by is a permutation, and the inverse it
+    keeps for the gradient undoes it (a wrong inverse would give wrong gradients silently)."""
+    fine, coarse = WindowLayout.build(grid, 4), WindowLayout.build((grid[0] // 2, grid[1] // 2), 4)
+    cell = SwinLSTMCell(8, fine, 2, 2, 4.0, 0.0, 0.0, [0.0, 0.0])
+    inflate, embed = PatchInflate(2, 8, 1, fine), PatchEmbed(2, 3, 8, fine)
+    merge, expand = PatchMerging(8, fine, coarse), PatchExpanding(16, coarse, fine)
+    pairs = [
+        (cell.shift_index, cell.unshift_index),
+        (inflate.position, inflate.order),
+        (merge.index, merge.inverse),
+        (expand.index, expand.inverse),
+        (embed.pixels, embed.pixels_inverse),
+    ]
+    for index, inverse in pairs:
+        n = index.numel()
+        assert torch.equal(index.sort().values, torch.arange(n))
+        assert torch.equal(index[inverse], torch.arange(n))
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,37 @@ class WindowLayout:
         return (rel[0] + wh - 1) * (2 * ww - 1) + (rel[1] + ww - 1)
 
 
+def inverse_permutation(index: torch.Tensor) -> torch.Tensor:
+    """(n,) permutation -> (n,) the permutation that undoes it."""
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(index.numel(), device=index.device)
+    return inverse
+
+
+class _Reorder(torch.autograd.Function):
+    """``x.index_select(dim, index)`` for a permutation ``index``; its gradient is the gather by
+    the inverse permutation. (index_select's own gradient is an index_add, which compiled CPU
+    code performs as atomic adds one element at a time: forward + backward of a (4, 256, 64)
+    reorder compiled took 247 us that way against 90 us as two gathers.)"""
+
+    @staticmethod
+    def forward(ctx, x, dim: int, index: torch.Tensor, inverse: torch.Tensor):
+        ctx.dim = dim
+        ctx.save_for_backward(inverse)
+        return x.index_select(dim, index)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inverse,) = ctx.saved_tensors
+        return grad.index_select(ctx.dim, inverse), None, None, None
+
+
+def reorder(x: torch.Tensor, dim: int, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """x (..., n, ...) with its entries along ``dim`` taken in the order of the permutation
+    ``index``; ``inverse`` is :func:`inverse_permutation` of it (precomputed by the caller)."""
+    return _Reorder.apply(x, dim, index, inverse)
+
+
 # ----------------------------------------------------------------------------------------------
 # Small layers
 # ----------------------------------------------------------------------------------------------
@@ -393,10 +424,10 @@ class SwinBlock(nn.Module):
         else:
             y = self.norm1(x)
         if self.shifted:
-            y = y.index_select(1, shift_index)
+            y = reorder(y, 1, shift_index, unshift_index)
         y = self.attn(y, mask)
         if self.shifted:
-            y = y.index_select(1, unshift_index)
+            y = reorder(y, 1, unshift_index, shift_index)
         x = x + self.drop_path(y)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -477,11 +508,14 @@ class PatchEmbed(nn.Module):
         chans = torch.arange(in_chans).view(in_chans, 1, 1) * (gh * p * gw * p)
         pixels = layout.partition(pixel.reshape(gh, gw, 1, p * p) + chans.view(1, 1, -1, 1))
         self.register_buffer("pixels", pixels.reshape(-1), persistent=False)
+        self.register_buffer("pixels_inverse", inverse_permutation(self.pixels), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, b = self.proj.weight, x.shape[0]
         with torch.autocast(x.device.type, enabled=False):  # few FLOPs; sets the precision
-            patches = x.to(weight.dtype).reshape(b, -1).index_select(1, self.pixels)
+            patches = reorder(
+                x.to(weight.dtype).reshape(b, -1), 1, self.pixels, self.pixels_inverse
+            )
             x = F.linear(patches.view(b, -1, weight[0].numel()), weight.flatten(1), self.proj.bias)
         return self.norm(x)
 
@@ -506,12 +540,13 @@ class PatchInflate(nn.Module):
         )
         self.grid = layout.grid
         self.register_buffer("position", layout.position().view(-1), persistent=False)
+        self.register_buffer("order", layout.order(), persistent=False)  # its inverse
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
             return self._taps(x)
         b, _, c = x.shape
-        x = x.index_select(1, self.position).transpose(1, 2).reshape(b, c, *self.grid)
+        x = reorder(x, 1, self.position, self.order).transpose(1, 2).reshape(b, c, *self.grid)
         return _full_precision(self.proj, x)
 
     def _taps(self, x: torch.Tensor) -> torch.Tensor:
@@ -530,7 +565,7 @@ class PatchInflate(nn.Module):
         weight = self.proj.weight  # (C, C_out, k, k), k = 2p - 1
         c_out, k = weight.shape[1], weight.shape[2]
         with torch.autocast(x.device.type, enabled=False):
-            x = x.to(weight.dtype).index_select(1, self.position).view(b, h, w, c)
+            x = reorder(x.to(weight.dtype), 1, self.position, self.order).view(b, h, w, c)
             t = (x @ weight.reshape(c, -1)).view(b, h, w, c_out, k, k)
         rows = t[..., p - 1 :, :]  # kernel row a + p - 1 of token row i, for output row a
         if p > 1:  # + kernel row a - 1 of token row i + 1, for a >= 1
@@ -557,10 +592,11 @@ class PatchMerging(nn.Module):
         quads = [pos[dh::2, dw::2] for dh, dw in ((0, 0), (1, 0), (0, 1), (1, 1))]
         index = coarse.partition(torch.stack(quads, dim=-1))  # (L/4, 4)
         self.register_buffer("index", index.reshape(-1), persistent=False)
+        self.register_buffer("inverse", inverse_permutation(self.index), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, length, c = x.shape
-        x = x.index_select(1, self.index).view(b, length // 4, 4 * c)
+        x = reorder(x, 1, self.index, self.inverse).view(b, length // 4, 4 * c)
         return self.reduction(self.norm(x))
 
 
@@ -580,8 +616,9 @@ class PatchExpanding(nn.Module):
         cols = torch.arange(w).view(1, w)
         child = 4 * coarse.position()[rows // 2, cols // 2] + 2 * (rows % 2) + cols % 2
         self.register_buffer("index", fine.partition(child), persistent=False)
+        self.register_buffer("inverse", inverse_permutation(self.index), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, length, c = x.shape
-        x = self.expand(x).view(b, 4 * length, c // 2).index_select(1, self.index)
+        x = reorder(self.expand(x).view(b, 4 * length, c // 2), 1, self.index, self.inverse)
         return self.norm(x)

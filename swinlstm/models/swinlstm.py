@@ -44,6 +44,7 @@ from .layers import (
     PatchMerging,
     SwinBlock,
     WindowLayout,
+    inverse_permutation,
     lstm_gates,
 )
 from .memory import MemoryPredictor, check_memory_size, feature_stride_for
@@ -89,8 +90,7 @@ class SwinLSTMCell(nn.Module):
         )
         if layout.shifted:
             shift_index = layout.shift_index()
-            unshift_index = torch.empty_like(shift_index)
-            unshift_index[shift_index] = torch.arange(shift_index.numel())
+            unshift_index = inverse_permutation(shift_index)
             self.register_buffer("shift_index", shift_index, persistent=False)
             self.register_buffer("unshift_index", unshift_index, persistent=False)
             self.register_buffer("shift_mask", layout.shift_mask(), persistent=False)
