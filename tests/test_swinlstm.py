@@ -25,6 +25,7 @@ from swinlstm.models.layers import (
     WindowAttention,
     WindowLayout,
     _KeyMajorAttention,
+    _Reorder,
     inverse_permutation,
     reorder,
 )
@@ -206,17 +207,22 @@ def test_shift_index_is_roll_and_partition():
     assert (mask[0] == 0).all()  # the first window holds one region only
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_reorder_is_index_select_with_its_gradient(compiled):
-    """reorder (whose gradient is the gather by the inverse permutation) gives index_select's
-    values and index_select's gradient (an index_add) bit for bit, along every dim."""
+@pytest.mark.parametrize("way", ["eager", "function", "compiled"])
+def test_reorder_is_index_select_with_its_gradient(way):
+    """reorder (in compiled graphs an autograd.Function whose gradient is the gather by the
+    inverse permutation) gives index_select's values and index_select's gradient (an
+    index_add) bit for bit, along every dim."""
     torch.manual_seed(0)
     x = torch.randn(3, 5, 7)
+    fn = {
+        "eager": reorder,
+        "function": _Reorder.apply,  # what compiled graphs trace, run eagerly
+        "compiled": torch.compile(reorder, fullgraph=True),
+    }[way]
     for dim in range(3):
         index = torch.randperm(x.shape[dim])
         inverse = inverse_permutation(index)
         assert torch.equal(index[inverse], torch.arange(x.shape[dim]))
-        fn = torch.compile(reorder, fullgraph=True) if compiled else reorder
         a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
         got, expected = fn(a, dim, index, inverse), b.index_select(dim, index)
         assert torch.equal(got, expected)

@@ -149,8 +149,14 @@ class _Reorder(torch.autograd.Function):
 
 def reorder(x: torch.Tensor, dim: int, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     """x (..., n, ...) with its entries along ``dim`` taken in the order of the permutation
-    ``index``; ``inverse`` is :func:`inverse_permutation` of it (precomputed by the caller)."""
-    return _Reorder.apply(x, dim, index, inverse)
+    ``index``; ``inverse`` is :func:`inverse_permutation` of it (precomputed by the caller).
+
+    In compiled graphs through :class:`_Reorder` (compiled training steps 7-11 % faster at the
+    small models' sizes); eager code keeps ``index_select``, whose eager ``index_add`` is a
+    plain loop (eager training was 1-2 % slower through the ``autograd.Function``)."""
+    if torch.compiler.is_compiling():
+        return _Reorder.apply(x, dim, index, inverse)
+    return x.index_select(dim, index)
 
 
 # ----------------------------------------------------------------------------------------------
