@@ -6,7 +6,8 @@ window in raster order. Window attention is then a plain reshape, with no partit
 copy; a shifted block needs one gather to the shifted windows and one back (a precomputed
 permutation that also does the cyclic shift). Per-token layers (LayerNorm, Linear, MLP) do not
 care about the order. Patch embedding, merging, expanding and inflation gather straight between
-the window orders of two grids with precomputed indices.
+the window orders of two grids with precomputed indices; in compiled graphs each such
+permutation takes its gradient as the gather by its inverse (:func:`reorder`).
 
 :class:`WindowLayout` holds these facts for one grid; the index tensors and the shift mask are
 non-persistent buffers of the module that owns the grid (built once per resolution, moved with
@@ -87,9 +88,7 @@ class WindowLayout:
 
     def position(self) -> torch.Tensor:
         """(H, W) window-order position of each grid cell (inverse of :meth:`order`)."""
-        pos = torch.empty(self.grid[0] * self.grid[1], dtype=torch.long)
-        pos[self.order()] = torch.arange(pos.numel())
-        return pos.view(self.grid)
+        return inverse_permutation(self.order()).view(self.grid)
 
     def shift_index(self) -> torch.Tensor:
         """(L,) gather index: window-order tokens -> tokens of the cyclically shifted windows."""
