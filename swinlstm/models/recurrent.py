@@ -129,7 +129,9 @@ class RecurrentPredictor(nn.Module):
         outputs = recurrence(self, frames, out_len, long_frames, phase, with_inputs=True)
         return torch.stack(list(outputs), dim=1)
 
-    def _whole_forward(self, frames, out_len, long_frames, phase) -> torch.Tensor | None:
+    def _whole_forward(
+        self, frames: torch.Tensor, out_len: int, long_frames: torch.Tensor | None, phase: int
+    ) -> torch.Tensor | None:
         """``forward``'s output (its arguments, checked) computed at once, equal to the
         recurrence's; None (here) to run the recurrence step by step."""
         return None
