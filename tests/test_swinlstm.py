@@ -541,6 +541,32 @@ def test_compile_same_numbers(way):
         assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
 
 
+@pytest.mark.slow  # compiles a training step (forward and backward graphs) about 20-40 s cold
+def test_compiled_training_graphs_load_from_the_cache():
+    # A new process must load the training graphs from AOTAutograd's cache, not trace and
+    # partition them again (at B small that was 20 s of each run's warm-up): nothing in the
+    # graphs may make the cache pass them by (an autocast region did; our autograd.Functions
+    # do unless allowed). A second compile after Dynamo's reset stands for the new process.
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    config = dict(B_MINI, drop_path_rate=0.0)
+    plain = build_model("swinlstm-b", img_size=16, **config).train()
+    frames = torch.rand(2, 3, 1, 16, 16)
+    plain(frames, 2).square().mean().backward()
+    for attempt in ("compiles", "loads"):
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = build_model("swinlstm-b", img_size=16, compile=True, **config).train()
+        compiled.load_state_dict(plain.state_dict())
+        compiled(frames, 2).square().mean().backward()
+        aot = dict(counters["aot_autograd"])
+        assert aot.get("autograd_cache_bypass", 0) == 0, (attempt, aot)
+        for (name, p), q in zip(plain.named_parameters(), compiled.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), (attempt, name)
+    assert aot.get("autograd_cache_hit", 0) >= 1, aot
+
+
 def _as_traced(fn, *args):
     with mock.patch("torch.compiler.is_compiling", return_value=True):
         return fn(*args)

@@ -16,6 +16,7 @@ the module to its device), so nothing is recomputed per block or per time step.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -481,9 +482,21 @@ class SwinBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Resolution changes
 # ----------------------------------------------------------------------------------------------
+def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """A context that turns autocast off for ``x``'s device, where it is on.
+
+    Where autocast is off already this enters nothing: an autocast region in a compiled graph
+    (even a disabling one) makes AOTAutograd bypass its cache, so each new process would trace
+    and partition the training graphs again (about 20 s of a cached warm-up at B small).
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def _full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run a pixel-side layer (few FLOPs, sets the output's precision) outside autocast."""
-    with torch.autocast(x.device.type, enabled=False):
+    with _autocast_off(x):
         return layer(x.to(layer.weight.dtype))
 
 
@@ -517,7 +530,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, b = self.proj.weight, x.shape[0]
-        with torch.autocast(x.device.type, enabled=False):  # few FLOPs; sets the precision
+        with _autocast_off(x):  # few FLOPs; sets the precision
             patches = reorder(
                 x.to(weight.dtype).reshape(b, -1), 1, self.pixels, self.pixels_inverse
             )
@@ -569,7 +582,7 @@ class PatchInflate(nn.Module):
         (h, w), p = self.grid, self.proj.stride[0]
         weight = self.proj.weight  # (C, C_out, k, k), k = 2p - 1
         c_out, k = weight.shape[1], weight.shape[2]
-        with torch.autocast(x.device.type, enabled=False):
+        with _autocast_off(x):
             x = reorder(x.to(weight.dtype), 1, self.position, self.order).view(b, h, w, c)
             t = (x @ weight.reshape(c, -1)).view(b, h, w, c_out, k, k)
         rows = t[..., p - 1 :, :]  # kernel row a + p - 1 of token row i, for output row a

@@ -22,6 +22,7 @@ recurrent state is one ``(h, c)`` pair of such tensors per cell.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -374,7 +375,7 @@ class SwinLSTMBase(MemoryPredictor):
         if fn.__name__ not in cache:
             device = self.patch_embed.proj.weight.device
             options = compile_options(device)
-            cache[fn.__name__] = torch.compile(fn, dynamic=False, options=options)
+            cache[fn.__name__] = _cacheable(torch.compile(fn, dynamic=False, options=options))
         return cache[fn.__name__]
 
     def unrolls_input_steps(self) -> bool:
@@ -543,6 +544,28 @@ class SwinLSTMBase(MemoryPredictor):
                 continue  # the mixing Linear of a block that never mixes
             out[key] = value
         return out
+
+
+def _cacheable(compiled):
+    """``compiled`` (a ``torch.compile``'d function) with its training graphs kept in
+    AOTAutograd's cache, so a new process loads them instead of tracing and partitioning them.
+
+    The graphs hold this package's own ``autograd.Function`` s (:func:`~.layers.reorder`, the
+    key-major attention), which AOTAutograd leaves out of its cache unless told: Dynamo traces
+    their forward and backward into the graph, so the cache key covers them. With every kernel
+    cached, a new process's first inference + training step took 16 + 24 s without, 7 + 6 s
+    with at B small batch 8, 35 + 101 s against 14 + 22 s at D small batch 4
+    (docs/benchmarks.md, "Cached warm-ups"). The option is set around each call (16 us), as
+    a compile can happen at any call (a guard that fails).
+    """
+    import torch._functorch.config as functorch_config
+
+    @functools.wraps(compiled)
+    def call(*args, **kwargs):
+        with functorch_config.patch(autograd_cache_allow_custom_autograd_functions=True):
+            return compiled(*args, **kwargs)
+
+    return call
 
 
 def compile_options(device: torch.device) -> dict[str, Any] | None:
