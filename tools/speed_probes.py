@@ -1,6 +1,7 @@
 """Probes behind docs/benchmarks.md, "Where the last two rows' time goes, and data parallelism
-over the cores" (issue 19): each subcommand times one thing about a compiled training step of a
-``swinlstm bench models`` row and prints one line. Not part of the package or the tests.
+over the cores" and "Cached warm-ups" (issue 19): each subcommand times one thing about a
+compiled training step of a ``swinlstm bench models`` row and prints one line. Not part of the
+package or the tests.
 
     python tools/speed_probes.py split swinlstm-d-small 4         # forward pieces vs the step
     python tools/speed_probes.py step swinlstm-b-wide 2 --threads 1
@@ -9,6 +10,7 @@ over the cores" (issue 19): each subcommand times one thing about a compiled tra
     PYTHONPATH=/tmp/refshim python tools/speed_probes.py authors swinlstm-d-small 4 \\
         --authors /tmp/refcode [--mallopt]
     python tools/speed_probes.py layernorm
+    python tools/speed_probes.py warmup swinlstm-b-small 8     # a new process's first steps
 
 The training step is the benchmark's (``swinlstm.bench.models._steps``: forward over 10 -> 10,
 MSE over every output, backward, Adam); ``compile=True``; medians.
@@ -206,11 +208,23 @@ def layernorm(args) -> None:
               f"{line[1]:.1f} us")  # fmt: skip
 
 
+def warmup(args) -> None:
+    """A new process's first inference and first training step (the compile warm-up, from the
+    cache where it holds the graphs), and how AOTAutograd's cache served the graphs."""
+    from torch._dynamo.utils import counters
+
+    _, steps, _, _ = _network(args.row, args.batch)
+    first = {kind: _timed(steps[kind]) for kind in ("infer", "train")}
+    aot = {k: v for k, v in counters["aot_autograd"].items() if k.startswith("autograd_cache")}
+    print(f"{args.row} batch {args.batch}: first inference {first['infer']:.1f} s, first "
+          f"training step {first['train']:.1f} s; AOTAutograd cache {aot}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="probe", required=True)
     for name, fn in [("split", split), ("step", step), ("ddp", ddp), ("options", options),
-                     ("authors", authors), ("layernorm", layernorm)]:  # fmt: skip
+                     ("authors", authors), ("layernorm", layernorm), ("warmup", warmup)]:  # fmt: skip
         p = sub.add_parser(name, help=fn.__doc__.split("\n")[0])
         p.set_defaults(run=fn)
         if name != "layernorm":

@@ -11,9 +11,10 @@ run compiles (``torch.compile`` of the recurrence's steps, see
   widths (128) the matmuls run near the CPU's peak and compiling was not measured to pay;
 * on the CPU in fp32, one process, without activation checkpointing;
 * a run of at least :data:`AUTO_MIN_ITERATIONS` iterations: the first steps compile (on a
-  2-core CPU into an empty cache about 1.5-8 minutes, once per machine and version; 12-65 s
-  once the kernels are cached under ``$SWINLSTM_CACHE/inductor``: Dynamo still traces the
-  unrolled steps in each new process), which a run that short would not win back;
+  2-core CPU into an empty cache about 1.5-8 minutes, once per machine and version; 6-22 s
+  for the first training step and the first validation once the graphs are cached under
+  ``$SWINLSTM_CACHE/inductor``: Dynamo still traces the steps in each new process), which a
+  run that short would not win back;
 * a C++ compiler on the PATH (PyTorch's CPU kernels are C++ it builds).
 
 Anything else trains eager. The choice is recorded in the run's ``model_config`` (a resumed run

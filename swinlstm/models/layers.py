@@ -487,7 +487,9 @@ def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
 
     Where autocast is off already this enters nothing: an autocast region in a compiled graph
     (even a disabling one) makes AOTAutograd bypass its cache, so each new process would trace
-    and partition the training graphs again (about 20 s of a cached warm-up at B small).
+    and partition the graphs again. (The other reason it did, our ``autograd.Function`` s, is
+    lifted where the model compiles; both gone, a cached warm-up is about 15 s shorter at B
+    small, 54 s at D small: docs/benchmarks.md, "Cached warm-ups".)
     """
     if torch.is_autocast_enabled(x.device.type):
         return torch.autocast(x.device.type, enabled=False)

@@ -553,8 +553,8 @@ def _cacheable(compiled):
     The graphs hold this package's own ``autograd.Function`` s (:func:`~.layers.reorder`, the
     key-major attention), which AOTAutograd leaves out of its cache unless told: Dynamo traces
     their forward and backward into the graph, so the cache key covers them. With every kernel
-    cached, a new process's first inference + training step took 16 + 24 s without, 7 + 6 s
-    with at B small batch 8, 35 + 101 s against 14 + 22 s at D small batch 4
+    cached, a new process's first inference + training step took 9 + 14 s without, 4.5 + 3.4 s
+    with at B small batch 8, 17.5 + 58 s against 8.8 + 13 s at D small batch 4
     (docs/benchmarks.md, "Cached warm-ups"). The option is set around each call (16 us), as
     a compile can happen at any call (a guard that fails).
     """
