@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -546,9 +546,10 @@ class SwinLSTMBase(MemoryPredictor):
         return out
 
 
-def _cacheable(compiled):
-    """``compiled`` (a ``torch.compile``'d function) with its training graphs kept in
-    AOTAutograd's cache, so a new process loads them instead of tracing and partitioning them.
+def _cacheable(compiled: Callable[..., Any]) -> Callable[..., Any]:
+    """``compiled`` (a ``torch.compile``'d function) with its graphs, inference and training,
+    kept in AOTAutograd's cache, so that a new process loads them instead of tracing and
+    partitioning them again.
 
     The graphs hold this package's own ``autograd.Function`` s (:func:`~.layers.reorder`, the
     key-major attention), which AOTAutograd leaves out of its cache unless told: Dynamo traces
