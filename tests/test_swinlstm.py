@@ -541,10 +541,10 @@ def test_compile_same_numbers(way):
         assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
 
 
-@pytest.mark.slow  # compiles a training step (forward and backward graphs) about 20-40 s cold
+@pytest.mark.slow  # compiles a training step (forward and backward graphs): about 15 s cold
 def test_compiled_training_graphs_load_from_the_cache():
     # A new process must load the training graphs from AOTAutograd's cache, not trace and
-    # partition them again (at B small that was 20 s of each run's warm-up): nothing in the
+    # partition them again (at B small that was about 15 s of each run's warm-up): nothing in the
     # graphs may make the cache pass them by (an autocast region did; our autograd.Functions
     # do unless allowed). A second compile after Dynamo's reset stands for the new process.
     from torch._dynamo.utils import counters

@@ -10,7 +10,8 @@ package or the tests.
     PYTHONPATH=/tmp/refshim python tools/speed_probes.py authors swinlstm-d-small 4 \\
         --authors /tmp/refcode [--mallopt]
     python tools/speed_probes.py layernorm
-    python tools/speed_probes.py warmup swinlstm-b-small 8     # a new process's first steps
+    python tools/speed_probes.py warmup swinlstm-b-small 8 [--cprofile]  # a new process's first steps
+    python tools/speed_probes.py wrapper                        # the compiled steps' wrapper
 
 The training step is the benchmark's (``swinlstm.bench.models._steps``: forward over 10 -> 10,
 MSE over every output, backward, Adam); ``compile=True``; medians.
@@ -19,9 +20,11 @@ MSE over every output, backward, Adam); ``compile=True``; medians.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import ctypes
 import json
 import os
+import pstats
 import resource
 import statistics
 import time
@@ -211,31 +214,60 @@ def layernorm(args) -> None:
 def warmup(args) -> None:
     """A new process's first inference and first training step (the compile warm-up, from the
     cache where it holds the graphs), and how AOTAutograd's cache served the graphs."""
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import compile_times, counters
 
     _, steps, _, _ = _network(args.row, args.batch)
-    first = {kind: _timed(steps[kind]) for kind in ("infer", "train")}
+    profile = cProfile.Profile() if args.cprofile else None
+    first = {}
+    for kind in ("infer", "train"):
+        if profile is not None:
+            profile.enable()
+        first[kind] = _timed(steps[kind])
+        if profile is not None:
+            profile.disable()
     aot = {k: v for k, v in counters["aot_autograd"].items() if k.startswith("autograd_cache")}
     print(f"{args.row} batch {args.batch}: first inference {first['infer']:.1f} s, first "
           f"training step {first['train']:.1f} s; AOTAutograd cache {aot}")  # fmt: skip
+    if profile is not None:  # where the compile work goes (the profiler slows the tracing)
+        print(compile_times(repr="str", aggregate=True))
+        stats = pstats.Stats(profile).stats
+        functions = sum(v[3] for k, v in stats.items() if k[2] == "wrapped_call_function")
+        print(f"tracing autograd.Function calls (both steps): {functions:.1f} s")
+
+
+def wrapper(args) -> None:
+    """What the compiled steps' wrapper (``swinlstm._cacheable``) adds to a call: entering and
+    leaving the AOTAutograd option it sets."""
+    import torch._functorch.config as functorch_config
+
+    def enter():
+        with functorch_config.patch(autograd_cache_allow_custom_autograd_functions=True):
+            pass
+
+    for _ in range(1000):
+        enter()
+    per_call = statistics.median(_timed(enter) for _ in range(args.rounds))
+    print(f"AOTAutograd option around a call: {per_call * 1e6:.1f} us")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="probe", required=True)
     for name, fn in [("split", split), ("step", step), ("ddp", ddp), ("options", options),
-                     ("authors", authors), ("layernorm", layernorm), ("warmup", warmup)]:  # fmt: skip
+                     ("authors", authors), ("layernorm", layernorm), ("warmup", warmup),
+                     ("wrapper", wrapper)]:  # fmt: skip
         p = sub.add_parser(name, help=fn.__doc__.split("\n")[0])
         p.set_defaults(run=fn)
-        if name != "layernorm":
+        if name not in ("layernorm", "wrapper"):
             p.add_argument("row", choices=sorted(bench.MODELS))
             p.add_argument("batch", type=int)
-        p.add_argument("--rounds", type=int, default={"options": 15}.get(name, 9))
+        p.add_argument("--rounds", type=int, default={"options": 15, "wrapper": 20000}.get(name, 9))
     sub.choices["step"].add_argument("--threads", type=int, default=2)
     sub.choices["ddp"].add_argument("--port", type=int, default=29533)
     sub.choices["options"].add_argument("inductor", help="Inductor options as JSON")
     sub.choices["authors"].add_argument("--authors", required=True, help="the authors' files")
     sub.choices["authors"].add_argument("--mallopt", action="store_true")
+    sub.choices["warmup"].add_argument("--cprofile", action="store_true")
     args = parser.parse_args()
     if args.probe != "ddp":
         torch.set_num_threads(getattr(args, "threads", 2))

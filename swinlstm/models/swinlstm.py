@@ -556,7 +556,7 @@ def _cacheable(compiled: Callable[..., Any]) -> Callable[..., Any]:
     their forward and backward into the graph, so the cache key covers them. With every kernel
     cached, a new process's first inference + training step took 9 + 14 s without, 4.5 + 3.4 s
     with at B small batch 8, 17.5 + 58 s against 8.8 + 13 s at D small batch 4
-    (docs/benchmarks.md, "Cached warm-ups"). The option is set around each call (16 us), as
+    (docs/benchmarks.md, "Cached warm-ups"). The option is set around each call (10-11 us), as
     a compile can happen at any call (a guard that fails).
     """
     import torch._functorch.config as functorch_config
